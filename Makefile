@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+STAMP  := $(VENV)/.installed
+# torch is pinned through constraints.txt (the CPU wheel on disk); an unpinned torch pulls a CUDA build.
+INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test lint typecheck clean bench gate
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(INSTALL) -e '.[all]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@rm -rf artifacts/demo
+	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name dogs_v1 --output-dir artifacts/demo
+	$(BIN)/conv2d pack list --output-dir artifacts/demo --verbose
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The export-parity gate: build the example bundle and run its ONNX checks, as a merge gate would.
+gate: $(STAMP)
+	@rm -rf artifacts/gate
+	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name gate --output-dir artifacts/gate --json > artifacts/gate.json
+	$(BIN)/python -m pytest checks --artifacts artifacts/gate --bundle "$$($(BIN)/python -c 'import json;print(json.load(open("artifacts/gate.json"))["exp_hash"])')" --target onnx -q
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 -q
+	$(MAKE) --no-print-directory gate
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf artifacts .hypothesis

@@ -1,0 +1,24 @@
+"""Root conftest: register the bundle plugin for a source checkout.
+
+The ``pytest11`` entry point normally loads it; registering it a second time would make pytest raise
+"Plugin already registered under a different name", so this only registers it when it is not loaded
+(no installed entry point, or ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _plugin_loaded(pluginmanager: pytest.PytestPluginManager) -> bool:
+    import sys
+
+    module = sys.modules.get("conv2d_bundle.pytest_plugin")
+    return module is not None and pluginmanager.is_registered(module)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    if not _plugin_loaded(pluginmanager):
+        import conv2d_bundle.pytest_plugin as plugin
+
+        pluginmanager.register(plugin, "conv2d_bundle")

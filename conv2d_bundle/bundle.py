@@ -1,0 +1,172 @@
+"""The read side of a bundle, and finding bundles in an artifacts directory by hash prefix.
+
+Nothing here imports torch or loads a model: listing thousands of bundles reads only metadata.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle.digest import is_exp_hash
+from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
+from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+
+METADATA_SCHEMA_VERSION = 1
+MIN_PREFIX = 4
+DEFAULT_ARTIFACTS = "artifacts"
+
+
+def default_artifacts_dir() -> Path:
+    """``$CONV2D_ARTIFACTS``, else ``artifacts`` in the working directory."""
+    return Path(os.environ.get("CONV2D_ARTIFACTS") or DEFAULT_ARTIFACTS)
+
+
+def read_json(path: Path, *, what: str | None = None) -> Any:
+    label = what or path.name
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleIntegrityError(f"{label} is missing") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleIntegrityError(f"{label} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise BundleIntegrityError(f"{label}: cannot read ({exc.strerror})") from exc
+
+
+class Bundle:
+    """A read-only view of one bundle directory. Files are read lazily, once."""
+
+    def __init__(self, bundle_dir: str | Path) -> None:
+        self.bundle_dir = Path(bundle_dir).absolute()
+        self.already_existed = False  # set by ArtifactBundler.create_bundle when it found this bundle
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.bundle_dir)!r})"
+
+    def path(self, relpath: str) -> Path:
+        return self.bundle_dir / relpath
+
+    @cached_property
+    def metadata(self) -> Mapping[str, Any]:
+        data = read_json(self.path("metadata.json"), what="metadata.json")
+        if not isinstance(data, dict):
+            raise BundleIntegrityError("metadata.json: expected a JSON object")
+        return data
+
+    @property
+    def exp_hash(self) -> str:
+        return str(self.metadata.get("exp_hash", self.bundle_dir.name))
+
+    @property
+    def exp_name(self) -> str:
+        return str(self.metadata.get("exp_name", ""))
+
+    @property
+    def created_at(self) -> str:
+        return str(self.metadata.get("created_at", ""))
+
+    @cached_property
+    def metrics(self) -> Mapping[str, Any]:
+        data = read_json(self.path("metrics.json"), what="metrics.json")
+        return data if isinstance(data, dict) else {}
+
+    @cached_property
+    def label_map(self) -> Mapping[str, str]:
+        data = read_json(self.path("label_map.json"), what="label_map.json")
+        if not isinstance(data, dict):
+            raise BundleIntegrityError("label_map.json: expected a JSON object")
+        return data
+
+    @cached_property
+    def config(self) -> Any:
+        from conv2d_bundle.config import load_config
+
+        return load_config(self.path("config.yaml"))
+
+    @cached_property
+    def manifest(self) -> BundleManifest:
+        try:
+            return BundleManifest.load(self.bundle_dir)
+        except FileNotFoundError as exc:
+            raise BundleIntegrityError(f"{MANIFEST_NAME} is missing") from exc
+
+    def format_info(self, name: str) -> Mapping[str, Any]:
+        formats = self.metadata.get("formats", {})
+        info = formats.get(name) if isinstance(formats, dict) else None
+        return info if isinstance(info, dict) else {}
+
+    def get_available_formats(self) -> list[str]:
+        """Formats built into this bundle (``status: built``) whose file is present."""
+        formats = self.metadata.get("formats", {})
+        return sorted(
+            name
+            for name, info in formats.items()
+            if isinstance(info, dict)
+            and info.get("status") == "built"
+            and self.path(str(info.get("file"))).exists()
+        )
+
+
+def is_bundle_dir(path: Path) -> bool:
+    """A directory named by a 12-hex hash whose metadata.json says that same hash (no links followed)."""
+    if not is_exp_hash(path.name) or path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        meta = json.loads((path / "metadata.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("exp_hash") == path.name
+
+
+def list_bundles(artifacts_dir: Path) -> list[Bundle]:
+    """Every valid bundle in ``artifacts_dir``, newest first (by created_at)."""
+    if not artifacts_dir.is_dir():
+        return []
+    found = []
+    with os.scandir(artifacts_dir) as it:
+        for entry in it:
+            if not is_exp_hash(entry.name) or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                continue
+            b = Bundle(entry.path)
+            try:
+                if b.metadata.get("exp_hash") == entry.name:
+                    found.append(b)
+            except BundleIntegrityError:
+                continue
+    return sorted(found, key=lambda b: (b.created_at, b.exp_hash), reverse=True)
+
+
+def get_bundle(artifacts_dir: Path, ref: str) -> Bundle:
+    """A bundle by unique hash prefix (>= 4 hex digits), by full hash, or by directory path."""
+    candidate = Path(ref)
+    if (os.sep in ref or ref.startswith(".")) and candidate.is_dir():
+        if not (candidate / "metadata.json").exists():
+            raise BundleNotFoundError(f"{ref} is not a bundle (no metadata.json)")
+        return Bundle(candidate)
+    ref = ref.strip().lower()
+    if len(ref) < MIN_PREFIX or not all(c in "0123456789abcdef" for c in ref):
+        raise BundleNotFoundError(
+            f"{ref!r}: give a hash prefix of at least {MIN_PREFIX} hex digits, or a path"
+        )
+    if not artifacts_dir.is_dir():
+        raise BundleNotFoundError(f"no bundle {ref}: artifacts directory {artifacts_dir} does not exist")
+    matches = sorted(
+        e.name
+        for e in os.scandir(artifacts_dir)
+        if is_exp_hash(e.name) and e.name.startswith(ref) and e.is_dir(follow_symlinks=False)
+    )
+    if not matches:
+        raise BundleNotFoundError(f"no bundle matches {ref!r} in {artifacts_dir}")
+    if len(matches) > 1:
+        raise AmbiguousBundleError(f"{ref!r} is ambiguous in {artifacts_dir}: {', '.join(matches)}")
+    bundle_dir = artifacts_dir / matches[0]
+    if not is_bundle_dir(bundle_dir):
+        raise BundleNotFoundError(
+            f"{bundle_dir} is not a valid bundle (metadata.json missing or names another hash)"
+        )
+    return Bundle(bundle_dir)

@@ -1,0 +1,371 @@
+"""Create bundles: export every format, write the golden reference and provenance, seal, rename into place.
+
+A bundle is built in a hidden temporary sibling directory (``.tmp-<hash>-*``) and renamed to
+``<EXP_HASH>`` only when complete and sealed, so a crash or a failed export leaves nothing that looks
+like a bundle. torch is imported here (creating needs the model); reading and verifying do not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conv2d_bundle import atomic, bundle_docs, provenance
+from conv2d_bundle.bundle import (
+    METADATA_SCHEMA_VERSION,
+    Bundle,
+    default_artifacts_dir,
+    get_bundle,
+    list_bundles,
+)
+from conv2d_bundle.config import ExperimentConfig, load_config, parse_config, parse_formats
+from conv2d_bundle.digest import experiment_hash, sha256_file
+from conv2d_bundle.errors import BundleError, ConfigError, ExportError, MissingExtraError
+from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.reference import INPUTS_FILE, OUTPUTS_FILE, make_reference, save_npy, save_npz
+
+log = logging.getLogger(__name__)
+STAGING_PREFIX = ".tmp-"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildContext:
+    """What every format exporter needs, and where it records what it did."""
+
+    model: Any
+    config: ExperimentConfig
+    exp_hash: str
+    staging: Path
+    reference: Any
+    explicit_formats: bool
+    formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def onnx_metadata(self) -> dict[str, str]:
+        return {
+            "exp_hash": self.exp_hash,
+            "labels": json.dumps(list(self.config.labels)),
+            "version": provenance.system_version(),
+            "producer": "conv2d-bundle",
+        }
+
+
+def available_formats() -> list[str]:
+    """Formats this installation can build: onnx always, coreml with coremltools, hailo (kit) always."""
+    import importlib.util
+
+    names = ["onnx"]
+    if importlib.util.find_spec("coremltools") is not None:
+        names.append("coreml")
+    if importlib.util.find_spec("conv2d_bundle.export.hailo") is not None:
+        names.append("hailo")
+    return names
+
+
+def _size_entry(path: Path) -> dict[str, Any]:
+    size = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
+    return {"size_bytes": size, "file_size_mb": round(size / 2**20, 3)}
+
+
+def build_onnx(ctx: BuildContext) -> None:
+    from conv2d_bundle.export.onnx import check_onnx_parity, export_onnx
+
+    spec = ctx.config.model
+    out = ctx.staging / "models" / "model.onnx"
+    info = export_onnx(
+        ctx.model,
+        spec.input_shape,
+        out,
+        input_name=spec.input_name,
+        output_names=spec.output_names,
+        opset=ctx.config.onnx_opset,
+        metadata=ctx.onnx_metadata(),
+    )
+    tolerances = {o.name: (o.atol, o.rtol, o.is_integer) for o in spec.outputs}
+    parity = check_onnx_parity(
+        out, ctx.reference.inputs, ctx.reference.outputs, tolerances, input_name=spec.input_name
+    )
+    ctx.formats["onnx"] = {
+        "status": "built",
+        "file": "models/model.onnx",
+        "opset_version": info.opset,
+        "ir_version": info.ir_version,
+        "exporter": info.exporter,
+        **_size_entry(out),
+        "parity": {s["output"]: {k: s[k] for k in ("max_abs_error", "mismatches", "passed")} for s in parity},
+    }
+
+
+def build_coreml(ctx: BuildContext) -> None:
+    from conv2d_bundle.export.coreml import export_coreml
+
+    spec, opts = ctx.config.model, ctx.config.coreml_options
+    result = export_coreml(
+        ctx.model,
+        spec.input_shape,
+        ctx.staging / "models" / "coreml.mlpackage",
+        input_name=spec.input_name,
+        output_names=spec.output_names,
+        batch_range=tuple(opts["batch_range"]),
+        minimum_deployment_target=opts["minimum_deployment_target"],
+        metadata={**ctx.onnx_metadata(), "system_version": provenance.system_version()},
+        version=provenance.system_version(),
+        short_description=f"{spec.name}: behavioural codes and class confidence",
+        input_descriptions={
+            spec.input_name: f"float32 window [N, {', '.join(map(str, spec.input_shape[1:]))}]"
+        },
+        output_descriptions={o.name: f"{o.kind} ({o.dtype} in the source model)" for o in spec.outputs},
+    )
+    rel = result.path.relative_to(ctx.staging).as_posix()
+    ctx.formats["coreml"] = {
+        "status": "built",
+        "file": rel,
+        "model_format": result.model_format,
+        "minimum_deployment_target": result.minimum_deployment_target,
+        "minimum_ios_version": result.minimum_deployment_target.removeprefix("iOS") + ".0",
+        "specification_version": result.specification_version,
+        "codes_dtype": result.codes_dtype,
+        "coremltools_version": result.coremltools_version,
+        **_size_entry(result.path),
+    }
+
+
+def build_hailo(ctx: BuildContext) -> None:
+    from conv2d_bundle.export.hailo import build_hailo_kit
+
+    ctx.formats["hailo"] = build_hailo_kit(ctx)
+
+
+FORMAT_BUILDERS: dict[str, Callable[[BuildContext], None]] = {
+    "onnx": build_onnx,
+    "coreml": build_coreml,
+    "hailo": build_hailo,
+}
+
+
+class ArtifactBundler:
+    """Creates, finds and lists bundles under ``output_base`` (default ``$CONV2D_ARTIFACTS`` or ``artifacts``)."""
+
+    def __init__(self, output_base: str | Path | None = None) -> None:
+        self.output_base = Path(output_base) if output_base is not None else default_artifacts_dir()
+
+    def get_bundle(self, ref: str) -> Bundle:
+        return get_bundle(self.output_base, ref)
+
+    def list_bundles(self) -> list[Bundle]:
+        return list_bundles(self.output_base)
+
+    def create_bundle(
+        self,
+        config: ExperimentConfig | Mapping[str, Any] | str | Path,
+        model_path: str | Path | None = None,
+        *,
+        model: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        exp_name: str | None = None,
+        formats: Sequence[str] | str | None = None,
+        force: bool = False,
+        allow_pickle: bool = False,
+        progress: Progress | None = None,
+    ) -> Bundle:
+        """Build (or find) the bundle of this config + weights. ``bundle.already_existed`` says which."""
+        say = progress or (lambda msg: log.info("%s", msg))
+        cfg = _resolve_config(config, metrics)
+        name = _exp_name(exp_name, cfg)
+        torch_model, weights_sha = _load_weights(cfg, model_path, model, allow_pickle)
+        exp_hash = experiment_hash(cfg.data, weights_sha)
+        final = self.output_base / exp_hash
+        if final.exists() and not force:
+            found = Bundle(final)
+            found.already_existed = True
+            return found
+        explicit = formats is not None or cfg.formats is not None
+        wanted = parse_formats(formats) if formats is not None else list(cfg.formats or available_formats())
+        if "onnx" not in wanted:
+            wanted.insert(0, "onnx")  # the golden reference and every check start from the ONNX export
+        _prepare_output_dir(self.output_base)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{exp_hash}-", dir=self.output_base))
+        try:
+            os.chmod(staging, 0o755)
+            say("writing the golden reference")
+            ref_opts = cfg.reference_options
+            reference = make_reference(
+                torch_model, cfg.model, num_samples=ref_opts["num_samples"], seed=ref_opts["seed"]
+            )
+            atomic.write_bytes(staging / INPUTS_FILE, save_npy(reference.inputs))
+            atomic.write_bytes(staging / OUTPUTS_FILE, save_npz(reference.outputs))
+            ctx = BuildContext(torch_model, cfg, exp_hash, staging, reference, explicit)
+            for fmt in wanted:
+                say(f"exporting {fmt}")
+                try:
+                    FORMAT_BUILDERS[fmt](ctx)
+                except MissingExtraError as exc:
+                    ctx.formats[fmt] = {"status": "skipped", "reason": str(exc)}
+                    log.warning("%s: skipped: %s", fmt, exc)
+            metadata = self._write_files(ctx, name, torch_model, weights_sha, reference)
+            BundleManifest.build(staging).write(staging)
+            say("running the bundle's checks before sealing")
+            self._seal_time_validation(staging, metadata, exp_hash, wanted)
+            _move_into_place(staging, final, force)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Bundle(final)
+
+    def _write_files(
+        self, ctx: BuildContext, name: str, model: Any, weights_sha: str, reference: Any
+    ) -> dict:
+        cfg, staging = ctx.config, ctx.staging
+        labels = {str(i): label for i, label in enumerate(cfg.labels)}
+        atomic.write_text(staging / "config.yaml", yaml.safe_dump(dict(cfg.data), sort_keys=True))
+        atomic.write_json(staging / "label_map.json", labels)
+        atomic.write_json(staging / "metrics.json", dict(cfg.metrics))
+        atomic.write_text(staging / "VERSION", provenance.system_version() + "\n")
+        commit = provenance.commit_sha()
+        atomic.write_text(staging / "COMMIT_SHA", commit + "\n")
+        model_meta = {
+            "name": cfg.model.name,
+            "architecture": cfg.model.display_name,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "input_name": cfg.model.input_name,
+            "input_shape": list(cfg.model.input_shape),
+            "outputs": [dict(o) for o in cfg.data["model"]["outputs"]],
+            "output_classes": len(cfg.labels),
+            "weights_sha256": weights_sha,
+            "reference": {
+                "num_samples": int(reference.inputs.shape[0]),
+                "screened": reference.screened,
+                "min_rounding_margin": 1e-4 if reference.screened else None,
+            },
+        }
+        if "accuracy" in cfg.metrics:
+            model_meta["accuracy"] = cfg.metrics["accuracy"]
+        metadata = {
+            "schema_version": METADATA_SCHEMA_VERSION,
+            "exp_hash": ctx.exp_hash,
+            "exp_name": name,
+            "created_at": provenance.utc_now(),
+            "created_by": provenance.created_by(),
+            "system_version": provenance.system_version(),
+            "commit_sha": commit,
+            "model": model_meta,
+            "labels": labels,
+            "formats": ctx.formats,
+            "validation": {},
+        }
+        (staging / "docs").mkdir(exist_ok=True)
+        atomic.write_text(staging / "docs" / "README.md", bundle_docs.readme(metadata))
+        atomic.write_text(staging / "docs" / "deployment_guide.md", bundle_docs.deployment_guide(metadata))
+        atomic.write_text(staging / "docs" / "api_reference.md", bundle_docs.api_reference(metadata))
+        atomic.write_json(staging / "metadata.json", metadata)
+        return metadata
+
+    def _seal_time_validation(self, staging: Path, metadata: dict, exp_hash: str, formats: list[str]) -> None:
+        """Run the general checks and those of each built format; record the summary; re-seal."""
+        from conv2d_bundle.validation import TARGET_OF_FORMAT, run_checks
+
+        targets = [
+            TARGET_OF_FORMAT[f] for f in formats if metadata["formats"].get(f, {}).get("status") == "built"
+        ]
+        summary = run_checks(staging, targets or ["general"], expect_hash=exp_hash, profile="seal")
+        failed = {t: r for t, r in summary.items() if not r["passed"]}
+        if failed:
+            errors = [e for r in failed.values() for e in r["errors"]]
+            raise ExportError(
+                f"the new bundle fails its own checks ({len(errors)}): " + "; ".join(errors[:5])
+            )
+        metadata["validation"] = {
+            t: {"passed": r["passed"], "errors": len(r["errors"]), "warnings": len(r["warnings"])}
+            for t, r in sorted(summary.items())
+        }
+        atomic.write_json(staging / "metadata.json", metadata)
+        BundleManifest.build(staging).write(staging)
+
+
+def _resolve_config(config: Any, metrics: Mapping[str, float] | None) -> ExperimentConfig:
+    if isinstance(config, str | Path):
+        cfg = load_config(config)
+    elif isinstance(config, ExperimentConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = parse_config(config)
+    else:
+        raise ConfigError(
+            f"config: expected a path, a mapping or an ExperimentConfig, got {type(config).__name__}"
+        )
+    if metrics:
+        data = dict(cfg.data)
+        data["metrics"] = {**data.get("metrics", {}), **metrics}
+        cfg = replace(parse_config(data), formats=cfg.formats)
+    return cfg
+
+
+def _exp_name(exp_name: str | None, cfg: ExperimentConfig) -> str:
+    name = exp_name if exp_name is not None else str(cfg.data.get("name") or cfg.model.name)
+    bad = (
+        not name
+        or len(name) > 128
+        or name in (".", "..")
+        or any(c in name for c in "/\\\0")
+        or not name.isprintable()
+    )
+    if bad:
+        raise ConfigError(f"--name {name!r}: use 1-128 printable characters without '/', '\\' or '..'")
+    return name
+
+
+def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pickle: bool) -> tuple[Any, str]:
+    from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+
+    if (model_path is None) == (model is None):
+        raise ConfigError("give exactly one of model_path (a checkpoint) or model (an nn.Module)")
+    if model_path is not None:
+        path = Path(model_path)
+        loaded = load_model(cfg.model, path, allow_pickle=allow_pickle)
+        return loaded, sha256_file(path)
+    fresh = build_model(cfg.model)
+    apply_state_dict(fresh, model.state_dict(), source=type(model).__name__)
+    return fresh.eval(), state_dict_sha256(fresh.state_dict())
+
+
+def _prepare_output_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output directory {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output directory {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output directory {path} is not writable")
+
+
+def _move_into_place(staging: Path, final: Path, force: bool) -> None:
+    """Rename the finished bundle to its hash; with force, the old one is moved aside first, then removed."""
+    old = None
+    if final.exists():
+        if not force:
+            shutil.rmtree(staging, ignore_errors=True)
+            return  # another process finished the same bundle first: same content by construction
+        old = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}old-{final.name}-", dir=final.parent))
+        os.rename(final, old / final.name)
+    try:
+        os.rename(staging, final)
+    except OSError as exc:
+        if old is not None:
+            os.rename(old / final.name, final)
+        raise BundleError(f"cannot move the new bundle into place at {final}: {exc.strerror}") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

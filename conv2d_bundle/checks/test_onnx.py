@@ -1,0 +1,287 @@
+"""ONNX checks: the export loads, has the configured signature, and reproduces the golden outputs.
+
+numpy + onnx + onnxruntime only, so a bundle can be verified on the edge device itself.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.parity import compare
+
+pytestmark = pytest.mark.target("onnx")
+
+BATCH_SIZES = (1, 7, 64)
+MIN_OPSET = 11
+MAX_IR_VERSION = 9
+ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 6: "int32", 7: "int64"}
+
+
+def _dims(value_info: Any) -> list[Any]:
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in value_info.type.tensor_type.shape.dim
+    ]
+
+
+def _opset(model: Any) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def test_onnx_loads(onnx_model: Any) -> None:
+    if not onnx_model.graph.node:
+        pytest.fail("models/model.onnx has an empty graph")
+
+
+def test_onnx_checker(onnx_model: Any) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx_model, full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError: both mean an invalid model
+        pytest.fail(f"models/model.onnx fails onnx.checker: {str(exc).splitlines()[0]}")
+
+
+def test_input_signature(onnx_model: Any, model_spec: Any) -> None:
+    inputs = [
+        i for i in onnx_model.graph.input if i.name not in {t.name for t in onnx_model.graph.initializer}
+    ]
+    if [i.name for i in inputs] != [model_spec.input_name]:
+        pytest.fail(f"model.onnx inputs {[i.name for i in inputs]} != expected [{model_spec.input_name}]")
+    elem = ONNX_DTYPES.get(inputs[0].type.tensor_type.elem_type, str(inputs[0].type.tensor_type.elem_type))
+    if elem != "float32":
+        pytest.fail(f"input {model_spec.input_name} is {elem}, expected float32")
+    dims = _dims(inputs[0])
+    expected = ["N", *model_spec.input_shape[1:]]
+    if len(dims) != len(expected) or dims[1:] != expected[1:] or isinstance(dims[0], int):
+        pytest.fail(f"input shape {dims} != expected {expected} (dynamic batch, fixed other axes)")
+
+
+def test_output_signature(onnx_model: Any, model_spec: Any, output_name: str) -> None:
+    outputs = {o.name: o for o in onnx_model.graph.output}
+    if output_name not in outputs:
+        pytest.fail(f"model.onnx has no output {output_name} (has {sorted(outputs)})")
+    elem = outputs[output_name].type.tensor_type.elem_type
+    dtype = ONNX_DTYPES.get(elem, str(elem))
+    if dtype != model_spec.output(output_name).dtype:
+        pytest.fail(f"output {output_name} is {dtype}, expected {model_spec.output(output_name).dtype}")
+    dims = _dims(outputs[output_name])
+    if not dims or isinstance(dims[0], int):
+        pytest.fail(f"output {output_name} shape {dims}: the batch axis is not dynamic")
+
+
+def test_opset(onnx_model: Any, metadata: Any, check_details: dict) -> None:
+    opset = _opset(onnx_model)
+    configured = metadata.get("formats", {}).get("onnx", {}).get("opset_version", MIN_OPSET)
+    check_details.update(opset=opset, configured=configured)
+    if opset < MIN_OPSET:
+        pytest.fail(f"model.onnx opset {opset} < {MIN_OPSET}")
+    if opset < configured:
+        warnings.warn(
+            BundleWarning(f"model.onnx opset {opset} is below the configured {configured}"), stacklevel=1
+        )
+
+
+def test_ir_version(onnx_model: Any, check_details: dict) -> None:
+    check_details["ir_version"] = onnx_model.ir_version
+    if not 3 <= onnx_model.ir_version <= MAX_IR_VERSION:
+        pytest.fail(
+            f"model.onnx IR version {onnx_model.ir_version} outside 3..{MAX_IR_VERSION} "
+            "(IR 10 is refused by the Hailo parser and older runtimes)"
+        )
+
+
+def test_embedded_metadata(onnx_model: Any, metadata: Any, bundle: Any) -> None:
+    props = {p.key: p.value for p in onnx_model.metadata_props}
+    problems = []
+    if props.get("exp_hash") != metadata.get("exp_hash"):
+        problems.append(f"exp_hash {props.get('exp_hash')!r} != metadata.json {metadata.get('exp_hash')!r}")
+    try:
+        labels = json.loads(props.get("labels", "null"))
+    except ValueError:
+        labels = props.get("labels")
+    expected = [bundle.label_map[str(i)] for i in range(len(bundle.label_map))]
+    if labels != expected:
+        problems.append(f"labels {labels!r} != label_map.json {expected!r}")
+    if props.get("version") != metadata.get("system_version"):
+        problems.append(f"version {props.get('version')!r} != {metadata.get('system_version')!r}")
+    if problems:
+        pytest.fail("model.onnx metadata_props: " + "; ".join(problems))
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+def test_parity(
+    onnx_session: Any,
+    reference_inputs: Any,
+    reference_outputs: Any,
+    model_spec: Any,
+    output_name: str,
+    batch_size: int,
+    check_details: dict,
+) -> None:
+    """Golden outputs reproduced: integers exactly, floats within the configured per-output tolerance."""
+    n = min(batch_size, reference_inputs.shape[0])
+    spec = model_spec.output(output_name)
+    if output_name not in reference_outputs:
+        pytest.fail(f"reference/outputs.npz has no {output_name}")
+    got = dict(
+        zip(
+            [o.name for o in onnx_session.get_outputs()],
+            onnx_session.run(None, {model_spec.input_name: reference_inputs[:n]}),
+            strict=True,
+        )
+    )
+    if output_name not in got:
+        pytest.fail(f"model.onnx produced no {output_name}")
+    stats = compare(
+        output_name,
+        got[output_name],
+        reference_outputs[output_name][:n],
+        integer=spec.is_integer,
+        atol=spec.atol,
+        rtol=spec.rtol,
+    )
+    check_details.update(stats.as_dict(), batch_size=n)
+    if not stats.passed:
+        pytest.fail(f"parity, batch {n}: {stats.describe()}")
+
+
+# -- property checks (hypothesis) -------------------------------------------------------------------
+def _settings(examples: int) -> Any:
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+def _window_batch(batch: int, seed: int, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *shape)).astype(np.float32)
+    if kind == "zeros":
+        x[:] = 0
+    elif kind == "large":
+        x *= np.float32(1e4)
+    elif kind == "denormal":
+        x *= np.float32(1e-39)  # below float32's smallest normal (1.18e-38)
+    elif kind == "mixed":
+        x[::2] *= np.float32(1e4)
+        x[1::3] = 0
+    return x
+
+
+def test_fuzz_valid_inputs(
+    onnx_session: Any, model_spec: Any, fuzz_examples: int, check_details: dict
+) -> None:
+    """Any batch size 1..256 and any finite input: shapes follow the batch, codes and confidences stay in range,
+    and each row of a batch equals that window run alone."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    names = [o.name for o in onnx_session.get_outputs()]
+    shape = tuple(model_spec.input_shape[1:])
+    seen: list[int] = []
+
+    @_settings(fuzz_examples)
+    @given(
+        batch=st.integers(1, 256),
+        seed=st.integers(0, 2**32 - 1),
+        kind=st.sampled_from(["normal", "zeros", "large", "denormal", "mixed"]),
+    )
+    def prop(batch: int, seed: int, kind: str) -> None:
+        x = _window_batch(batch, seed, kind, shape)
+        out = dict(zip(names, onnx_session.run(None, {model_spec.input_name: x}), strict=True))
+        seen.append(batch)
+        for spec in model_spec.outputs:
+            y = out[spec.name]
+            assert y.shape[0] == batch, f"{spec.name}: {y.shape[0]} rows for a batch of {batch} ({kind})"
+            if spec.kind == "codes":
+                assert ((y >= 0) & (y < spec.num_codes)).all(), (
+                    f"{spec.name}: codes outside [0, {spec.num_codes}) for {kind} input: {y.min()}..{y.max()}"
+                )
+            if spec.kind == "probabilities":
+                assert np.isfinite(y).all() and (y >= 0).all() and (y <= 1).all(), (
+                    f"{spec.name}: values outside [0, 1] for {kind} input"
+                )
+                worst = float(np.abs(y.sum(axis=-1) - 1).max())
+                assert worst <= 1e-5, f"{spec.name}: rows sum to 1 +- {worst:.2e} for {kind} input"
+        for row in sorted({0, batch // 2, batch - 1}):
+            alone = dict(
+                zip(names, onnx_session.run(None, {model_spec.input_name: x[row : row + 1]}), strict=True)
+            )
+            for spec in model_spec.outputs:
+                a, b = alone[spec.name][0], out[spec.name][row]
+                same = (
+                    np.array_equal(a, b)
+                    if spec.is_integer
+                    else np.allclose(a, b, atol=spec.atol, rtol=spec.rtol)
+                )
+                assert same, (
+                    f"{spec.name}: row {row} of a batch of {batch} differs from the same window alone"
+                )
+
+    try:
+        prop()
+    except AssertionError as exc:
+        pytest.fail(str(exc).split("\nassert ", 1)[0].splitlines()[0])
+    check_details.update(examples=len(seen), max_batch=max(seen, default=0))
+
+
+def _invalid_shapes(shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    c, h, w = shape
+    return [
+        ("rank 3", (2, c, h)),
+        ("rank 5", (2, c, h, w, 1)),
+        ("channels", (2, c + 1, h, w)),
+        ("channels", (2, max(c - 1, 1), h, w)),
+        ("sensors", (2, c, h + 1, w)),
+        ("time steps", (2, c, h, w // 2)),
+        ("time steps", (2, c, h, w + 1)),
+    ]
+
+
+def test_fuzz_invalid_inputs(
+    onnx_session: Any, model_spec: Any, fuzz_examples: int, check_details: dict
+) -> None:
+    """Wrong rank, channels, sensors, time steps or dtype must be refused, not answered: an export whose
+    non-batch axes became dynamic fails here."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    shape = tuple(model_spec.input_shape[1:])
+    if len(shape) != 3:
+        pytest.fail(f"config input_shape {model_spec.input_shape} is not [N, C, H, W]")
+    cases = [(what, s, np.dtype(np.float32)) for what, s in _invalid_shapes(shape)]
+    cases += [(f"dtype {d}", (2, *shape), np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
+    accepted: list[str] = []
+
+    @_settings(max(fuzz_examples // 2, len(cases)))
+    @given(case=st.sampled_from(cases), batch=st.integers(1, 8))
+    def prop(case: tuple[str, tuple[int, ...], np.dtype], batch: int) -> None:
+        what, s, dtype = case
+        x = np.zeros((batch, *s[1:]), dtype=dtype)
+        try:
+            onnx_session.run(None, {model_spec.input_name: x})
+        except Exception:  # onnxruntime's InvalidArgument/Fail: the refusal we want
+            return
+        accepted.append(f"{what} {list(x.shape)} {dtype}")
+
+    for case in cases:  # every kind at least once, whatever hypothesis draws
+        prop.hypothesis.inner_test(case=case, batch=1)
+    prop()
+    check_details["accepted_invalid"] = sorted(set(accepted))
+    if accepted:
+        pytest.fail(
+            f"model.onnx accepted invalid inputs instead of refusing them: {sorted(set(accepted))[:4]}"
+        )

@@ -1,0 +1,240 @@
+"""``conv2d pack ...``: a thin shell over the library.
+
+Exit codes are decided in exactly one place, :class:`_Conv2dGroup.main`: 0 ok, 1 validation failed,
+2 bad input or usage. A :class:`BundleError` becomes one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv2d_bundle import __version__
+from conv2d_bundle.errors import BundleError
+
+log = logging.getLogger("conv2d_bundle")
+
+
+class _Conv2dGroup(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:  # type: ignore[override]  # always non-standalone: exit codes are decided here
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        try:
+            return super().main(argv, prog_name, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(2)
+        except BundleError as exc:
+            if debug:
+                raise
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _artifacts_option(f: Any) -> Any:
+    return click.option(
+        "--output-dir",
+        "output_dir",
+        type=click.Path(path_type=Path),
+        envvar="CONV2D_ARTIFACTS",
+        default="artifacts",
+        show_default=True,
+        help="artifacts directory (env CONV2D_ARTIFACTS)",
+    )(f)
+
+
+@click.group(cls=_Conv2dGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="conv2d-bundle")
+@click.option("--debug", is_flag=True, help="show tracebacks and debug logs")
+@click.option("-v", "--verbose", is_flag=True, help="log progress")
+def main(debug: bool, verbose: bool) -> None:
+    """conv2d-bundle: one deployment bundle per experiment, proven deployable by pytest checks."""
+    level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(level)
+
+
+@main.group()
+def pack() -> None:
+    """Create, verify and manage deployment bundles."""
+
+
+@pack.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(path_type=Path), help="experiment YAML"
+)
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="checkpoint (state dict)"
+)
+@click.option("--name", "exp_name", help="experiment name (default: config name or model name)")
+@_artifacts_option
+@click.option("--formats", help="comma-separated: onnx,coreml,hailo (default: every format installed)")
+@click.option("--force", is_flag=True, help="rebuild even if the bundle exists")
+@click.option(
+    "--allow-pickle", is_flag=True, help="load a pickled checkpoint (runs code from the file: trust it)"
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def create(
+    config_path: Path,
+    model_path: Path,
+    exp_name: str | None,
+    output_dir: Path,
+    formats: str | None,
+    force: bool,
+    allow_pickle: bool,
+    as_json: bool,
+) -> None:
+    """Build the bundle of a config + checkpoint (idempotent: same inputs, same EXP_HASH)."""
+    from conv2d_bundle.bundler import ArtifactBundler
+
+    progress = None if as_json else (lambda msg: click.echo(f"  {msg} ...", err=True))
+    bundle = ArtifactBundler(output_dir).create_bundle(
+        config_path,
+        model_path,
+        exp_name=exp_name,
+        formats=formats,
+        force=force,
+        allow_pickle=allow_pickle,
+        progress=progress,
+    )
+    meta = bundle.metadata
+    info = {
+        "exp_hash": bundle.exp_hash,
+        "exp_name": bundle.exp_name,
+        "bundle_dir": str(bundle.bundle_dir),
+        "formats": {k: v.get("status") for k, v in meta.get("formats", {}).items()},
+        "already_existed": bundle.already_existed,
+        "validation": meta.get("validation", {}),
+    }
+    if as_json:
+        click.echo(json.dumps(info, sort_keys=True))
+        return
+    state = "already exists" if bundle.already_existed else "created"
+    click.echo(f"Bundle {state}: {bundle.exp_hash}")
+    click.echo(f"  Path: {bundle.bundle_dir}")
+    for name, fmt in sorted(meta.get("formats", {}).items()):
+        click.echo(f"  {name}: {fmt.get('status')}" + (f" ({fmt['reason']})" if fmt.get("reason") else ""))
+    onnx_parity = meta.get("formats", {}).get("onnx", {}).get("parity", {})
+    for out, p in sorted(onnx_parity.items()):
+        click.echo(
+            f"  parity {out}: {'ok' if p.get('passed') else 'FAILED'} (max abs error {p.get('max_abs_error'):.2g})"
+        )
+    for target, v in sorted(meta.get("validation", {}).items()):
+        click.echo(
+            f"  checks {target}: {'passed' if v.get('passed') else 'FAILED'}, {v.get('warnings', 0)} warnings"
+        )
+
+
+@pack.command(name="list")
+@_artifacts_option
+@click.option("--verbose", "verbose_list", is_flag=True, help="show created time, path, formats, accuracy")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
+    """List bundles, newest first."""
+    from conv2d_bundle.bundle import list_bundles
+
+    bundles = list_bundles(output_dir)
+    if as_json:
+        rows = [
+            {
+                "exp_hash": b.exp_hash,
+                "exp_name": b.exp_name,
+                "created_at": b.created_at,
+                "bundle_dir": str(b.bundle_dir),
+                "formats": b.get_available_formats(),
+                "accuracy": b.metadata.get("model", {}).get("accuracy"),
+            }
+            for b in bundles
+        ]
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not bundles:
+        click.echo(f"No bundles in {output_dir}")
+        return
+    click.echo(f"Found {len(bundles)} bundle{'s' if len(bundles) != 1 else ''} in {output_dir}:")
+    for b in bundles:
+        click.echo(f"  {b.exp_hash}  {b.exp_name}")
+        if verbose_list:
+            click.echo(f"    Created: {b.created_at}")
+            click.echo(f"    Path: {b.bundle_dir}")
+            click.echo(f"    Formats: {', '.join(b.get_available_formats()) or '-'}")
+            click.echo(f"    Accuracy: {b.metadata.get('model', {}).get('accuracy', 'N/A')}")
+
+
+@pack.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+@click.option(
+    "--target",
+    default="general",
+    show_default=True,
+    type=click.Choice(["general", "onnx", "ios", "hailo", "all"]),
+    help="deployment target",
+)
+@click.option("--junitxml", type=click.Path(path_type=Path), help="also write JUnit XML here")
+@click.option("-n", "numprocesses", help="parallel workers (pytest-xdist), e.g. 2 or auto")
+@click.option("--strict-targets", is_flag=True, help="count skipped checks as failed")
+@click.option(
+    "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
+)
+def verify(
+    bundle_ref: str,
+    output_dir: Path,
+    target: str,
+    junitxml: Path | None,
+    numprocesses: str | None,
+    strict_targets: bool,
+    profile: str,
+) -> None:
+    """Run the bundle's checks for a target; exit 0 if all passed, 1 if any failed."""
+    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.errors import ValidationFailed
+    from conv2d_bundle.validation import run_pytest
+
+    bundle = get_bundle(output_dir, bundle_ref)
+    extra: list[str] = []
+    if junitxml:
+        extra += ["--junitxml", str(junitxml)]
+    if numprocesses:
+        extra += ["-n", numprocesses]
+    if strict_targets:
+        extra.append("--strict-targets")
+    run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
+    report = run.reports.get(target)
+    if run.exit_code not in (0, 1) or report is None:
+        raise BundleError(
+            f"the checks could not run (pytest exit {run.exit_code}): {_one_line(run.output.strip()[-400:])}"
+        )
+    counts = report["counts"]
+    click.echo(
+        f"{bundle.exp_hash} --target {target}: {'PASSED' if report['passed'] else 'FAILED'} "
+        f"({counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped)"
+    )
+    for e in report["errors"]:
+        click.echo(f"  FAILED  {e}")
+    for s in report["skipped"]:
+        click.echo(f"  SKIPPED {s['id']}: {s['reason']} (not verified)")
+    for w in report["warnings"]:
+        click.echo(f"  WARNING {w}")
+    click.echo(f"  report: {bundle.bundle_dir / 'validation' / f'{target}_validation.json'}")
+    if junitxml:
+        click.echo(f"  junit: {junitxml}")
+    if not report["passed"]:
+        raise ValidationFailed(f"{bundle.exp_hash}: {counts['failed']} check(s) failed for --target {target}")

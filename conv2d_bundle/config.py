@@ -1,0 +1,441 @@
+"""The experiment configuration: read safely, validated up front, normalized for hashing.
+
+Every problem is collected and reported in one :class:`ConfigError`
+(``model.input_shape: expected 4 integers, got [1, 9, 2]; labels: ...``), so a user fixes a config in
+one round trip and nothing is written when it is bad. numpy/yaml only: no torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conv2d_bundle.errors import ConfigError
+
+SUPPORTED_FORMATS = ("onnx", "coreml", "hailo")
+OUTPUT_DTYPES = ("int64", "int32", "float32", "float16")
+OUTPUT_KINDS = ("codes", "probabilities", "tensor")
+COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
+HAILO_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo15h", "hailo15m", "hailo15l", "hailo10h")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is generous and bounds memory
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+# What the built-in architecture looks like, so its config can stay short.
+BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "conv2d_fsq": {
+        "kwargs": {"in_channels": 9, "n_classes": 4, "levels": [8, 5, 5, 4], "width": 64},
+        "input_name": "imu_input",
+        "input_shape": [1, 9, 2, 100],
+        "outputs": [
+            {"name": "behavioral_codes", "dtype": "int64", "kind": "codes"},
+            {"name": "confidence", "dtype": "float32", "kind": "probabilities"},
+        ],
+    }
+}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    dtype: str
+    kind: str = "tensor"
+    num_codes: int | None = None  # for kind == "codes": values lie in [0, num_codes)
+    atol: float = 1e-5
+    rtol: float = 1e-5
+
+    @property
+    def is_integer(self) -> bool:
+        return self.dtype.startswith("int")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    architecture: str | None
+    target: str | None
+    kwargs: Mapping[str, Any]
+    input_name: str
+    input_shape: tuple[int, ...]
+    outputs: tuple[OutputSpec, ...]
+    fsq_levels: tuple[int, ...] | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.target or self.architecture or self.name
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def output(self, name: str) -> OutputSpec:
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    @property
+    def class_output(self) -> OutputSpec | None:
+        return next((o for o in self.outputs if o.kind == "probabilities"), None)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated config. ``data`` is the normalized dict that ``config.yaml`` holds and the hash covers."""
+
+    data: Mapping[str, Any]
+    model: ModelSpec
+    labels: tuple[str, ...]
+    metrics: Mapping[str, float]
+    formats: tuple[str, ...] | None = None  # None: every format this installation can build
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def onnx_opset(self) -> int:
+        return int(self.data["export"]["onnx"]["opset"])
+
+    @property
+    def coreml_options(self) -> Mapping[str, Any]:
+        return self.data["export"]["coreml"]
+
+    @property
+    def hailo_options(self) -> Mapping[str, Any]:
+        return self.data["export"]["hailo"]
+
+    @property
+    def reference_options(self) -> Mapping[str, Any]:
+        return self.data["export"]["reference"]
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``safe_load`` without anchors/aliases: an alias bomb expands to gigabytes from a few lines."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"YAML aliases are not allowed in a config (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path, *, what: str = "config") -> Any:
+    """Parse a small YAML file safely; every failure is a ConfigError naming the file."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} file not found: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a file")
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {path} is {size} bytes; the limit is {MAX_CONFIG_BYTES} (is it a config?)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{what} {path}: invalid YAML{where}: {problem}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{what} {path}: nested too deeply") from exc
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML experiment config."""
+    p = Path(path)
+    data = read_yaml(p)
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def parse_config(data: Any) -> ExperimentConfig:
+    """Validate a config mapping and return it normalized; all problems in one ConfigError."""
+    return _Validator().run(data)
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def run(self, data: Any) -> ExperimentConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"expected a mapping at the top level, got {_describe(data)}")
+        known = {"name", "model", "labels", "training", "metrics", "export", "data"}
+        for key in data:
+            if key not in known:
+                self.bad(str(key), f"unknown section (known: {', '.join(sorted(known))})")
+        model_data = self.model(data.get("model"))
+        labels = self.labels(data.get("labels"), model_data)
+        metrics = self.metrics(data.get("metrics", {}))
+        export, formats = self.export(data.get("export", {}))
+        training = self.free_form("training", data.get("training", {}))
+        extra_data = self.free_form("data", data.get("data", {}))
+        if self.problems:
+            raise ConfigError("; ".join(self.problems))
+        normalized: dict[str, Any] = {
+            "model": model_data,
+            "labels": list(labels),
+            "metrics": dict(metrics),
+            "training": training,
+            "export": export,
+        }
+        if data.get("name") is not None:
+            normalized["name"] = str(data["name"])
+        if extra_data:
+            normalized["data"] = extra_data
+        return ExperimentConfig(
+            data=normalized,
+            model=_model_spec(model_data),
+            labels=labels,
+            metrics=metrics,
+            formats=formats,
+        )
+
+    # -- sections ---------------------------------------------------------------------------------
+    def model(self, m: Any) -> dict[str, Any]:
+        if not isinstance(m, Mapping):
+            self.bad("model", f"required mapping, got {_describe(m)}")
+            return {}
+        arch, target = m.get("architecture"), m.get("target")
+        if arch is None and target is None:
+            self.bad(
+                "model", "give model.architecture (built-in: conv2d_fsq) or model.target ('pkg.module:Class')"
+            )
+        if arch is not None and target is not None:
+            self.bad("model", "give model.architecture or model.target, not both")
+        if arch is not None and arch not in BUILTIN_DEFAULTS:
+            self.bad(
+                "model.architecture", f"unknown architecture {arch!r} (known: {', '.join(BUILTIN_DEFAULTS)})"
+            )
+            arch = None
+        if target is not None and (not isinstance(target, str) or not _TARGET.match(target)):
+            self.bad("model.target", f"expected 'package.module:ClassName', got {target!r}")
+            target = None
+        defaults = BUILTIN_DEFAULTS.get(arch or "", {})
+        out: dict[str, Any] = {"architecture": arch, "target": target}
+        name = m.get("name", arch or (target.rpartition(":")[2] if isinstance(target, str) else "model"))
+        out["name"] = self.name("model.name", name)
+        kwargs = m.get("kwargs", {})
+        if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+            self.bad("model.kwargs", f"expected a mapping of keyword arguments, got {_describe(kwargs)}")
+            kwargs = {}
+        out["kwargs"] = {**defaults.get("kwargs", {}), **self.free_form("model.kwargs", dict(kwargs))}
+        out["input_name"] = self.name("model.input_name", m.get("input_name", defaults.get("input_name")))
+        out["input_shape"] = self.shape(m.get("input_shape", defaults.get("input_shape")))
+        out["outputs"] = self.outputs(m.get("outputs", defaults.get("outputs")), out["kwargs"], arch)
+        for key in m:
+            if key not in {
+                "architecture",
+                "target",
+                "name",
+                "kwargs",
+                "input_name",
+                "input_shape",
+                "outputs",
+            }:
+                self.bad(f"model.{key}", "unknown key")
+        return out
+
+    def name(self, where: str, value: Any) -> str:
+        if not isinstance(value, str) or not _NAME.match(value):
+            self.bad(where, f"expected an identifier-like name, got {value!r}")
+            return str(value)
+        return value
+
+    def shape(self, value: Any) -> list[int]:
+        ok = (
+            isinstance(value, list)
+            and len(value) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        )
+        if not ok:
+            self.bad("model.input_shape", f"expected 4 integers, got {value!r}")
+            return []
+        return list(value)
+
+    def outputs(self, value: Any, kwargs: Mapping[str, Any], arch: str | None) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not value:
+            self.bad("model.outputs", f"expected a list of outputs ({{name, dtype}}), got {value!r}")
+            return []
+        result: list[dict[str, Any]] = []
+        for i, o in enumerate(value):
+            where = f"model.outputs[{i}]"
+            if isinstance(o, str):
+                o = {"name": o, "dtype": "float32"}
+            if not isinstance(o, Mapping):
+                self.bad(where, f"expected {{name, dtype}}, got {o!r}")
+                continue
+            entry: dict[str, Any] = {"name": self.name(f"{where}.name", o.get("name"))}
+            dtype = o.get("dtype", "float32")
+            if dtype not in OUTPUT_DTYPES:
+                self.bad(f"{where}.dtype", f"expected one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+            entry["dtype"] = dtype
+            kind = o.get("kind", "tensor")
+            if kind not in OUTPUT_KINDS:
+                self.bad(f"{where}.kind", f"expected one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
+            entry["kind"] = kind
+            for tol in ("atol", "rtol"):
+                t = o.get(tol, 1e-5)
+                if not _is_number(t) or not 0 <= float(t) < 1:
+                    self.bad(f"{where}.{tol}", f"expected a number in [0, 1), got {t!r}")
+                    t = 1e-5
+                entry[tol] = float(t)
+            if kind == "codes":
+                levels = kwargs.get("levels") if arch == "conv2d_fsq" else None
+                n = o.get("num_codes", math.prod(levels) if isinstance(levels, list) else None)
+                if not isinstance(n, int) or n < 1:
+                    self.bad(f"{where}.num_codes", f"codes outputs need a positive num_codes, got {n!r}")
+                entry["num_codes"] = n
+            result.append(entry)
+        names = [e["name"] for e in result]
+        if len(set(names)) != len(names):
+            self.bad("model.outputs", f"duplicate names {names}")
+        return result
+
+    def labels(self, value: Any, model: Mapping[str, Any]) -> tuple[str, ...]:
+        if isinstance(value, Mapping):
+            try:
+                keys = sorted(int(k) for k in value)
+            except (TypeError, ValueError):
+                self.bad("labels", "mapping keys must be class indices 0..N-1")
+                return ()
+            if keys != list(range(len(keys))):
+                self.bad("labels", f"class indices must be 0..{len(keys) - 1} without gaps, got {keys}")
+                return ()
+            value = [value[k] if k in value else value[str(k)] for k in keys]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            self.bad("labels", f"expected a list of class names (or index: name), got {value!r}")
+            return ()
+        if len(set(value)) != len(value):
+            self.bad("labels", "class names must be unique")
+        n_classes = model.get("kwargs", {}).get("n_classes")
+        if isinstance(n_classes, int) and n_classes != len(value):
+            self.bad("labels", f"{len(value)} labels for a model with n_classes={n_classes}")
+        return tuple(value)
+
+    def metrics(self, value: Any) -> dict[str, float]:
+        if not isinstance(value, Mapping):
+            self.bad("metrics", f"expected a mapping of name: number, got {_describe(value)}")
+            return {}
+        out: dict[str, float] = {}
+        for k, v in value.items():
+            if not _is_number(v) or not math.isfinite(float(v)):
+                self.bad(f"metrics.{k}", f"expected a finite number, got {v!r}")
+            else:
+                out[str(k)] = float(v)
+        return out
+
+    def export(self, value: Any) -> tuple[dict[str, Any], tuple[str, ...] | None]:
+        if not isinstance(value, Mapping):
+            self.bad("export", f"expected a mapping, got {_describe(value)}")
+            value = {}
+        formats = value.get("formats")
+        if formats is not None:
+            formats = tuple(parse_formats(formats, self))
+        onnx = dict(value.get("onnx") or {})
+        opset = onnx.get("opset", 13)
+        if not isinstance(opset, int) or isinstance(opset, bool) or not 11 <= opset <= 17:
+            self.bad(
+                "export.onnx.opset", f"expected an integer in 11..17 (TorchScript exporter), got {opset!r}"
+            )
+        coreml = dict(value.get("coreml") or {})
+        target = coreml.get("minimum_deployment_target", "iOS15")
+        if target not in COREML_TARGETS:
+            self.bad(
+                "export.coreml.minimum_deployment_target", f"expected one of {', '.join(COREML_TARGETS)}"
+            )
+        batch_range = coreml.get("batch_range", [1, 64])
+        if not (
+            isinstance(batch_range, list)
+            and len(batch_range) == 2
+            and all(isinstance(b, int) for b in batch_range)
+            and 1 <= batch_range[0] <= batch_range[1]
+        ):
+            self.bad("export.coreml.batch_range", f"expected [min, max] batch sizes, got {batch_range!r}")
+        hailo = dict(value.get("hailo") or {})
+        hw_arch = hailo.get("hw_arch", "hailo8")
+        if hw_arch not in HAILO_ARCHS:
+            self.bad("export.hailo.hw_arch", f"expected one of {', '.join(HAILO_ARCHS)}, got {hw_arch!r}")
+        ref = dict(value.get("reference") or {})
+        n, seed = ref.get("num_samples", 64), ref.get("seed", 0)
+        if not isinstance(n, int) or not 8 <= n <= 4096:
+            self.bad("export.reference.num_samples", f"expected an integer in 8..4096, got {n!r}")
+        if not isinstance(seed, int):
+            self.bad("export.reference.seed", f"expected an integer, got {seed!r}")
+        export: dict[str, Any] = {
+            "onnx": {**onnx, "opset": opset},
+            "coreml": {**coreml, "minimum_deployment_target": target, "batch_range": batch_range},
+            "hailo": {**hailo, "hw_arch": hw_arch},
+            "reference": {**ref, "num_samples": n, "seed": seed},
+        }
+        if formats is not None:
+            export["formats"] = list(formats)
+        return self.free_form("export", export), formats
+
+    def free_form(self, where: str, value: Any) -> Any:
+        """Anything JSON can hold (it is hashed as canonical JSON)."""
+        if isinstance(value, Mapping):
+            return {str(k): self.free_form(f"{where}.{k}", v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.free_form(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            self.bad(where, f"non-finite number {value!r}")
+            return None
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        self.bad(where, f"unsupported value {_describe(value)} (use strings, numbers, lists, mappings)")
+        return None
+
+
+def parse_formats(value: Any, validator: _Validator | None = None) -> list[str]:
+    """``"onnx,coreml"`` or a list -> known format names, in a stable order."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        items = [items]
+    names = [str(x).strip().lower() for x in items if str(x).strip()]
+    unknown = [n for n in names if n not in SUPPORTED_FORMATS]
+    if unknown or not names:
+        msg = f"unknown format(s) {unknown or names} (known: {', '.join(SUPPORTED_FORMATS)})"
+        if validator is None:
+            raise ConfigError(f"formats: {msg}")
+        validator.bad("export.formats", msg)
+    return [f for f in SUPPORTED_FORMATS if f in names]
+
+
+def _model_spec(m: Mapping[str, Any]) -> ModelSpec:
+    levels = m["kwargs"].get("levels") if m["architecture"] == "conv2d_fsq" else None
+    return ModelSpec(
+        name=m["name"],
+        architecture=m["architecture"],
+        target=m["target"],
+        kwargs=dict(m["kwargs"]),
+        input_name=m["input_name"],
+        input_shape=tuple(m["input_shape"]),
+        outputs=tuple(OutputSpec(**o) for o in m["outputs"]),
+        fsq_levels=tuple(levels) if levels else None,
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _describe(v: Any) -> str:
+    return "nothing" if v is None else type(v).__name__

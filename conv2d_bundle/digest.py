@@ -1,0 +1,35 @@
+"""Content digests: streaming sha256 of files, canonical JSON, and the experiment hash (EXP_HASH)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20  # 1 MiB reads: large enough that hashing is bound by sha256, not by syscalls
+EXP_HASH_LENGTH = 12
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    """One text per value: sorted keys, no whitespace, no NaN."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def experiment_hash(normalized_config: Mapping[str, Any], weights_sha256: str) -> str:
+    """EXP_HASH: first 12 hex digits of sha256 over the normalized config and the weights' sha256."""
+    payload = canonical_json({"config": normalized_config, "weights_sha256": weights_sha256})
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:EXP_HASH_LENGTH]
+
+
+def is_exp_hash(name: str) -> bool:
+    return len(name) == EXP_HASH_LENGTH and all(c in "0123456789abcdef" for c in name)

@@ -1,0 +1,112 @@
+"""ONNX export with the TorchScript exporter (the only route to opset 11-17; see DESIGN.md, "ONNX")."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle import atomic
+from conv2d_bundle.errors import ExportError, ParityError
+
+log = logging.getLogger(__name__)
+MAX_IR_VERSION = 9  # IR 10 is rejected by the Hailo parser and older runtimes
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    path: Path
+    opset: int
+    ir_version: int
+    exporter: str
+
+
+def export_onnx(
+    model: Any,
+    input_shape: Sequence[int],
+    output_path: Path,
+    *,
+    input_name: str = "imu_input",
+    output_names: Sequence[str] = ("behavioral_codes", "confidence"),
+    opset: int = 13,
+    dynamic_batch: bool = True,
+    metadata: Mapping[str, str] | None = None,
+) -> OnnxExport:
+    """Export ``model`` to ``output_path``: named I/O, dynamic batch, checked with ``full_check``.
+
+    ``metadata`` lands in the model's ``metadata_props`` (exp_hash, labels, version), so a file that
+    travels alone still says where it came from.
+    """
+    import onnx
+    import torch
+
+    model.eval()
+    example = torch.zeros(tuple(input_shape), dtype=torch.float32)
+    axes = {name: {0: "batch"} for name in (input_name, *output_names)} if dynamic_batch else None
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.onnx.export(
+                model,
+                (example,),
+                buf,  # type: ignore[arg-type]  # a file object works; the stub says path only
+                export_params=True,
+                opset_version=opset,
+                do_constant_folding=True,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_axes=axes,
+                dynamo=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types; all mean "could not export"
+        raise ExportError(f"ONNX export failed: {exc}") from exc
+    for w in caught:
+        log.debug("torch.onnx.export: %s", w.message)
+    proto = onnx.load_from_string(buf.getvalue())
+    if proto.ir_version > MAX_IR_VERSION:
+        proto.ir_version = MAX_IR_VERSION  # opset <= 17 needs nothing newer than IR 8/9
+    for key, value in sorted((metadata or {}).items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = proto.SerializeToString(deterministic=True)
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as exc:  # onnx raises ValidationError / InferenceError / RuntimeError
+        raise ExportError(f"exported ONNX fails onnx.checker: {exc}") from exc
+    atomic.write_bytes(output_path, data)
+    return OnnxExport(output_path, opset, proto.ir_version, "torchscript")
+
+
+def check_onnx_parity(
+    path: Path,
+    inputs: Any,
+    expected: Mapping[str, Any],
+    tolerances: Mapping[str, tuple[float, float, bool]],
+    *,
+    input_name: str,
+) -> list[dict[str, Any]]:
+    """Run the file in onnxruntime on ``inputs``; raise ParityError with the numbers when it disagrees.
+
+    ``tolerances`` maps output name -> (atol, rtol, integer). Returns each output's statistics.
+    """
+    import onnxruntime as ort
+
+    from conv2d_bundle.parity import compare
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, sess.run(None, {input_name: inputs}), strict=True))
+    stats = []
+    for name, (atol, rtol, integer) in tolerances.items():
+        if name not in got:
+            raise ParityError(f"ONNX parity: output {name!r} missing from {path.name} (has {names})")
+        stats.append(compare(name, got[name], expected[name], integer=integer, atol=atol, rtol=rtol))
+    failed = [s for s in stats if not s.passed]
+    if failed:
+        raise ParityError("ONNX export does not match torch: " + "; ".join(s.describe() for s in failed))
+    return [s.as_dict() for s in stats]

@@ -1,0 +1,142 @@
+"""Build a model from its config and load weights into it without running untrusted code.
+
+Checkpoints are state dicts read with ``torch.load(weights_only=True)``. A pickled whole module can run
+arbitrary code when loaded, so it is refused unless the user passes ``allow_pickle=True``
+(``--allow-pickle`` on the CLI) on purpose.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from conv2d_bundle.config import ModelSpec
+from conv2d_bundle.errors import ModelLoadError
+from conv2d_bundle.models.conv2d_fsq import Conv2dFSQ
+
+#: built-in architectures, by the name a config gives in ``model.architecture``
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"conv2d_fsq": Conv2dFSQ}
+
+_NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+def _import_target(target: str) -> Callable[..., nn.Module]:
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"model.target {target!r}: cannot import it ({exc})") from exc
+    if not callable(obj):
+        raise ModelLoadError(f"model.target {target!r} is not a class or factory")
+    return obj
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """An untrained instance of the architecture the config names."""
+    factory = _import_target(spec.target) if spec.target else ARCHITECTURES[str(spec.architecture)]
+    try:
+        model = factory(**spec.kwargs)
+    except TypeError as exc:
+        raise ModelLoadError(f"model.kwargs do not fit {spec.display_name}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"{spec.display_name} did not return a torch.nn.Module")
+    return model
+
+
+def load_checkpoint(path: Path, *, allow_pickle: bool = False) -> Mapping[str, torch.Tensor] | nn.Module:
+    """The state dict in ``path`` (or, with ``allow_pickle``, whatever module it pickled)."""
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"{path} is not a plain state dict (it needs pickle, which can run code when loaded); "
+                "save model.state_dict() instead, or pass --allow-pickle if you trust this file"
+            ) from exc
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as inner:  # any failure of an arbitrary pickle is a load error
+            raise ModelLoadError(f"{path}: cannot unpickle: {inner}") from inner
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from exc
+    if isinstance(obj, nn.Module):
+        return obj
+    if isinstance(obj, Mapping):
+        for key in _NESTED_STATE_KEYS:
+            nested = obj.get(key)
+            if (
+                isinstance(nested, Mapping)
+                and nested
+                and all(isinstance(v, torch.Tensor) for v in nested.values())
+            ):
+                return nested
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise ModelLoadError(f"{path}: expected a state dict of tensors, found {type(obj).__name__}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_model(spec: ModelSpec, checkpoint: Path, *, allow_pickle: bool = False) -> nn.Module:
+    """Build the configured architecture and load the checkpoint into it, strictly, in eval mode."""
+    loaded = load_checkpoint(checkpoint, allow_pickle=allow_pickle)
+    model = build_model(spec)
+    state = loaded.state_dict() if isinstance(loaded, nn.Module) else loaded
+    apply_state_dict(model, state, source=str(checkpoint))
+    return model.eval()
+
+
+def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """``load_state_dict(strict=True)`` with the missing/unexpected keys named in one message."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_abbrev(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_abbrev(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches {_abbrev(shapes)}")
+        raise ModelLoadError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(dict(state), strict=True)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelLoadError(f"{source}: non-finite weights (NaN/inf) in {_abbrev(bad)}")
+
+
+def _abbrev(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)})"
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """A digest of the weights themselves (name, dtype, shape, bytes), for models given as objects."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,103 @@
+"""Compare an export's outputs with the golden ones, and say by how much they differ (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParityStats:
+    output: str
+    passed: bool
+    shape: tuple[int, ...]
+    expected_shape: tuple[int, ...]
+    integer: bool
+    mismatches: int  # integer outputs: elements that differ; floats: elements outside tolerance
+    total: int
+    max_abs_error: float
+    max_rel_error: float
+    p99_abs_error: float
+    cosine_similarity: float
+    atol: float
+    rtol: float
+    min_atol_to_pass: float  # with rtol fixed, the smallest atol that would have passed
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"], d["expected_shape"] = list(self.shape), list(self.expected_shape)
+        return d
+
+    def describe(self) -> str:
+        if self.shape != self.expected_shape:
+            return f"{self.output}: shape {list(self.shape)} != expected {list(self.expected_shape)}"
+        if self.integer:
+            return (
+                f"{self.output}: {self.mismatches}/{self.total} values differ "
+                f"(max abs error {self.max_abs_error:g})"
+            )
+        return (
+            f"{self.output}: {self.mismatches}/{self.total} outside atol={self.atol:g} rtol={self.rtol:g}; "
+            f"max abs {self.max_abs_error:.3g}, max rel {self.max_rel_error:.3g}, p99 abs {self.p99_abs_error:.3g}, "
+            f"cosine {self.cosine_similarity:.9f}; would pass with atol >= {self.min_atol_to_pass:.3g}"
+        )
+
+
+def compare(
+    name: str, actual: Any, expected: Any, *, integer: bool, atol: float = 1e-5, rtol: float = 1e-5
+) -> ParityStats:
+    """Integer outputs must match exactly; float outputs within ``|a - e| <= atol + rtol * |e|``."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    shape, expected_shape = tuple(int(x) for x in a.shape), tuple(int(x) for x in e.shape)
+    if shape != expected_shape:
+        return ParityStats(
+            name,
+            False,
+            shape,
+            expected_shape,
+            integer,
+            int(e.size),
+            int(e.size),
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            0.0,
+            atol,
+            rtol,
+            float("inf"),
+        )
+    af, ef = a.astype(np.float64).ravel(), e.astype(np.float64).ravel()
+    if af.size == 0:
+        return ParityStats(
+            name, True, shape, expected_shape, integer, 0, 0, 0.0, 0.0, 0.0, 1.0, atol, rtol, 0.0
+        )
+    err = np.abs(af - ef)
+    err = np.where(np.isnan(af) | np.isnan(ef), np.inf, err)
+    rel = err / np.maximum(np.abs(ef), np.finfo(np.float32).tiny)
+    if integer:
+        mismatches = int(np.count_nonzero(af != ef))
+        need = float(err.max())
+    else:
+        over = err - rtol * np.abs(ef)
+        mismatches = int(np.count_nonzero(over > atol))
+        need = float(max(over.max(), 0.0))
+    norm = float(np.linalg.norm(af) * np.linalg.norm(ef))
+    cosine = float(np.dot(af, ef) / norm) if norm > 0 and np.isfinite(norm) else float(np.array_equal(af, ef))
+    return ParityStats(
+        output=name,
+        passed=mismatches == 0,
+        shape=shape,
+        expected_shape=expected_shape,
+        integer=integer,
+        mismatches=mismatches,
+        total=int(af.size),
+        max_abs_error=float(err.max()),
+        max_rel_error=float(rel.max()),
+        p99_abs_error=float(np.percentile(err, 99)),
+        cosine_similarity=cosine,
+        atol=atol,
+        rtol=rtol,
+        min_atol_to_pass=need,
+    )

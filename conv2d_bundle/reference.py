@@ -1,0 +1,97 @@
+"""Golden reference I/O: seeded input windows and the source model's outputs on them.
+
+Every later check compares an export with these files, without torch. Inputs are screened so that the
+pre-rounding latent stays at least ``MIN_MARGIN`` away from a rounding boundary (x.5): there, fp32 noise
+of ~5e-7 between runtimes could flip a code, and exact code parity would be luck.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from conv2d_bundle.config import ModelSpec
+from conv2d_bundle.errors import ExportError
+from conv2d_bundle.postprocess import rounding_margin
+
+MIN_MARGIN = 1e-4
+INPUTS_FILE = "reference/inputs.npy"
+OUTPUTS_FILE = "reference/outputs.npz"
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    inputs: np.ndarray
+    outputs: Mapping[str, np.ndarray]
+    screened: bool
+    candidates_drawn: int
+
+
+def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, seed: int = 0) -> ReferenceData:
+    """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(spec.input_shape[1:])
+    screen = getattr(model, "rounding_latent", None)
+    kept: list[np.ndarray] = []
+    drawn = 0
+    with torch.no_grad():
+        while len(kept) < num_samples:
+            if drawn > 50 * num_samples:
+                raise ExportError(
+                    f"only {len(kept)} of {drawn} random inputs keep the latent {MIN_MARGIN:g} from a rounding "
+                    "boundary; the model's latent sits on boundaries (untrained or degenerate?)"
+                )
+            batch = rng.standard_normal((num_samples, *shape)).astype(np.float32)
+            drawn += num_samples
+            if callable(screen):
+                latent = screen(torch.from_numpy(batch)).numpy()
+                batch = batch[rounding_margin(latent) >= MIN_MARGIN]
+            kept.extend(batch)
+        inputs = np.ascontiguousarray(np.stack(kept[:num_samples]).astype(np.float32))
+        outputs = run_torch(model, inputs, spec)
+    return ReferenceData(inputs, outputs, callable(screen), drawn)
+
+
+def run_torch(model: object, inputs: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The model's outputs on ``inputs`` by configured name, checked against the configured count."""
+    import torch
+
+    with torch.no_grad():
+        result = model(torch.from_numpy(inputs))  # type: ignore[operator]
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    if isinstance(result, Mapping):
+        result = tuple(result[name] for name in spec.output_names)
+    if len(result) != len(spec.outputs):
+        raise ExportError(f"the model returned {len(result)} outputs; the config names {len(spec.outputs)}")
+    out: dict[str, np.ndarray] = {}
+    for o, tensor in zip(spec.outputs, result, strict=True):
+        arr = tensor.detach().cpu().numpy()
+        if str(arr.dtype) != o.dtype:
+            raise ExportError(f"output {o.name} is {arr.dtype}; the config declares {o.dtype}")
+        out[o.name] = arr
+    return out
+
+
+def save_npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """np.savez writes zip entries with the current time; write them with a fixed one instead."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, save_npy(np.ascontiguousarray(arrays[name])))
+    return buf.getvalue()

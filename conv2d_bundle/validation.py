@@ -1,0 +1,165 @@
+"""Run the bundle checks in-process and read back their report: ``BundleValidator`` and ``conv2d pack verify``.
+
+There is one implementation of every check (``conv2d_bundle/checks``); this module only drives pytest
+over them and reads the JSON the report plugin wrote, so a library user, the CLI and ``pytest checks``
+see the same verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle.errors import BundleError
+
+log = logging.getLogger(__name__)
+CHECKS_DIR = Path(__file__).parent / "checks"
+TARGET_OF_FORMAT = {"onnx": "onnx", "coreml": "ios", "hailo": "hailo"}
+
+
+@dataclass
+class ValidationResult:
+    """The spec's result shape, filled from a ``<target>_validation.json`` report."""
+
+    passed: bool
+    errors: list[str]
+    warnings: list[str]
+    checks_run: list[str]
+    target: str | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    report_path: Path | None = None
+
+    def add_error(self, message: str) -> None:
+        self.errors.append(message)
+        self.passed = False
+
+    def add_warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any], path: Path | None = None) -> ValidationResult:
+        return cls(
+            passed=bool(report["passed"]),
+            errors=list(report["errors"]),
+            warnings=list(report["warnings"]),
+            checks_run=list(report["checks_run"]),
+            target=report["target"],
+            skipped=list(report.get("skipped", [])),
+            report_path=path,
+        )
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    exit_code: int
+    reports: dict[str, dict[str, Any]]
+    output: str
+
+
+def pytest_args(
+    bundle_dir: Path,
+    target: str,
+    *,
+    expect_hash: str | None = None,
+    profile: str = "default",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    args = [
+        str(CHECKS_DIR),
+        "--bundle",
+        str(bundle_dir),
+        "--target",
+        target,
+        "--check-profile",
+        profile,
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-o",
+        "addopts=",
+        "-o",
+        "testpaths=",
+        "-q",
+        "--no-header",
+    ]
+    if expect_hash:
+        args += ["--expect-hash", expect_hash]
+    return [*args, *extra]
+
+
+def run_pytest(
+    bundle_dir: Path,
+    target: str,
+    *,
+    expect_hash: str | None = None,
+    profile: str = "default",
+    extra: Sequence[str] = (),
+    echo: bool = False,
+) -> CheckRun:
+    """``pytest <checks> --bundle DIR --target T`` in this process; the reports come back from disk."""
+    import pytest
+
+    from conv2d_bundle.report import TARGETS
+
+    args = pytest_args(bundle_dir, target, expect_hash=expect_hash, profile=profile, extra=extra)
+    buf = io.StringIO()
+    sink = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
+    with sink:
+        code = int(pytest.main(args))
+    log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
+    names = ["general", *(TARGETS if target == "all" else ([] if target == "general" else [target]))]
+    if target == "all":
+        names.append("all")
+    reports = {}
+    for name in names:
+        path = bundle_dir / "validation" / f"{name}_validation.json"
+        if path.is_file():
+            reports[name] = json.loads(path.read_text())
+    return CheckRun(code, reports, buf.getvalue())
+
+
+def run_checks(
+    bundle_dir: Path, targets: Sequence[str], *, expect_hash: str | None = None, profile: str = "default"
+) -> dict[str, dict[str, Any]]:
+    """Run the general checks plus each target's; return each target's report (and general's)."""
+    unique = sorted(set(targets) - {"general"})
+    target = "all" if len(unique) > 1 else (unique[0] if unique else "general")
+    run = run_pytest(bundle_dir, target, expect_hash=expect_hash, profile=profile)
+    if run.exit_code not in (0, 1):
+        raise BundleError(
+            f"the checks could not run (pytest exit {run.exit_code}): {run.output.strip()[-500:]}"
+        )
+    wanted = ["general", *unique]
+    missing = [t for t in wanted if t not in run.reports]
+    if missing:
+        raise BundleError(f"the checks wrote no report for {missing}")
+    return {t: run.reports[t] for t in wanted}
+
+
+class BundleValidator:
+    """The spec's validator. It runs the same pytest checks as ``pytest checks`` and ``conv2d pack verify``."""
+
+    def __init__(self, profile: str = "default") -> None:
+        self.profile = profile
+
+    def validate(self, bundle: Any) -> ValidationResult:
+        return self.validate_for_target(bundle, "general")
+
+    def validate_for_target(self, bundle: Any, target: str) -> ValidationResult:
+        from conv2d_bundle.pytest_plugin import KNOWN_TARGETS
+
+        if target not in KNOWN_TARGETS:
+            raise BundleError(f"unknown target {target!r} (known: {', '.join(KNOWN_TARGETS)})")
+        bundle_dir = Path(getattr(bundle, "bundle_dir", bundle))
+        run = run_pytest(bundle_dir, target, profile=self.profile)
+        report = run.reports.get(target)
+        if report is None:
+            raise BundleError(f"the checks wrote no {target} report (pytest exit {run.exit_code})")
+        return ValidationResult.from_report(report, bundle_dir / "validation" / f"{target}_validation.json")
