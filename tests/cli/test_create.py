@@ -1,0 +1,278 @@
+"""`conv2d pack create` / `list`: content addressing, idempotence, reproducibility, clean failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conv2d_bundle.bundle import get_bundle, list_bundles
+from conv2d_bundle.cli import main
+from conv2d_bundle.digest import is_exp_hash, sha256_file
+from conv2d_bundle.errors import AmbiguousBundleError, BundleNotFoundError
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, last_json
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def create_args(out: Path, *extra: str) -> list[str]:
+    return [
+        "pack",
+        "create",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--model",
+        str(EXAMPLE_MODEL),
+        "--name",
+        "dogs_v1",
+        "--output-dir",
+        str(out),
+        "--formats",
+        "onnx",
+        *extra,
+    ]
+
+
+def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
+    code, out, _ = invoke(*create_args(tmp_path, "--json"))
+    assert code == 0, out
+    info = json.loads(out)
+    assert is_exp_hash(info["exp_hash"]) and Path(info["bundle_dir"]).is_absolute()
+    assert info["formats"]["onnx"] == "built" and info["already_existed"] is False
+    bundle_dir = Path(info["bundle_dir"])
+    assert oct(bundle_dir.stat().st_mode & 0o777) == "0o755"
+    created_at = json.loads((bundle_dir / "metadata.json").read_text())["created_at"]
+
+    code, out, _ = invoke(*create_args(tmp_path))
+    assert code == 0 and "already exists" in out and info["exp_hash"] in out
+
+    code, out, _ = invoke(*create_args(tmp_path, "--force", "--json"))
+    assert code == 0 and json.loads(out)["exp_hash"] == info["exp_hash"]
+    assert json.loads((bundle_dir / "metadata.json").read_text())["created_at"] != created_at
+    assert [p.name for p in tmp_path.iterdir()] == [info["exp_hash"]]  # no staging left over
+
+
+def test_two_fresh_processes_give_identical_bundles(tmp_path: Path) -> None:
+    infos = []
+    for run in ("a", "b"):
+        p = conv2d(*create_args(tmp_path / run, "--json"))
+        assert p.returncode == 0, p.stderr
+        infos.append(last_json(p.stdout))
+    (a, b) = (Path(i["bundle_dir"]) for i in infos)
+    assert infos[0]["exp_hash"] == infos[1]["exp_hash"]
+    for rel in (
+        "models/model.onnx",
+        "reference/inputs.npy",
+        "reference/outputs.npz",
+        "config.yaml",
+        "docs/README.md",
+    ):
+        assert sha256_file(a / rel) == sha256_file(b / rel), rel
+    ma, mb = (json.loads((d / "MANIFEST.json").read_text())["files"] for d in (a, b))
+    assert {k for k in ma if ma[k] != mb.get(k)} == {"metadata.json"}  # only created_at differs
+
+
+def test_bundle_contents(tmp_path: Path) -> None:
+    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.digest import experiment_hash
+
+    bundle = ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx")
+    meta = bundle.metadata
+    assert meta["schema_version"] == 1 and meta["exp_name"] == "dogs_v1"
+    assert meta["model"]["weights_sha256"] == sha256_file(EXAMPLE_MODEL)
+    assert experiment_hash(bundle.config.data, meta["model"]["weights_sha256"]) == bundle.exp_hash
+    assert (
+        meta["formats"]["onnx"]["opset_version"] == 13
+        and meta["formats"]["onnx"]["exporter"] == "torchscript"
+    )
+    assert meta["validation"]["general"]["passed"] and meta["validation"]["onnx"]["passed"]
+    assert bundle.get_available_formats() == ["onnx"]
+    assert json.loads((bundle.bundle_dir / "label_map.json").read_text()) == {
+        "0": "rest",
+        "1": "walk",
+        "2": "trot",
+        "3": "play",
+    }
+    assert (bundle.bundle_dir / "COMMIT_SHA").read_text().strip()
+    inputs = np.load(bundle.bundle_dir / "reference/inputs.npy")
+    assert inputs.shape == (64, 9, 2, 100) and inputs.dtype == np.float32
+    readme = (bundle.bundle_dir / "docs/README.md").read_text()
+    assert bundle.exp_hash in readme and "imu_input" in readme and meta["created_at"] not in readme
+
+
+def test_independent_onnxruntime_reproduces_golden_outputs(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from conv2d_bundle.bundler import ArtifactBundler
+
+    b = ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx").bundle_dir
+    sess = ort.InferenceSession(str(b / "models/model.onnx"), providers=["CPUExecutionProvider"])
+    codes, conf = sess.run(None, {"imu_input": np.load(b / "reference/inputs.npy")})
+    ref = np.load(b / "reference/outputs.npz")
+    np.testing.assert_array_equal(codes, ref["behavioral_codes"])
+    np.testing.assert_allclose(conf, ref["confidence"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        ("model: [unclosed\n", "invalid YAML"),
+        ("model: {architecture: resnet}\nlabels: [a]\n", "unknown architecture"),
+        (
+            "model: {architecture: conv2d_fsq, input_shape: [1, 9, 2]}\nlabels: [a, b, c, d]\n",
+            "expected 4 integers",
+        ),
+    ],
+)
+def test_bad_config_exit_2_one_line_nothing_written(tmp_path: Path, edit: str, words: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(edit)
+    p = conv2d(
+        "pack",
+        "create",
+        "--config",
+        str(cfg),
+        "--model",
+        str(EXAMPLE_MODEL),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_checkpoint_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    code, _, err = invoke(
+        "pack",
+        "create",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--model",
+        str(bad),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
+    assert code == 2 and "bad.pt" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ""])
+def test_bad_names_refused(tmp_path: Path, name: str) -> None:
+    code, _, err = invoke(
+        *create_args(tmp_path / "out")[:6], "--name", name, "--output-dir", str(tmp_path / "out")
+    )
+    assert code == 2 and "--name" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_failed_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conv2d_bundle import bundler
+    from conv2d_bundle.errors import ExportError
+
+    def boom(ctx: object) -> None:
+        raise ExportError("simulated converter crash")
+
+    monkeypatch.setitem(bundler.FORMAT_BUILDERS, "onnx", boom)
+    with pytest.raises(ExportError, match="simulated"):
+        bundler.ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_create_leaves_nothing_that_looks_like_a_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conv2d_bundle.cli", *create_args(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob(".tmp-*/reference/*"))):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(out.glob(".tmp-*")), "the kill came too late to test anything"
+    assert list_bundles(out) == []
+    assert not [p for p in out.iterdir() if is_exp_hash(p.name)]
+    code, _, _ = invoke(*create_args(out))
+    assert code == 0 and len(list_bundles(out)) == 1
+
+
+def test_user_model_by_target(tmp_path: Path) -> None:
+    import torch
+
+    from conv2d_bundle.bundler import ArtifactBundler
+    from tests.usermodels.tiny import TinyNet
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(TinyNet().state_dict(), ckpt)
+    config = {
+        "model": {
+            "target": "tests.usermodels.tiny:TinyNet",
+            "kwargs": {"n_classes": 3},
+            "input_name": "window",
+            "input_shape": [1, 3, 1, 20],
+            "outputs": [
+                {"name": "class_probs", "dtype": "float32", "kind": "probabilities"},
+                {"name": "embedding", "dtype": "float32"},
+            ],
+        },
+        "labels": ["low", "mid", "high"],
+    }
+    bundle = ArtifactBundler(tmp_path / "out").create_bundle(config, ckpt, formats="onnx", exp_name="tiny")
+    meta = bundle.metadata
+    assert meta["model"]["input_shape"] == [1, 3, 1, 20] and meta["model"]["architecture"].endswith("TinyNet")
+    assert meta["validation"]["onnx"]["passed"]
+    import onnx
+
+    m = onnx.load(str(bundle.bundle_dir / "models/model.onnx"))
+    assert [i.name for i in m.graph.input] == ["window"]
+    assert [o.name for o in m.graph.output] == ["class_probs", "embedding"]
+
+
+def test_lookup_by_prefix(tmp_path: Path) -> None:
+    for h in ("abcd11111111", "abcd22222222"):
+        (tmp_path / h).mkdir()
+        (tmp_path / h / "metadata.json").write_text(json.dumps({"exp_hash": h, "created_at": h}))
+    (tmp_path / ".tmp-abcd33333333-x").mkdir()
+    assert get_bundle(tmp_path, "abcd1").exp_hash == "abcd11111111"
+    with pytest.raises(AmbiguousBundleError, match="abcd11111111, abcd22222222"):
+        get_bundle(tmp_path, "abcd")
+    with pytest.raises(BundleNotFoundError, match="no bundle matches"):
+        get_bundle(tmp_path, "ffff")
+    with pytest.raises(BundleNotFoundError, match="at least 4"):
+        get_bundle(tmp_path, "abc")
+    assert [b.exp_hash for b in list_bundles(tmp_path)] == ["abcd22222222", "abcd11111111"]
+    code, out, _ = invoke("pack", "list", "--output-dir", str(tmp_path), "--json")
+    assert code == 0 and [r["exp_hash"] for r in json.loads(out)] == ["abcd22222222", "abcd11111111"]
+
+
+def test_list_verbose_and_env_artifacts(tmp_path: Path, example_bundle: Path) -> None:
+    env = {**os.environ, "CONV2D_ARTIFACTS": str(example_bundle.parent)}
+    p = conv2d("pack", "list", "--verbose", env=env)
+    assert p.returncode == 0 and example_bundle.name in p.stdout and "Formats: " in p.stdout
+
+
+def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:
+    data = yaml.safe_load((example_bundle / "config.yaml").read_text())
+    assert data["model"]["architecture"] == "conv2d_fsq" and data["labels"] == [
+        "rest",
+        "walk",
+        "trot",
+        "play",
+    ]

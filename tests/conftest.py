@@ -1,0 +1,111 @@
+"""Shared fixtures for the project's own tests.
+
+The example bundle is built once per test process (each xdist worker builds its own) and handed out
+read-only; tests that break a bundle take ``bundle_copy``, a private copy under its own hash name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = ROOT / "examples" / "dogs.yaml"
+EXAMPLE_MODEL = ROOT / "examples" / "conv2d_fsq.pt"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def example_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example bundle with every format this installation builds (read-only use)."""
+    from conv2d_bundle.bundler import ArtifactBundler
+
+    out = tmp_path_factory.mktemp("example-artifacts")
+    return ArtifactBundler(out).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, exp_name="dogs_v1").bundle_dir
+
+
+@pytest.fixture
+def bundle_copy(example_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of the example bundle (same hash-named directory), without validation reports."""
+    dst = tmp_path / "artifacts" / example_bundle.name
+    shutil.copytree(example_bundle, dst, symlinks=True)
+    shutil.rmtree(dst / "validation", ignore_errors=True)
+    return dst
+
+
+def reseal(bundle: Path, *relpaths: str) -> None:
+    """Make MANIFEST.json agree with deliberately changed files (a tamperer who re-seals)."""
+    from conv2d_bundle.manifest import BundleManifest
+
+    BundleManifest.build(bundle).write(bundle)
+
+
+@pytest.fixture
+def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
+    """``pytest checks --bundle B --target T`` in a subprocess: (exit code, <target>_validation.json, output)."""
+
+    def run(
+        bundle: Path,
+        target: str = "onnx",
+        *extra: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> tuple[int, dict[str, Any] | None, str]:
+        shutil.rmtree(bundle / "validation", ignore_errors=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(ROOT / "checks"),
+                "--bundle",
+                str(bundle),
+                "--target",
+                target,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--check-profile",
+                "quick",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=timeout,
+        )
+        report_path = bundle / "validation" / f"{target}_validation.json"
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+        return p.returncode, report, p.stdout + p.stderr
+
+    return run
+
+
+def conv2d(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The installed CLI in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "conv2d_bundle.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )
+
+
+def last_json(text: str) -> Any:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def make_args(*pairs: Sequence[str]) -> list[str]:
+    return [a for pair in pairs for a in pair]

@@ -1,0 +1,142 @@
+"""Config validation: every problem reported at once, normalized form stable, hostile YAML refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conv2d_bundle.config import MAX_CONFIG_BYTES, load_config, parse_config, parse_formats
+from conv2d_bundle.digest import experiment_hash
+from conv2d_bundle.errors import ConfigError
+from tests.conftest import EXAMPLE_CONFIG
+
+
+def example() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE_CONFIG.read_text())
+
+
+def test_example_config_is_valid_and_normalized() -> None:
+    cfg = load_config(EXAMPLE_CONFIG)
+    assert cfg.model.input_shape == (1, 9, 2, 100)
+    assert cfg.model.output_names == ("behavioral_codes", "confidence")
+    assert cfg.model.output("behavioral_codes").num_codes == 800
+    assert cfg.labels == ("rest", "walk", "trot", "play")
+    assert cfg.onnx_opset == 13
+
+
+def test_normalization_is_idempotent_and_hash_stable() -> None:
+    cfg = load_config(EXAMPLE_CONFIG)
+    again = parse_config(yaml.safe_load(yaml.safe_dump(dict(cfg.data))))
+    assert again.data == cfg.data
+    assert experiment_hash(again.data, "0" * 64) == experiment_hash(cfg.data, "0" * 64)
+
+
+def test_minimal_builtin_config_gets_defaults() -> None:
+    cfg = parse_config({"model": {"architecture": "conv2d_fsq"}, "labels": ["a", "b", "c", "d"]})
+    assert cfg.model.input_name == "imu_input"
+    assert cfg.data["export"]["onnx"]["opset"] == 13
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["model"].update(input_shape=[1, 9, 2]),
+            "model.input_shape: expected 4 integers, got [1, 9, 2]",
+        ),
+        (
+            lambda c: c["model"].update(architecture="resnet"),
+            "model.architecture: unknown architecture 'resnet'",
+        ),
+        (lambda c: c["model"].update(target="no_colon"), "model.target"),
+        (lambda c: c.update(labels=["a", "b"]), "labels: 2 labels for a model with n_classes=4"),
+        (lambda c: c.update(labels={0: "a", 2: "b"}), "without gaps"),
+        (lambda c: c["metrics"].update(accuracy="high"), "metrics.accuracy: expected a finite number"),
+        (lambda c: c["export"]["onnx"].update(opset=9), "export.onnx.opset"),
+        (
+            lambda c: c["export"]["coreml"].update(minimum_deployment_target="iOS12"),
+            "minimum_deployment_target",
+        ),
+        (lambda c: c["export"]["hailo"].update(hw_arch="hailo9"), "export.hailo.hw_arch"),
+        (lambda c: c["export"].update(formats=["onnx", "tflite"]), "unknown format(s) ['tflite']"),
+        (lambda c: c.update(surprise=1), "surprise: unknown section"),
+        (lambda c: c["model"]["outputs"][0].update(dtype="int8"), "model.outputs[0].dtype"),
+        (lambda c: c.pop("model"), "model: required mapping"),
+    ],
+)
+def test_each_problem_is_named(edit: Any, message: str) -> None:
+    cfg = example()
+    edit(cfg)
+    with pytest.raises(ConfigError) as exc:
+        parse_config(cfg)
+    assert message in str(exc.value)
+
+
+def test_all_problems_in_one_message() -> None:
+    cfg = example()
+    cfg["model"]["input_shape"] = [1, 9, 2]
+    cfg["labels"] = ["only-one"]
+    cfg["metrics"]["ece"] = float("nan")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(cfg)
+    text = str(exc.value)
+    assert "model.input_shape" in text and "labels:" in text and "metrics.ece" in text
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        parse_config(["a", "list"])
+
+
+def _write(tmp_path: Path, text: str | bytes) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return p
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"invalid YAML at line \d+"):
+        load_config(_write(tmp_path, "model: [unclosed\n"))
+
+
+def test_alias_bomb_is_refused_before_expanding(tmp_path: Path) -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 9):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(
+            f"{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]"
+        )
+    with pytest.raises(ConfigError, match="aliases are not allowed"):
+        load_config(_write(tmp_path, "\n".join(lines) + "\n"))
+
+
+def test_huge_config_is_refused_by_size(tmp_path: Path) -> None:
+    p = tmp_path / "big.yaml"
+    with open(p, "wb") as f:
+        f.truncate(MAX_CONFIG_BYTES + 1)
+    with pytest.raises(ConfigError, match="the limit is"):
+        load_config(p)
+
+
+def test_non_utf8_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(_write(tmp_path, b"model: \xff\xfe\n"))
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_python_tags_are_not_constructed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_config(_write(tmp_path, "model: !!python/object/apply:os.system ['true']\n"))
+
+
+def test_parse_formats() -> None:
+    assert parse_formats("coreml, onnx") == ["onnx", "coreml"]
+    with pytest.raises(ConfigError, match="unknown format"):
+        parse_formats("onnx,tflite")
