@@ -238,3 +238,7 @@ def verify(
         click.echo(f"  junit: {junitxml}")
     if not report["passed"]:
         raise ValidationFailed(f"{bundle.exp_hash}: {counts['failed']} check(s) failed for --target {target}")
+
+
+if __name__ == "__main__":
+    main()
