@@ -20,6 +20,7 @@ demo: $(STAMP)
 	@rm -rf artifacts/demo
 	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name dogs_v1 --output-dir artifacts/demo
 	$(BIN)/conv2d pack list --output-dir artifacts/demo --verbose
+	$(BIN)/conv2d pack verify "$$(ls artifacts/demo)" --output-dir artifacts/demo --target onnx
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
