@@ -7,12 +7,14 @@ like a bundle. torch is imported here (creating needs the model); reading and ve
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -189,14 +191,37 @@ class ArtifactBundler:
         exp_hash = experiment_hash(cfg.data, weights_sha)
         final = self.output_base / exp_hash
         if final.exists() and not force:
-            found = Bundle(final)
-            found.already_existed = True
-            return found
+            return _existing(final)
         explicit = formats is not None or cfg.formats is not None
         wanted = parse_formats(formats) if formats is not None else list(cfg.formats or available_formats())
         if "onnx" not in wanted:
             wanted.insert(0, "onnx")  # the golden reference and every check start from the ONNX export
         _prepare_output_dir(self.output_base)
+        try:
+            with _build_lock(self.output_base, exp_hash):
+                if final.exists() and not force:  # another process built it while we waited
+                    return _existing(final)
+                self._build(
+                    cfg, name, torch_model, weights_sha, exp_hash, wanted, explicit, final, force, say
+                )
+        except OSError as exc:  # disk full, permissions, a vanished directory: one clear line, nothing left
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise BundleError(f"cannot write the bundle: {exc.strerror or exc}{where}") from exc
+        return Bundle(final)
+
+    def _build(
+        self,
+        cfg: ExperimentConfig,
+        name: str,
+        torch_model: Any,
+        weights_sha: str,
+        exp_hash: str,
+        wanted: list[str],
+        explicit: bool,
+        final: Path,
+        force: bool,
+        say: Progress,
+    ) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{exp_hash}-", dir=self.output_base))
         try:
             os.chmod(staging, 0o755)
@@ -223,7 +248,6 @@ class ArtifactBundler:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return Bundle(final)
 
     def _write_files(
         self, ctx: BuildContext, name: str, model: Any, weights_sha: str, reference: Any
@@ -339,6 +363,25 @@ def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pick
     fresh = build_model(cfg.model)
     apply_state_dict(fresh, model.state_dict(), source=type(model).__name__)
     return fresh.eval(), state_dict_sha256(fresh.state_dict())
+
+
+def _existing(final: Path) -> Bundle:
+    found = Bundle(final)
+    found.already_existed = True
+    return found
+
+
+@contextlib.contextmanager
+def _build_lock(output_base: Path, exp_hash: str) -> Iterator[None]:
+    """One builder per EXP_HASH at a time across processes (``flock``; released if the process dies)."""
+    lock_dir = output_base / ".conv2d" / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{exp_hash}.lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _prepare_output_dir(path: Path) -> None:

@@ -49,7 +49,10 @@ def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, see
             batch = rng.standard_normal((num_samples, *shape)).astype(np.float32)
             drawn += num_samples
             if callable(screen):
-                latent = screen(torch.from_numpy(batch)).numpy()
+                try:
+                    latent = screen(torch.from_numpy(batch)).numpy()
+                except Exception as exc:  # as in run_torch: a forward that fails on the declared shape
+                    raise ExportError(f"the model fails on its declared input shape: {exc}") from exc
                 batch = batch[rounding_margin(latent) >= MIN_MARGIN]
             kept.extend(batch)
         inputs = np.ascontiguousarray(np.stack(kept[:num_samples]).astype(np.float32))
@@ -62,7 +65,13 @@ def run_torch(model: object, inputs: np.ndarray, spec: ModelSpec) -> dict[str, n
     import torch
 
     with torch.no_grad():
-        result = model(torch.from_numpy(inputs))  # type: ignore[operator]
+        try:
+            result = model(torch.from_numpy(inputs))  # type: ignore[operator]
+        except Exception as exc:  # a user's forward can raise anything; it means the model does not fit
+            raise ExportError(
+                f"the model fails on its declared input shape {list(inputs.shape)}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
     if isinstance(result, torch.Tensor):
         result = (result,)
     if isinstance(result, Mapping):
