@@ -56,6 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=sorted(PROFILES),
         help="fuzzing budget of the property checks (default: default, a few seconds)",
     )
+    group.addoption(
+        "--trusted-key", help="Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"
+    )
     group.addoption("--expect-hash", help=argparse_suppress(), default=None)
 
 
@@ -81,6 +84,7 @@ def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "target(name): the deployment target a bundle check belongs to")
+    config.addinivalue_line("markers", "needs_trusted_key: runs only with --trusted-key")
     ref = config.getoption("bundle", None)
     if not ref:
         return
@@ -119,9 +123,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
+    signed = bool(config.getoption("trusted_key"))
     for item in items:
         t = _target_of(item)
-        (keep if t is None or t == "general" or t in state.targets else drop).append(item)
+        selected = t is None or t == "general" or t in state.targets
+        if item.get_closest_marker("needs_trusted_key") and not signed:
+            selected = False  # signatures are checked when a trusted key is given, as with gpg --verify
+        (keep if selected else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -241,6 +249,12 @@ def check_details(request: pytest.FixtureRequest) -> dict[str, Any]:
     details: dict[str, Any] = {}
     request.node.stash[_details_key] = details
     return details
+
+
+@pytest.fixture(scope="session")
+def trusted_key(request: pytest.FixtureRequest) -> Path | None:
+    value = request.config.getoption("trusted_key")
+    return Path(value) if value else None
 
 
 @pytest.fixture(scope="session")

@@ -143,6 +143,17 @@ def test_metrics_in_range(bundle: Any) -> None:
         pytest.fail("metrics.json: " + "; ".join(problems))
 
 
+@pytest.mark.needs_trusted_key
+def test_signature(bundle: Any, trusted_key: Any) -> None:
+    from conv2d_bundle.errors import BundleError
+    from conv2d_bundle.signing import verify_signature
+
+    try:
+        verify_signature(bundle.bundle_dir, trusted_key)
+    except BundleError as exc:
+        pytest.fail(str(exc))
+
+
 def test_version_well_formed(bundle: Any, metadata: Any) -> None:
     text = bundle.path("VERSION").read_text().strip()
     parts = text.split(".")
