@@ -2,8 +2,8 @@
 
     python -m tests.reliability.driver POINT ACTION -- <conv2d args>
 
-POINT: onnx-export | coreml-export | reference | manifest | seal-checks | rename
-ACTION: kill (SIGKILL this process there) | enospc (raise OSError ENOSPC there)
+POINT: staging | onnx-export | coreml-export | reference | manifest | seal-checks | rename
+ACTION: kill (SIGKILL this process there) | enospc | erofs (raise that OSError there)
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 def _fault(action: str) -> None:
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "models/model.onnx")
+    code = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}[action]
+    raise OSError(code, os.strerror(code), "models/model.onnx")
 
 
 def _wrap(module: Any, name: str, action: str) -> None:
@@ -51,6 +52,8 @@ def main() -> None:
         from conv2d_bundle import validation
 
         _wrap(validation, "run_checks", action)
+    elif point == "staging":
+        _wrap(bundler.tempfile, "mkdtemp", action)
     elif point == "rename":
         _wrap(bundler, "_move_into_place", action)
     else:
