@@ -15,6 +15,7 @@ from typing import Any
 from conv2d_bundle.digest import is_exp_hash
 from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
 from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.schema import check_label_map, check_metadata, parse_json
 
 METADATA_SCHEMA_VERSION = 1
 MIN_PREFIX = 4
@@ -29,13 +30,12 @@ def default_artifacts_dir() -> Path:
 def read_json(path: Path, *, what: str | None = None) -> Any:
     label = what or path.name
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise BundleIntegrityError(f"{label} is missing") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleIntegrityError(f"{label} is not valid JSON: {exc}") from exc
     except OSError as exc:
         raise BundleIntegrityError(f"{label}: cannot read ({exc.strerror})") from exc
+    return parse_json(raw, label)
 
 
 class Bundle:
@@ -53,10 +53,7 @@ class Bundle:
 
     @cached_property
     def metadata(self) -> Mapping[str, Any]:
-        data = read_json(self.path("metadata.json"), what="metadata.json")
-        if not isinstance(data, dict):
-            raise BundleIntegrityError("metadata.json: expected a JSON object")
-        return data
+        return check_metadata(read_json(self.path("metadata.json"), what="metadata.json"))
 
     @property
     def exp_hash(self) -> str:
@@ -77,10 +74,7 @@ class Bundle:
 
     @cached_property
     def label_map(self) -> Mapping[str, str]:
-        data = read_json(self.path("label_map.json"), what="label_map.json")
-        if not isinstance(data, dict):
-            raise BundleIntegrityError("label_map.json: expected a JSON object")
-        return data
+        return check_label_map(read_json(self.path("label_map.json"), what="label_map.json"))
 
     @cached_property
     def config(self) -> Any:
@@ -110,6 +104,12 @@ class Bundle:
             and info.get("status") == "built"
             and self.path(str(info.get("file"))).exists()
         )
+
+    def create_archive(self, format: str = "tar.gz", output_dir: str | Path | None = None) -> Path:
+        """This bundle as a deterministic ``<exp_name>-<exp_hash>.<format>`` (tar.gz or zip), + ``.sha256``."""
+        from conv2d_bundle.archive import create_archive
+
+        return create_archive(self, format, Path(output_dir) if output_dir is not None else None)
 
 
 def is_bundle_dir(path: Path) -> bool:

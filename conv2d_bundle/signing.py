@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from conv2d_bundle import atomic
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
@@ -17,7 +18,7 @@ from conv2d_bundle.manifest import MANIFEST_NAME
 SIGNATURE_NAME = "MANIFEST.json.sig"
 
 
-def _crypto():  # type: ignore[no-untyped-def]
+def _crypto() -> tuple[Any, Any, Any]:
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives import serialization
@@ -44,7 +45,7 @@ def keygen(private_path: Path, public_path: Path) -> None:
     atomic.write_bytes(public_path, public)
 
 
-def _load(path: Path, *, private: bool):  # type: ignore[no-untyped-def]
+def _load(path: Path, *, private: bool) -> Any:
     ed25519, serialization, _ = _crypto()
     try:
         data = path.read_bytes()
