@@ -1,0 +1,118 @@
+"""``attach-hef``: put a HEF compiled from the bundle's kit into the bundle, checked first, then re-sealed.
+
+Before anything is written: the bundle must verify against its MANIFEST (re-sealing must never launder a
+tampered bundle), the file must be a HEF whose integrity hash holds (:func:`conv2d_bundle.hef.read_hef`),
+compiled for an architecture the configured device accepts, with the kit's ``--net-name`` among its network
+groups. Then the HEF, metadata.json, the generated docs and MANIFEST.json are written under temporary names
+and renamed into place (MANIFEST last). On any refusal the bundle is byte-for-byte untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle import atomic, bundle_docs
+from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.errors import BundleIntegrityError, HefError
+from conv2d_bundle.hef import HefInfo, device_accepts, read_hef
+from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+
+HEF_FILE = "models/hailo.hef"
+DOCS = {
+    "docs/README.md": bundle_docs.readme,
+    "docs/deployment_guide.md": bundle_docs.deployment_guide,
+    "docs/api_reference.md": bundle_docs.api_reference,
+}
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    bundle_dir: Path
+    hef: HefInfo
+    replaced: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def attach_hef(bundle: Bundle, hef_path: str | os.PathLike[str]) -> AttachResult:
+    """Check ``hef_path`` against ``bundle`` and seal it in as ``models/hailo.hef``; HefError when refused."""
+    root = bundle.bundle_dir
+    source = Path(hef_path)
+    if not source.is_file():
+        raise HefError(f"{source}: no such file")
+    metadata = dict(bundle.metadata)
+    hailo = metadata.get("formats", {}).get("hailo")
+    if not isinstance(hailo, dict) or not hailo.get("net_name"):
+        raise HefError(f"bundle {root.name} has no Hailo compile kit (it was built without the hailo format)")
+    diff = BundleManifest.load(root).verify(root)
+    if not diff.ok:
+        raise BundleIntegrityError(
+            f"bundle {root.name} does not match its {MANIFEST_NAME} ({diff.describe()}): not re-sealing it"
+        )
+    info = read_hef(source)
+    hw_arch = str(hailo.get("hw_arch") or bundle.config.hailo_options.get("hw_arch", "hailo8"))
+    ok, note = device_accepts(hw_arch, info.hw_arch)
+    if not ok:
+        raise HefError(
+            f"{source.name}: compiled for {info.hw_arch}, but the bundle is configured for {hw_arch}: {note}"
+        )
+    net = hailo["net_name"]
+    if net not in info.network_groups:
+        raise HefError(
+            f"{source.name}: network groups {list(info.network_groups)} do not include the kit's --net-name "
+            f"{net!r}: this HEF was compiled from another network"
+        )
+    data = source.read_bytes()
+    if len(data) != info.file_size:
+        raise HefError(f"{source.name} changed while it was being checked")
+    replaced = (root / HEF_FILE).exists()
+    new_hailo = {k: v for k, v in hailo.items() if k != "reason"}
+    new_hailo.update(
+        status="built",
+        file=HEF_FILE,
+        source="attached",
+        hef_hw_arch=info.hw_arch,
+        sdk_version=info.sdk_version,
+        hef_header_version=info.header_version,
+        size_bytes=len(data),
+        file_size_mb=round(len(data) / 2**20, 3),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    metadata["formats"] = {**metadata["formats"], "hailo": new_hailo}
+    files: dict[str, bytes] = {HEF_FILE: data, "metadata.json": atomic.dumps_json(metadata).encode()}
+    for rel, render in DOCS.items():
+        if (root / rel).exists():
+            files[rel] = render(metadata).encode("utf-8")
+    _replace_and_seal(root, files, BundleManifest.load(root))
+    return AttachResult(root, info, replaced, [note] if note else [])
+
+
+def _replace_and_seal(root: Path, files: dict[str, bytes], manifest: BundleManifest) -> None:
+    """Write every file under a temporary name, then rename them into place and MANIFEST.json last."""
+    entries: dict[str, Any] = dict(manifest.files)
+    for rel, data in files.items():
+        entries[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    files = {**files, MANIFEST_NAME: atomic.dumps_json(BundleManifest(entries).to_json()).encode()}
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for rel, data in files.items():
+            target = root / rel
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            staged.append((Path(name), target))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(name, 0o644)
+        for temp, final in staged:
+            os.replace(temp, final)
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        raise
+    shutil.rmtree(root / "validation", ignore_errors=True)  # reports about the bundle before the HEF

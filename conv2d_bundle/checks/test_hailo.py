@@ -1,0 +1,334 @@
+"""Hailo checks: the compile kit is complete and compilable, the device/host split reproduces the golden
+outputs, and the HEF (once compiled or attached) is intact, for the configured device and this network.
+
+numpy + onnx + onnxruntime only (no torch, no Hailo software); ``hailortcli parse-hef`` is used where it is
+on PATH and skipped, with that reason, elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conv2d_bundle.errors import BundleWarning, HefError
+
+pytestmark = pytest.mark.target("hailo")
+
+KIT = "models/hailo"
+HEF = "models/hailo.hef"
+KIT_FILES = ("model.onnx", "calib_set.npy", "model_script.alls", "compile.sh", "README.md")
+NOT_COMPILED = "HEF not compiled: run models/hailo/compile.sh where the Hailo DFC 3.x is installed, then conv2d pack attach-hef"
+DEVICE_OPSETS = (11, 13)
+MAX_IR_VERSION = 9
+MIN_CALIBRATION = 64
+HEF_WARN_BYTES = 10 * 2**20
+COMPILE_COMMANDS = ("hailo parser onnx", "hailo optimize", "hailo compiler")
+
+
+@pytest.fixture(scope="module")
+def hailo_info(bundle: Any) -> Any:
+    info = bundle.format_info("hailo")
+    if not info:
+        pytest.fail("metadata.json has no formats.hailo: the bundle was built without the hailo format")
+    return info
+
+
+@pytest.fixture(scope="module")
+def hailo_options(bundle: Any) -> Any:
+    return bundle.config.hailo_options
+
+
+@pytest.fixture(scope="module")
+def device_model(bundle: Any) -> Any:
+    import onnx
+
+    path = bundle.path(f"{KIT}/model.onnx")
+    if not path.is_file():
+        pytest.fail(f"{KIT}/model.onnx is missing")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # DecodeError and others: a damaged file
+        pytest.fail(f"{KIT}/model.onnx cannot be parsed: {type(exc).__name__}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def calib(bundle: Any) -> Any:
+    path = bundle.path(f"{KIT}/calib_set.npy")
+    if not path.is_file():
+        pytest.fail(f"{KIT}/calib_set.npy is missing")
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"{KIT}/calib_set.npy cannot be read as .npy: {exc}")
+
+
+@pytest.fixture(scope="module")
+def hef_path(bundle: Any) -> Path:
+    path = bundle.path(HEF)
+    if not path.is_file():
+        pytest.skip(f"no {HEF} to check (see test_hef_present)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hef_info(hef_path: Path) -> Any:
+    from conv2d_bundle.hef import read_hef
+
+    try:
+        return read_hef(hef_path)
+    except HefError as exc:
+        pytest.fail(f"{HEF}: {exc}")
+
+
+def _dims(value_info: Any) -> list[Any]:
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in value_info.type.tensor_type.shape.dim
+    ]
+
+
+# -- the kit ----------------------------------------------------------------------------------------
+def test_kit_complete(bundle: Any, hailo_info: Any) -> None:
+    missing = [name for name in KIT_FILES if not bundle.path(f"{KIT}/{name}").is_file()]
+    if missing:
+        pytest.fail(f"{KIT}/ lacks {', '.join(missing)}")
+
+
+def test_compile_script(bundle: Any, hailo_info: Any, hailo_options: Any, check_details: dict) -> None:
+    path = bundle.path(f"{KIT}/compile.sh")
+    if not path.is_file():
+        pytest.fail(f"{KIT}/compile.sh is missing")
+    text = path.read_text(encoding="utf-8")
+    problems = [f"lacks `{cmd}`" for cmd in COMPILE_COMMANDS if cmd not in text]
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    if "set -euo pipefail" not in code:
+        problems.append("lacks `set -euo pipefail`")
+    hw_arch = hailo_options.get("hw_arch", "hailo8")
+    if code.count(f"--hw-arch {hw_arch}") < 3:
+        problems.append(f"does not pass --hw-arch {hw_arch} (the configured hw_arch) to all three commands")
+    net = hailo_info.get("net_name")
+    if f"--net-name {net}" not in code:
+        problems.append(f"does not pass --net-name {net}")
+    if "--end-node-names" not in code:
+        problems.append("gives no --end-node-names")
+    if "hef-info" in code or "--onnx" in code:
+        problems.append("uses commands that do not exist (hailo hef-info, hailo compiler --onnx)")
+    if not os.access(path, os.X_OK):
+        problems.append("is not executable")
+    check_details.update(hw_arch=hw_arch, net_name=net)
+    if problems:
+        pytest.fail(f"{KIT}/compile.sh " + "; ".join(problems))
+
+
+def test_model_script(bundle: Any, hailo_info: Any) -> None:
+    path = bundle.path(f"{KIT}/model_script.alls")
+    if not path.is_file():
+        pytest.fail(f"{KIT}/model_script.alls is missing")
+    commands = [
+        ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")
+    ]
+    bad = [ln for ln in commands if not (ln.rstrip().endswith(")") and "(" in ln)]
+    if not commands or bad:
+        pytest.fail(f"{KIT}/model_script.alls: no commands, or lines that are not `command(args)`: {bad[:3]}")
+
+
+def test_device_onnx_static(device_model: Any, model_spec: Any, hailo_info: Any, check_details: dict) -> None:
+    init = {t.name for t in device_model.graph.initializer}
+    inputs = [i for i in device_model.graph.input if i.name not in init]
+    if [i.name for i in inputs] != [model_spec.input_name]:
+        pytest.fail(f"{KIT}/model.onnx inputs {[i.name for i in inputs]} != [{model_spec.input_name}]")
+    expected = [1, *model_spec.input_shape[1:]]
+    dims = _dims(inputs[0])
+    check_details["input_shape"] = dims
+    if dims != expected:
+        pytest.fail(f"{KIT}/model.onnx input shape {dims} != expected {expected} (batch 1, static)")
+    dynamic = {
+        o.name: _dims(o)
+        for o in device_model.graph.output
+        if not all(isinstance(d, int) and d > 0 for d in _dims(o))
+    }
+    if dynamic:
+        pytest.fail(f"{KIT}/model.onnx has dynamic output axes: {dynamic}")
+    wanted = hailo_info.get("device_outputs", [])
+    got = [o.name for o in device_model.graph.output]
+    if wanted and got != list(wanted):
+        pytest.fail(f"{KIT}/model.onnx outputs {got} != metadata's device_outputs {wanted}")
+
+
+def test_device_onnx_versions(device_model: Any, check_details: dict) -> None:
+    opset = max((o.version for o in device_model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    check_details.update(opset=opset, ir_version=device_model.ir_version)
+    if opset not in DEVICE_OPSETS:
+        pytest.fail(
+            f"{KIT}/model.onnx opset {opset} not in {DEVICE_OPSETS} (the safe choices for the Hailo parser)"
+        )
+    if not 3 <= device_model.ir_version <= MAX_IR_VERSION:
+        pytest.fail(
+            f"{KIT}/model.onnx IR version {device_model.ir_version} > {MAX_IR_VERSION} (the Hailo parser rejects IR 10)"
+        )
+
+
+def test_device_onnx_supported_ops(device_model: Any, check_details: dict) -> None:
+    from conv2d_bundle.hailo_ops import unsupported_ops
+
+    ops = sorted({n.op_type for n in device_model.graph.node})
+    check_details["ops"] = ops
+    bad = unsupported_ops(ops)
+    if bad:
+        pytest.fail(
+            f"{KIT}/model.onnx uses operators outside the Hailo supported list: {bad} (run them on the host)"
+        )
+
+
+def test_calibration_set(calib: Any, model_spec: Any, hailo_info: Any, check_details: dict) -> None:
+    c, h, w = model_spec.input_shape[1:]
+    check_details.update(shape=list(calib.shape), dtype=str(calib.dtype))
+    if calib.dtype != np.float32:
+        pytest.fail(f"{KIT}/calib_set.npy is {calib.dtype}, expected float32")
+    if calib.ndim != 4 or tuple(calib.shape[1:]) != (h, w, c):
+        pytest.fail(f"{KIT}/calib_set.npy shape {list(calib.shape)} != [N, {h}, {w}, {c}] (NHWC)")
+    if calib.shape[0] < MIN_CALIBRATION:
+        pytest.fail(f"{KIT}/calib_set.npy holds {calib.shape[0]} windows, fewer than {MIN_CALIBRATION}")
+    if not np.isfinite(calib).all():
+        pytest.fail(f"{KIT}/calib_set.npy holds NaN or infinite values")
+    if calib.std() == 0:
+        pytest.fail(f"{KIT}/calib_set.npy is constant: nothing to calibrate on")
+    if hailo_info.get("calibration", {}).get("source") != "config":
+        warnings.warn(
+            BundleWarning(f"{KIT}/calib_set.npy is golden/synthetic windows; real windows quantize better"),
+            stacklevel=1,
+        )
+
+
+@pytest.fixture(scope="module")
+def split_outputs(
+    bundle: Any, device_model: Any, reference_inputs: Any, model_spec: Any, hailo_info: Any
+) -> Any:
+    from conv2d_bundle.export.hailo_kit import host_outputs, run_device
+
+    try:
+        device = run_device(bundle.path(f"{KIT}/model.onnx"), reference_inputs, model_spec.input_name)
+    except Exception as exc:  # onnxruntime's Fail / InvalidArgument: the device part does not run
+        pytest.fail(f"{KIT}/model.onnx does not run in onnxruntime: {str(exc).splitlines()[0]}")
+    try:
+        return host_outputs(device, model_spec, bool(hailo_info.get("split")))
+    except KeyError as exc:
+        pytest.fail(f"{KIT}/model.onnx lacks the device output {exc} the host post-processing needs")
+
+
+def test_split_parity(
+    split_outputs: Any, reference_outputs: Any, model_spec: Any, output_name: str, check_details: dict
+) -> None:
+    """Device ONNX in onnxruntime + host post-processing reproduce the golden outputs (codes exactly)."""
+    from conv2d_bundle.parity import compare
+
+    spec = model_spec.output(output_name)
+    if output_name not in split_outputs:
+        pytest.fail(f"device part + host produce no {output_name}")
+    if output_name not in reference_outputs:
+        pytest.fail(f"reference/outputs.npz has no {output_name}")
+    stats = compare(
+        output_name,
+        split_outputs[output_name],
+        reference_outputs[output_name],
+        integer=spec.is_integer,
+        atol=spec.atol,
+        rtol=spec.rtol,
+    )
+    check_details.update(stats.as_dict())
+    if not stats.passed:
+        pytest.fail(f"{KIT}/model.onnx + host post-processing: {stats.describe()}")
+
+
+def test_int8_agreement(hailo_info: Any, hailo_options: Any, check_details: dict) -> None:
+    from conv2d_bundle.int8 import below_thresholds, thresholds
+
+    figures = hailo_info.get("int8")
+    if not isinstance(figures, dict):
+        pytest.fail("metadata.json formats.hailo has no int8 record")
+    if "error" in figures:
+        pytest.skip(f"int8 sensitivity was not measured: {figures['error']}")
+    limits = thresholds(hailo_options)
+    check_details.update(figures=figures, thresholds=limits)
+    for message in below_thresholds(figures, limits):
+        warnings.warn(BundleWarning(message), stacklevel=1)
+
+
+# -- the HEF ----------------------------------------------------------------------------------------
+def test_hef_present(bundle: Any, hailo_info: Any) -> None:
+    if not bundle.path(HEF).is_file():
+        if hailo_info.get("status") == "built":
+            pytest.fail(f"metadata.json says formats.hailo is built, but {HEF} is missing")
+        pytest.fail(NOT_COMPILED)
+    if hailo_info.get("status") != "built" or hailo_info.get("file") != HEF:
+        pytest.fail(
+            f"{HEF} is present but metadata.json formats.hailo is {hailo_info.get('status')!r}, not built"
+        )
+
+
+def test_hef_integrity(hef_info: Any, check_details: dict) -> None:
+    check_details.update(
+        header_version=hef_info.header_version,
+        hash_algorithm=hef_info.hash_algorithm,
+        sdk_version=hef_info.sdk_version,
+    )
+
+
+def test_hef_architecture(hef_info: Any, hailo_options: Any, check_details: dict) -> None:
+    from conv2d_bundle.hef import device_accepts
+
+    hw_arch = hailo_options.get("hw_arch", "hailo8")
+    check_details.update(hef_arch=hef_info.hw_arch, hw_arch=hw_arch)
+    try:
+        ok, note = device_accepts(hw_arch, hef_info.hw_arch)
+    except HefError as exc:
+        pytest.fail(f"{HEF}: {exc}")
+    if not ok:
+        pytest.fail(f"{HEF} was compiled for {hef_info.hw_arch}: {note} (configured hw_arch {hw_arch})")
+    if note:
+        warnings.warn(BundleWarning(f"{HEF}: {note}"), stacklevel=1)
+
+
+def test_hef_network_name(hef_info: Any, hailo_info: Any, check_details: dict) -> None:
+    net = hailo_info.get("net_name")
+    check_details.update(network_groups=list(hef_info.network_groups), net_name=net)
+    if net not in hef_info.network_groups:
+        pytest.fail(
+            f"{HEF} holds network groups {list(hef_info.network_groups)}, not the kit's --net-name {net!r}: "
+            "it was compiled from another model"
+        )
+
+
+def test_hef_size(hef_path: Path, check_details: dict) -> None:
+    size = hef_path.stat().st_size
+    check_details["size_bytes"] = size
+    if size > HEF_WARN_BYTES:
+        warnings.warn(BundleWarning(f"{HEF} is {size / 2**20:.1f} MB (over 10 MB)"), stacklevel=1)
+
+
+def test_hef_parse_hef(
+    hef_path: Path, hef_info: Any, model_spec: Any, hailo_options: Any, check_details: dict
+) -> None:
+    """Cross-check with HailoRT's own reader, where it is installed."""
+    from conv2d_bundle.hef import device_accepts, find_hailortcli, run_parse_hef
+
+    if find_hailortcli() is None:
+        pytest.skip("hailortcli is not on PATH (it comes with HailoRT): parse-hef cross-check not run")
+    try:
+        parsed = run_parse_hef(hef_path)
+    except HefError as exc:
+        pytest.fail(f"{HEF}: {exc}")
+    check_details["parse_hef"] = parsed
+    arch = parsed.get("architecture") or ""
+    ok, _ = device_accepts(hailo_options.get("hw_arch", "hailo8"), arch)
+    if not ok:
+        pytest.fail(f"hailortcli parse-hef says {HEF} is for {arch}, not the configured device")
+    c, h, w = model_spec.input_shape[1:]
+    shapes = [i.get("shape") for i in parsed.get("inputs", [])]
+    if shapes and [h, w, c] not in shapes:
+        pytest.fail(f"hailortcli parse-hef input shapes {shapes} do not include [{h}, {w}, {c}] (NHWC)")

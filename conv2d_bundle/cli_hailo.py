@@ -1,0 +1,35 @@
+"""``conv2d pack attach-hef BUNDLE HEF``: seal a HEF compiled from the bundle's kit into the bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("attach-hef")
+@click.argument("bundle_ref", metavar="BUNDLE")
+@click.argument("hef", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--output-dir",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    envvar="CONV2D_ARTIFACTS",
+    default="artifacts",
+    show_default=True,
+    help="artifacts directory (env CONV2D_ARTIFACTS)",
+)
+def attach_hef(bundle_ref: str, hef: Path, output_dir: Path) -> None:
+    """Check HEF (integrity, architecture, network name) and seal it into BUNDLE (hash prefix or path)."""
+    from conv2d_bundle.attach import attach_hef as attach
+    from conv2d_bundle.bundle import get_bundle
+
+    result = attach(get_bundle(output_dir, bundle_ref), hef)
+    for note in result.warnings:
+        click.echo(f"warning: {note}", err=True)
+    info = result.hef
+    click.echo(
+        f"{result.bundle_dir.name}: {'replaced' if result.replaced else 'attached'} models/hailo.hef "
+        f"({info.hw_arch}, network {', '.join(info.network_groups)}, SDK {info.sdk_version or 'unknown'}); "
+        f"re-sealed. Verify with: conv2d pack verify {result.bundle_dir.name} --target hailo"
+    )

@@ -1,0 +1,278 @@
+"""The Hailo compile kit (``models/hailo/``): device-part ONNX, calibration set, model script, compile script
+and a README. Everything here runs without the Hailo software; see DESIGN.md, "Hailo"."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conv2d_bundle import atomic
+from conv2d_bundle.errors import BundleWarning, ConfigError, ExportError
+
+log = logging.getLogger(__name__)
+KIT_DIR = "models/hailo"
+KIT_FILES = ("model.onnx", "calib_set.npy", "model_script.alls", "compile.sh", "README.md")
+DEVICE_OUTPUTS = ("bounded_latent", "class_logits")
+MIN_CALIBRATION = 64
+RECOMMENDED_CALIBRATION = 1024
+DEFAULT_CALIBRATION_SIZE = 256  # reference + synthetic windows: 1.8 MB for [9, 2, 100]
+
+
+@dataclass(frozen=True)
+class DeviceExport:
+    path: Path
+    split: bool  # True: device_forward + host post-processing; False: the whole model
+    output_names: tuple[str, ...]
+    end_node_names: tuple[str, ...]
+    opset: int
+    ir_version: int
+
+
+def net_name_for(model_name: str) -> str:
+    """The ``--net-name`` of the kit: the model name as a Hailo-safe identifier."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", model_name).strip("_") or "model"
+    return name if not name[0].isdigit() else f"net_{name}"
+
+
+def export_device_onnx(
+    model: Any, spec: Any, path: Path, *, opset: int, metadata: Mapping[str, str]
+) -> DeviceExport:
+    """Export the device part (batch 1, static shapes): ``device_forward`` when the model has one and the
+    host knows its post-processing (FSQ levels), else the whole model with a BundleWarning."""
+    import onnx
+    import torch
+
+    from conv2d_bundle.export.onnx import export_onnx
+
+    split = callable(getattr(model, "device_forward", None)) and spec.fsq_levels is not None
+    if split:
+
+        class _DevicePart(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x: Any) -> Any:
+                return self.inner.device_forward(x)
+
+        module: Any = _DevicePart(model).eval()  # DESIGN pitfall: a fresh wrapper is in training mode
+        names: tuple[str, ...] = DEVICE_OUTPUTS
+    else:
+        warnings.warn(
+            BundleWarning(
+                f"{type(model).__name__} has no device_forward (or no FSQ levels): the Hailo kit exports the "
+                "whole model, whose integer tail (rounding, argmax) the Hailo parser may reject"
+            ),
+            stacklevel=2,
+        )
+        module, names = model, tuple(spec.output_names)
+    shape = (1, *tuple(spec.input_shape)[1:])
+    try:
+        info = export_onnx(
+            module,
+            shape,
+            path,
+            input_name=spec.input_name,
+            output_names=names,
+            opset=opset,
+            dynamic_batch=False,
+            metadata=metadata,
+        )
+    finally:
+        model.eval()
+    graph = onnx.load(str(path)).graph
+    producers = {out: node.name or node.op_type for node in graph.node for out in node.output}
+    ends = tuple(producers.get(n, n) for n in names)
+    return DeviceExport(path, split, names, ends, info.opset, info.ir_version)
+
+
+def run_device(path: Path, inputs: np.ndarray, input_name: str) -> dict[str, np.ndarray]:
+    """Run a batch-1 device ONNX over ``inputs`` one window at a time; outputs stacked by name."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    rows = [sess.run(None, {input_name: inputs[i : i + 1]}) for i in range(inputs.shape[0])]
+    return {n: np.concatenate([r[k] for r in rows]) for k, n in enumerate(names)}
+
+
+def host_outputs(device: Mapping[str, np.ndarray], spec: Any, split: bool) -> dict[str, np.ndarray]:
+    """The configured outputs from the device outputs: FSQ codes and softmax on the host (numpy only)."""
+    from conv2d_bundle.postprocess import fsq_codes, softmax
+
+    if not split:
+        return dict(device)
+    out: dict[str, np.ndarray] = {}
+    for o in spec.outputs:
+        if o.kind == "codes":
+            out[o.name] = fsq_codes(device["bounded_latent"], spec.fsq_levels).astype(o.dtype)
+        elif o.kind == "probabilities":
+            out[o.name] = softmax(device["class_logits"])
+    return out
+
+
+def calibration_set(
+    options: Mapping[str, Any], reference_inputs: np.ndarray, input_shape: Sequence[int], seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """NHWC float32 calibration windows: the config's ``calibration_data`` (.npy of NCHW windows) when
+    given, else the golden inputs plus seeded synthetic windows, with a warning."""
+    chw = tuple(int(d) for d in input_shape[1:])
+    source = options.get("calibration_data")
+    if source:
+        path = Path(str(source)).expanduser()
+        try:
+            data = np.load(path, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"export.hailo.calibration_data {path}: cannot read a .npy: {exc}") from exc
+        if data.ndim != 4 or tuple(data.shape[1:]) != chw:
+            raise ConfigError(
+                f"export.hailo.calibration_data {path}: shape {list(data.shape)}, expected [N, {', '.join(map(str, chw))}] (NCHW)"
+            )
+        if data.shape[0] < MIN_CALIBRATION:
+            raise ConfigError(
+                f"export.hailo.calibration_data {path}: {data.shape[0]} windows, at least {MIN_CALIBRATION} needed"
+            )
+        nchw = np.asarray(data, dtype=np.float32)
+        if not np.isfinite(nchw).all():
+            raise ConfigError(f"export.hailo.calibration_data {path}: holds NaN or infinite values")
+        info: dict[str, Any] = {"source": "config", "path": str(path)}
+    else:
+        size = int(options.get("calibration_size", DEFAULT_CALIBRATION_SIZE))
+        if size < MIN_CALIBRATION:
+            raise ConfigError(f"export.hailo.calibration_size {size} < {MIN_CALIBRATION}")
+        rng = np.random.default_rng(seed + 7919)
+        extra = max(size - reference_inputs.shape[0], 0)
+        synthetic = rng.standard_normal((extra, *chw)).astype(np.float32)
+        nchw = np.concatenate([reference_inputs[:size], synthetic]).astype(np.float32)
+        warnings.warn(
+            BundleWarning(
+                f"Hailo calibration set: {nchw.shape[0]} golden/synthetic windows; real windows quantize "
+                f"better (set export.hailo.calibration_data to a .npy of >= {RECOMMENDED_CALIBRATION} NCHW windows)"
+            ),
+            stacklevel=2,
+        )
+        info = {"source": "reference+synthetic", "seed": seed + 7919}
+    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+    info.update(shape=list(nhwc.shape), layout="NHWC", dtype="float32")
+    return nhwc, info
+
+
+def model_script(net_name: str, calib_size: int, split: bool) -> str:
+    lines = [
+        f"# Hailo model script for {net_name} (hailo optimize --model-script model_script.alls)",
+        "# optimization level 2 with full-precision calibration; see the DFC user guide, 'Model Scripts'",
+        "model_optimization_flavor(optimization_level=2, compression_level=0)",
+        f"model_optimization_config(calibration, batch_size=8, calibset_size={calib_size})",
+    ]
+    if split:
+        lines += [
+            "# the bounded FSQ latent is rounded on the host: keep its output layer at 16 bits so the",
+            "# quantization step stays far below the 0.5 rounding step",
+            "quantization_param(output_layer1, precision_mode=a16_w16)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def compile_script(
+    net_name: str, hw_arch: str, input_name: str, end_nodes: Sequence[str], exp_hash: str
+) -> str:
+    ends = " ".join(f"'{n}'" for n in end_nodes)
+    return f"""#!/usr/bin/env bash
+# Compile models/hailo/model.onnx into a HEF with the Hailo Dataflow Compiler 3.x (hailo_sdk_client).
+# Usage: bash compile.sh [OUTPUT_DIR]   (default ./hailo_build; never inside the sealed bundle)
+# Then:  conv2d pack attach-hef {exp_hash} OUTPUT_DIR/{net_name}.hef
+set -euo pipefail
+KIT="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+OUT="$(mkdir -p "${{1:-hailo_build}}" && cd "${{1:-hailo_build}}" && pwd)"
+
+hailo parser onnx "$KIT/model.onnx" --net-name {net_name} --hw-arch {hw_arch} \\
+  --start-node-names '{input_name}' --end-node-names {ends} \\
+  --har-path "$OUT/{net_name}.har" -y
+hailo optimize "$OUT/{net_name}.har" --hw-arch {hw_arch} \\
+  --calib-set-path "$KIT/calib_set.npy" --model-script "$KIT/model_script.alls" \\
+  --output-har-path "$OUT/{net_name}_quantized.har"
+hailo compiler "$OUT/{net_name}_quantized.har" --hw-arch {hw_arch} --output-dir "$OUT"
+
+echo "HEF: $OUT/{net_name}.hef"
+echo "next: conv2d pack attach-hef {exp_hash} $OUT/{net_name}.hef"
+"""
+
+
+def kit_readme(meta: Mapping[str, Any], spec: Any) -> str:
+    outs = ", ".join(f"`{n}`" for n in meta["device_outputs"])
+    if meta["split"]:
+        host = f"""## Host post-processing (plain numpy: `conv2d_bundle.postprocess`)
+
+The device returns {outs}. The host computes the model's outputs from them:
+
+1. `behavioral_codes`: `digits = rint(bounded_latent) + levels // 2` (round half to even), then
+   `code = sum(digits * basis)` with `basis = cumprod([1, L0, L1, ...])` for levels {list(spec.fsq_levels)}
+   (`fsq_codes(bounded_latent, levels)`).
+2. `confidence`: `softmax(class_logits)` in float32 (`softmax(logits)`).
+
+```python
+from conv2d_bundle.postprocess import fsq_codes, softmax
+codes = fsq_codes(bounded_latent, {list(spec.fsq_levels)})
+confidence = softmax(class_logits)
+```
+"""
+    else:
+        host = (
+            "## Host post-processing\n\nNone: this model has no device/host split, so the whole model "
+            "was exported; its integer tail may be rejected by the Hailo parser.\n"
+        )
+    return f"""# Hailo compile kit: {meta["net_name"]}
+
+| file | what |
+|---|---|
+| `model.onnx` | device part: input `{spec.input_name}` {meta["device_input_shape"]}, outputs {outs}; batch 1, static shapes, opset {meta["device_opset"]}, IR {meta["device_ir_version"]} |
+| `calib_set.npy` | calibration windows, float32 NHWC {meta["calibration"]["shape"]} (source: {meta["calibration"]["source"]}) |
+| `model_script.alls` | optimization level and 16-bit output for the latent |
+| `compile.sh` | `hailo parser onnx` → `hailo optimize` → `hailo compiler`, for `--hw-arch {meta["hw_arch"]}` |
+
+Run `bash compile.sh OUT_DIR` where the Hailo Dataflow Compiler 3.x is installed (Hailo-8/8L: DFC 3.x with
+HailoRT 4.x), then `conv2d pack attach-hef {meta["exp_hash"]} OUT_DIR/{meta["net_name"]}.hef`: the HEF is
+checked (integrity, architecture, network name `{meta["net_name"]}`) and sealed into the bundle.
+
+The device input is NHWC on Hailo: a window `[1, {", ".join(map(str, spec.input_shape[1:]))}]` (NCHW) is
+fed as `x.transpose(0, 2, 3, 1)`.
+
+{host}"""
+
+
+def write_text_files(kit: Path, files: Mapping[str, str]) -> None:
+    for name, text in files.items():
+        atomic.write_text(kit / name, text)
+    (kit / "compile.sh").chmod(0o755)
+
+
+def check_split_parity(
+    device_path: Path, reference: Any, spec: Any, split: bool
+) -> dict[str, dict[str, Any]]:
+    """Device ONNX + host post-processing vs the golden outputs; ExportError listing every mismatch."""
+    from conv2d_bundle.parity import compare
+
+    got = host_outputs(run_device(device_path, reference.inputs, spec.input_name), spec, split)
+    stats, failed = {}, []
+    for o in spec.outputs:
+        if o.name not in got:
+            failed.append(f"{o.name}: not produced by the device part + host")
+            continue
+        s = compare(
+            o.name, got[o.name], reference.outputs[o.name], integer=o.is_integer, atol=o.atol, rtol=o.rtol
+        )
+        stats[o.name] = {k: s.as_dict()[k] for k in ("max_abs_error", "mismatches", "passed")}
+        if not s.passed:
+            failed.append(s.describe())
+    if failed:
+        raise ExportError("Hailo device part + host post-processing do not match torch: " + "; ".join(failed))
+    return stats
