@@ -103,17 +103,18 @@ def create(
 ) -> None:
     """Build the bundle of a config + checkpoint (idempotent: same inputs, same EXP_HASH)."""
     from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.progress import StepDisplay
 
-    progress = None if as_json else (lambda msg: click.echo(f"  {msg} ...", err=True))
-    bundle = ArtifactBundler(output_dir).create_bundle(
-        config_path,
-        model_path,
-        exp_name=exp_name,
-        formats=formats,
-        force=force,
-        allow_pickle=allow_pickle,
-        progress=progress,
-    )
+    with StepDisplay(enabled=not as_json) as progress:  # stderr: a spinner on a terminal, else plain lines
+        bundle = ArtifactBundler(output_dir).create_bundle(
+            config_path,
+            model_path,
+            exp_name=exp_name,
+            formats=formats,
+            force=force,
+            allow_pickle=allow_pickle,
+            progress=progress,
+        )
     meta = bundle.metadata
     info = {
         "exp_hash": bundle.exp_hash,
@@ -168,6 +169,26 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     if not bundles:
         click.echo(f"No bundles in {output_dir}")
         return
+    from conv2d_bundle.progress import print_table, stdout_is_terminal
+
+    if stdout_is_terminal():
+        columns = ["hash", "name"] + (["created", "formats", "accuracy", "path"] if verbose_list else [])
+        table_rows = [
+            [b.exp_hash, b.exp_name]
+            + (
+                [
+                    b.created_at,
+                    ", ".join(b.get_available_formats()),
+                    b.metadata.get("model", {}).get("accuracy"),
+                    str(b.bundle_dir),
+                ]
+                if verbose_list
+                else []
+            )
+            for b in bundles
+        ]
+        print_table(columns, table_rows, title=f"{len(bundles)} bundle(s) in {output_dir}")
+        return
     click.echo(f"Found {len(bundles)} bundle{'s' if len(bundles) != 1 else ''} in {output_dir}:")
     for b in bundles:
         click.echo(f"  {b.exp_hash}  {b.exp_name}")
@@ -206,6 +227,7 @@ def verify(
     """Run the bundle's checks for a target; exit 0 if all passed, 1 if any failed."""
     from conv2d_bundle.bundle import get_bundle
     from conv2d_bundle.errors import ValidationFailed
+    from conv2d_bundle.progress import StepDisplay
     from conv2d_bundle.validation import run_pytest
 
     bundle = get_bundle(output_dir, bundle_ref)
@@ -216,7 +238,9 @@ def verify(
         extra += ["-n", numprocesses]
     if strict_targets:
         extra.append("--strict-targets")
-    run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
+    with StepDisplay() as progress:
+        progress(f"running the {target} checks on {bundle.exp_hash}")
+        run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
     report = run.reports.get(target)
     if run.exit_code not in (0, 1) or report is None:
         raise BundleError(
@@ -238,6 +262,20 @@ def verify(
         click.echo(f"  junit: {junitxml}")
     if not report["passed"]:
         raise ValidationFailed(f"{bundle.exp_hash}: {counts['failed']} check(s) failed for --target {target}")
+
+
+from conv2d_bundle.cli_hailo import attach_hef  # noqa: E402 - registered after the group exists
+
+pack.add_command(attach_hef)
+
+from conv2d_bundle.cli_lifecycle import register as _register_lifecycle  # noqa: E402 - after the group exists
+
+_register_lifecycle(pack)
+
+from conv2d_bundle.cli_sign import keygen, sign  # noqa: E402 - registered after the group exists
+
+pack.add_command(keygen)
+pack.add_command(sign)
 
 
 if __name__ == "__main__":

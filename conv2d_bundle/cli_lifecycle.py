@@ -1,0 +1,295 @@
+"""``conv2d pack archive|import|deploy|clean|compare|show|pin|unpin``: the bundle lifecycle commands.
+
+Registered on the ``pack`` group by :func:`register` (called at the end of ``cli.py``). Errors are raised as
+:class:`BundleError` subclasses; ``cli.py`` alone turns them into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv2d_bundle.errors import ValidationFailed
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``100M``, ``4G`` (binary units; a trailing ``B``/``iB`` is accepted)."""
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in _UNITS and raw[-1:] else ""
+    number = raw[: -len(unit)] if unit else raw
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a size such as 500M or 4G") from None
+    if value <= 0:
+        raise click.BadParameter(f"{text!r}: must be positive")
+    return int(value)
+
+
+def _artifacts_option(f: Any) -> Any:
+    # the same option as cli._artifacts_option; not imported from cli, because `python -m conv2d_bundle.cli`
+    # runs cli as __main__ and an import of conv2d_bundle.cli from here would load it a second time
+    return click.option(
+        "--output-dir",
+        "output_dir",
+        type=click.Path(path_type=Path),
+        envvar="CONV2D_ARTIFACTS",
+        default="artifacts",
+        show_default=True,
+        help="artifacts directory (env CONV2D_ARTIFACTS)",
+    )(f)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+@click.option("--format", "fmt", type=click.Choice(["tar.gz", "zip"]), default="tar.gz", show_default=True)
+@click.option(
+    "--output", "output", type=click.Path(path_type=Path), default=".", show_default=True, help="directory"
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def archive(bundle_ref: str, output_dir: Path, fmt: str, output: Path, as_json: bool) -> None:
+    """Write BUNDLE as a deterministic zip or tar.gz (+ .sha256 beside it); print its path."""
+    from conv2d_bundle.archive import create_archive
+    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.digest import sha256_file
+
+    bundle = get_bundle(output_dir, bundle_ref)
+    path = create_archive(bundle, fmt, output)
+    digest = sha256_file(path)
+    if as_json:
+        _echo_json({"archive": str(path.absolute()), "sha256": digest, "exp_hash": bundle.exp_hash})
+        return
+    click.echo(str(path))
+    click.echo(f"sha256 {digest}  (written to {path.name}.sha256)")
+
+
+@click.command(name="import")
+@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@_artifacts_option
+@click.option("--max-size", default="4G", show_default=True, help="refuse archives that expand past this")
+@click.option("--max-entries", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries: int, as_json: bool) -> None:
+    """Extract ARCHIVE safely, verify its manifest and identity, and add it to the artifacts directory."""
+    from conv2d_bundle.archive import import_archive
+
+    result = import_archive(archive_path, output_dir, max_bytes=parse_size(max_size), max_entries=max_entries)
+    b = result.bundle
+    if as_json:
+        _echo_json(
+            {
+                "exp_hash": b.exp_hash,
+                "bundle_dir": str(b.bundle_dir),
+                "already_existed": result.already_existed,
+            }
+        )
+        return
+    state = "already exists (archive verified, nothing changed)" if result.already_existed else "imported"
+    click.echo(f"Bundle {state}: {b.exp_hash}")
+    click.echo(f"  Path: {b.bundle_dir}")
+
+
+@click.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+@click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
+@click.option(
+    "--target",
+    default="general",
+    show_default=True,
+    type=click.Choice(["general", "onnx", "ios", "hailo", "all"]),
+    help="checks that must pass before deploying",
+)
+@click.option("--force", is_flag=True, help="deploy even if the checks fail")
+@click.option("--dry-run", is_flag=True, help="print what would be done, copy nothing")
+@click.option(
+    "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
+)
+def deploy(
+    bundle_ref: str, output_dir: Path, to: str, target: str, force: bool, dry_run: bool, profile: str
+) -> None:
+    """Verify BUNDLE for --target, then copy it to --to (refused if a check fails, unless --force)."""
+    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.deploy import deploy as do_deploy
+    from conv2d_bundle.deploy import parse_destination
+    from conv2d_bundle.progress import StepDisplay
+
+    bundle = get_bundle(output_dir, bundle_ref)
+    if dry_run:
+        result = do_deploy(bundle, to, target=target, dry_run=True)
+        _host, path = parse_destination(to)
+        click.echo(f"would verify {bundle.exp_hash} --target {target}, then:")
+        if result.command:
+            click.echo(f"  {shlex.join(result.command)}")
+        else:
+            click.echo(f"  copy {bundle.bundle_dir} -> {Path(path).absolute() / bundle.exp_hash}")
+        return
+    with StepDisplay() as progress:
+        progress(f"verifying {bundle.exp_hash} --target {target}")
+        result = do_deploy(bundle, to, target=target, force=force, profile=profile, artifacts_dir=output_dir)
+    if not result.verified:
+        click.echo(f"warning: deployed despite failing {target} checks (--force)", err=True)
+    where = to if result.command else str(Path(parse_destination(to)[1]).absolute() / bundle.exp_hash)
+    verb = "already deployed (verified intact)" if result.already_present else "deployed"
+    click.echo(f"Bundle {bundle.exp_hash} {verb} to {where}")
+
+
+@click.command()
+@_artifacts_option
+@click.option("--keep", required=True, type=click.IntRange(min=0), help="keep the newest N bundles")
+@click.option("--dry-run", is_flag=True, help="list what would be removed, remove nothing")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def clean(output_dir: Path, keep: int, dry_run: bool, as_json: bool) -> None:
+    """Remove all but the newest --keep bundles (pinned and deployed ones stay) and stale temporary dirs."""
+    from conv2d_bundle.lifecycle import clean as do_clean
+    from conv2d_bundle.lifecycle import human_bytes
+
+    plan = do_clean(output_dir, keep, dry_run=dry_run)
+    if as_json:
+        _echo_json({**plan.to_json(), "dry_run": dry_run})
+        return
+    verb = "would remove" if dry_run else "removed"
+    for exp_hash, size in plan.remove:
+        click.echo(f"{verb} {exp_hash} ({human_bytes(size)})")
+    for name, size in plan.staging:
+        click.echo(f"{verb} stale temporary directory {name} ({human_bytes(size)})")
+    for exp_hash, reason in plan.kept:
+        if reason != "newest":
+            click.echo(f"kept {exp_hash} ({reason})")
+    n = len(plan.remove)
+    click.echo(
+        f"{'Would free' if dry_run else 'Freed'} {human_bytes(plan.freed_bytes)}: "
+        f"{n} bundle{'s' if n != 1 else ''}, {len(plan.staging)} temporary dir(s); {len(plan.kept)} kept"
+    )
+
+
+@click.command()
+@click.argument("bundle1")
+@click.argument("bundle2")
+@_artifacts_option
+@click.option("--output", type=click.Path(path_type=Path), help="write the Markdown report to this file")
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+@click.option(
+    "--fail-if-worse",
+    "gates",
+    multiple=True,
+    metavar="METRIC:THRESHOLD",
+    help="exit 1 if BUNDLE2 is worse than BUNDLE1 by more than THRESHOLD (negative: must improve by that much)",
+)
+def compare(
+    bundle1: str, bundle2: str, output_dir: Path, output: Path | None, as_json: bool, gates: tuple[str, ...]
+) -> None:
+    """Compare BUNDLE1 (baseline) with BUNDLE2 (candidate): metrics, config, formats, sizes, checks."""
+    from conv2d_bundle import atomic
+    from conv2d_bundle.compare import check_gates, compare_bundles, parse_gate, render_markdown
+    from conv2d_bundle.progress import stdout_is_terminal
+
+    parsed = [parse_gate(g) for g in gates]
+    result = compare_bundles(bundle1, bundle2, output_dir)
+    failed = check_gates(result, parsed)
+    markdown = render_markdown(result)
+    if output is not None:
+        atomic.write_text(output, markdown)
+    if as_json:
+        _echo_json({**result, "gates_failed": failed})
+    elif output is not None:
+        click.echo(f"comparison written to {output}")
+    elif stdout_is_terminal():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(markdown))
+    else:
+        click.echo(markdown, nl=False)
+    if failed:
+        raise ValidationFailed("; ".join(failed))
+
+
+@click.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
+    """One bundle's summary: formats, sizes, metrics, validation per target, provenance."""
+    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.lifecycle import human_bytes
+    from conv2d_bundle.progress import print_table
+    from conv2d_bundle.summary import show_bundle
+
+    info = show_bundle(get_bundle(output_dir, bundle_ref), output_dir)
+    if as_json:
+        _echo_json(info)
+        return
+    prov = info["provenance"]
+    click.echo(f"{info['exp_hash']}  {info['exp_name']}{'  (pinned)' if info['pinned'] else ''}")
+    click.echo(f"  Path: {info['bundle_dir']}")
+    click.echo(f"  Created: {info['created_at']} by {prov['created_by']}")
+    click.echo(f"  Commit: {prov['commit_sha']}  version {prov['system_version']}")
+    click.echo(f"  Size: {human_bytes(info['size_bytes'])}")
+    click.echo("")
+    fmt_rows = [
+        [
+            name,
+            f["status"],
+            f["file"],
+            None if f["size_bytes"] is None else human_bytes(f["size_bytes"]),
+            f["reason"],
+        ]
+        for name, f in info["formats"].items()
+    ]
+    print_table(["format", "status", "file", "size", "note"], fmt_rows, title="Formats")
+    click.echo("")
+    print_table(["metric", "value"], sorted(info["metrics"].items()), title="Metrics")
+    click.echo("")
+    val_rows = [
+        [
+            t,
+            "passed" if v["passed"] else "FAILED",
+            v["errors"],
+            v["warnings"],
+            v["finished_at"] or "(at seal time)",
+        ]
+        for t, v in info["validation"].items()
+    ]
+    print_table(["target", "result", "errors", "warnings", "last report"], val_rows, title="Validation")
+    for d in info["deployments"]:
+        click.echo(
+            f"  deployed to {d.get('destination')} at {d.get('deployed_at')} (--target {d.get('target')})"
+        )
+
+
+@click.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+def pin(bundle_ref: str, output_dir: Path) -> None:
+    """Protect BUNDLE from clean."""
+    from conv2d_bundle.lifecycle import pin as do_pin
+
+    exp_hash, new = do_pin(output_dir, bundle_ref)
+    click.echo(f"{'pinned' if new else 'already pinned'}: {exp_hash}")
+
+
+@click.command()
+@click.argument("bundle_ref")
+@_artifacts_option
+def unpin(bundle_ref: str, output_dir: Path) -> None:
+    """Let clean remove BUNDLE again."""
+    from conv2d_bundle.lifecycle import unpin as do_unpin
+
+    click.echo(f"unpinned: {do_unpin(output_dir, bundle_ref)}")
+
+
+def register(group: click.Group) -> None:
+    for command in (archive, import_cmd, deploy, clean, compare, show, pin, unpin):
+        group.add_command(command)

@@ -1,0 +1,105 @@
+"""show, list --verbose/--json, and the progress/table display (rich on a terminal, plain text otherwise)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conv2d_bundle import cli, lifecycle
+from conv2d_bundle.progress import StepDisplay, print_table
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL
+from tests.lifecycle.conftest import MakeVariant
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli.main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_show_json_and_text(variant: MakeVariant) -> None:
+    b = variant("abcabcabcabc", metrics={"accuracy": 0.75})
+    art = b.parent
+    (b / "validation").mkdir()
+    report = {
+        "passed": False,
+        "errors": ["x: broken"],
+        "warnings": [],
+        "skipped": [],
+        "finished_at": "2026-02-03T04:05:06Z",
+    }
+    (b / "validation" / "onnx_validation.json").write_text(json.dumps(report))
+    lifecycle.pin(art, "abcabc")
+    code, out, err = invoke("pack", "show", "abcabc", "--output-dir", str(art), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["exp_hash"] == "abcabcabcabc" and info["pinned"] is True
+    assert info["metrics"]["accuracy"] == 0.75
+    assert info["formats"]["onnx"]["status"] == "built"
+    assert info["formats"]["onnx"]["size_bytes"] == (b / "models" / "model.onnx").stat().st_size
+    assert info["validation"]["onnx"] == {
+        "passed": False,
+        "errors": 1,
+        "warnings": 0,
+        "skipped": 0,
+        "finished_at": "2026-02-03T04:05:06Z",
+        "source": "validation/onnx_validation.json",
+    }
+    assert info["validation"]["general"]["source"] == "metadata"
+    assert info["provenance"]["created_by"] == "test@host" and len(info["provenance"]["commit_sha"]) >= 7
+
+    code, out, _ = invoke("pack", "show", "abcabc", "--output-dir", str(art))
+    assert code == 0
+    assert "(pinned)" in out and "Created: 2026-01-01T00:00:00.000000Z by test@host" in out
+    assert "onnx     FAILED  1" in out and "2026-02-03T04:05:06Z" in out
+    assert "accuracy    0.75" in out
+
+
+def test_list_verbose_and_json_newest_first(variant: MakeVariant) -> None:
+    variant("aaaaaaaaaaa1", created_at="2026-01-01T00:00:00.000000Z")
+    art = variant("aaaaaaaaaaa2", created_at="2026-01-02T00:00:00.000000Z").parent
+    code, out, _ = invoke("pack", "list", "--output-dir", str(art), "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["exp_hash"] for r in rows] == ["aaaaaaaaaaa2", "aaaaaaaaaaa1"]
+    code, out, _ = invoke("pack", "list", "--output-dir", str(art), "--verbose")
+    assert code == 0 and out.index("aaaaaaaaaaa2") < out.index("aaaaaaaaaaa1")
+    assert "Created: 2026-01-02T00:00:00.000000Z" in out and "Formats: " in out
+
+
+def test_print_table_plain_and_terminal() -> None:
+    plain = io.StringIO()
+    print_table(["a", "long name"], [["x", None], ["yyy", 2]], title="T", stream=plain, force_terminal=False)
+    assert plain.getvalue() == "T\na    long name\nx    -\nyyy  2\n"
+    tty = io.StringIO()
+    print_table(["a", "long name"], [["x", None], ["yyy", 2]], title="T", stream=tty, force_terminal=True)
+    assert "\x1b[" in tty.getvalue() and "┃" in tty.getvalue() and "yyy" in tty.getvalue()
+
+
+def test_step_display_plain_lines_and_terminal_spinner() -> None:
+    plain = io.StringIO()
+    with StepDisplay(stream=plain, force_terminal=False) as progress:
+        progress("exporting onnx")
+        progress("exporting coreml")
+    assert plain.getvalue() == "  exporting onnx ...\n  exporting coreml ...\n"
+    tty = io.StringIO()
+    with StepDisplay(stream=tty, force_terminal=True) as progress:
+        progress("exporting onnx")
+        progress("exporting coreml")
+    text = tty.getvalue()
+    assert "✓" in text and "exporting onnx" in text and "exporting coreml" in text
+    quiet = io.StringIO()
+    with StepDisplay(enabled=False, stream=quiet) as progress:
+        progress("nothing")
+    assert quiet.getvalue() == ""
+
+
+def test_create_json_stays_one_object_with_progress_on_stderr(example_bundle: Path) -> None:
+    code, out, err = invoke(
+        "pack", "create", "--config", str(EXAMPLE_CONFIG), "--model", str(EXAMPLE_MODEL), "--name", "dogs_v1",
+        "--output-dir", str(example_bundle.parent), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["exp_hash"] == example_bundle.name and info["already_existed"] is True
