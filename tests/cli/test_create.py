@@ -253,7 +253,9 @@ def test_user_model_by_target(tmp_path: Path) -> None:
 def test_lookup_by_prefix(tmp_path: Path) -> None:
     for h in ("abcd11111111", "abcd22222222"):
         (tmp_path / h).mkdir()
-        (tmp_path / h / "metadata.json").write_text(json.dumps({"exp_hash": h, "created_at": h, "formats": {}}))
+        (tmp_path / h / "metadata.json").write_text(
+            json.dumps({"exp_hash": h, "created_at": h, "formats": {}})
+        )
     (tmp_path / ".tmp-abcd33333333-x").mkdir()
     assert get_bundle(tmp_path, "abcd1").exp_hash == "abcd11111111"
     with pytest.raises(AmbiguousBundleError, match="abcd11111111, abcd22222222"):
