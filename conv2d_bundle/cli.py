@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
+from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleError
 
 log = logging.getLogger("conv2d_bundle")
@@ -90,6 +91,11 @@ def pack() -> None:
 @click.option(
     "--allow-pickle", is_flag=True, help="load a pickled checkpoint (runs code from the file: trust it)"
 )
+@click.option(
+    "--coreml-target",
+    type=click.Choice(COREML_TARGETS),
+    help="minimum iOS for Core ML (config export.coreml.minimum_deployment_target; iOS13/14: neuralnetwork)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def create(
     config_path: Path,
@@ -99,15 +105,22 @@ def create(
     formats: str | None,
     force: bool,
     allow_pickle: bool,
+    coreml_target: str | None,
     as_json: bool,
 ) -> None:
     """Build the bundle of a config + checkpoint (idempotent: same inputs, same EXP_HASH)."""
     from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.config import load_config, parse_config
     from conv2d_bundle.progress import StepDisplay
 
+    config: Any = config_path
+    if coreml_target:  # an option that changes the export changes the config, and so the hash
+        data = json.loads(json.dumps(load_config(config_path).data))
+        data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
+        config = parse_config(data)
     with StepDisplay(enabled=not as_json) as progress:  # stderr: a spinner on a terminal, else plain lines
         bundle = ArtifactBundler(output_dir).create_bundle(
-            config_path,
+            config,
             model_path,
             exp_name=exp_name,
             formats=formats,
@@ -215,6 +228,12 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
 @click.option(
     "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
 )
+@click.option("-k", "select", help="only checks matching this pytest -k expression (e.g. test_parity)")
+@click.option(
+    "--trusted-key",
+    type=click.Path(path_type=Path),
+    help="Ed25519 public key: fail unless the bundle is signed by it",
+)
 def verify(
     bundle_ref: str,
     output_dir: Path,
@@ -223,6 +242,8 @@ def verify(
     numprocesses: str | None,
     strict_targets: bool,
     profile: str,
+    select: str | None,
+    trusted_key: Path | None,
 ) -> None:
     """Run the bundle's checks for a target; exit 0 if all passed, 1 if any failed."""
     from conv2d_bundle.bundle import get_bundle
@@ -238,10 +259,16 @@ def verify(
         extra += ["-n", numprocesses]
     if strict_targets:
         extra.append("--strict-targets")
+    if select:
+        extra += ["-k", select]
+    if trusted_key:
+        extra += ["--trusted-key", str(trusted_key)]
     with StepDisplay() as progress:
         progress(f"running the {target} checks on {bundle.exp_hash}")
         run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
     report = run.reports.get(target)
+    if run.exit_code == 5 or (report is not None and not report["checks_run"] and not report["skipped"]):
+        raise BundleError(f"no checks matched{f' -k {select!r}' if select else ''} for --target {target}")
     if run.exit_code not in (0, 1) or report is None:
         raise BundleError(
             f"the checks could not run (pytest exit {run.exit_code}): {_one_line(run.output.strip()[-400:])}"

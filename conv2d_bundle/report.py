@@ -143,6 +143,8 @@ class ValidationReport:
         out = self.bundle_dir / "validation"
         for target in ["general", *self.targets]:
             report = self.build(target, finished)
+            if not report["checks"]:
+                continue  # nothing of this target was selected (-k): keep the last real report
             self.summaries[target] = report
             path = out / f"{target}_validation.json"
             try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conv2d_bundle.errors import BundleError
 
@@ -104,25 +105,28 @@ def run_pytest(
     echo: bool = False,
 ) -> CheckRun:
     """``pytest <checks> --bundle DIR --target T`` in this process; the reports come back from disk."""
-    import pytest
-
-    from conv2d_bundle.report import TARGETS
-
     args = pytest_args(bundle_dir, target, expect_hash=expect_hash, profile=profile, extra=extra)
     buf = io.StringIO()
-    sink = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
-    with sink:
-        code = int(pytest.main(args))
+    sink = _ReportSink()
+    redirect = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
+    with redirect:
+        code = int(pytest.main(args, plugins=[sink]))
     log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
-    names = ["general", *(TARGETS if target == "all" else ([] if target == "general" else [target]))]
-    if target == "all":
-        names.append("all")
-    reports = {}
-    for name in names:
-        path = bundle_dir / "validation" / f"{name}_validation.json"
-        if path.is_file():
-            reports[name] = json.loads(path.read_text())
-    return CheckRun(code, reports, buf.getvalue())
+    return CheckRun(code, sink.reports, buf.getvalue())
+
+
+class _ReportSink:
+    """Takes the reports from the report plugin at session end: the verdict does not depend on being able
+    to write ``validation/`` (a bundle on a device may be read-only)."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        report = session.config.pluginmanager.get_plugin("conv2d_bundle_report")
+        if report is not None:
+            self.reports = dict(report.summaries)
 
 
 def run_checks(
