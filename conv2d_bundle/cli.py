@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
+from conv2d_bundle.cli_options import artifacts_option
 from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleError
 
@@ -49,18 +50,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _artifacts_option(f: Any) -> Any:
-    return click.option(
-        "--output-dir",
-        "output_dir",
-        type=click.Path(path_type=Path),
-        envvar="CONV2D_ARTIFACTS",
-        default="artifacts",
-        show_default=True,
-        help="artifacts directory (env CONV2D_ARTIFACTS)",
-    )(f)
-
-
 @click.group(cls=_Conv2dGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="conv2d-bundle")
 @click.option("--debug", is_flag=True, help="show tracebacks and debug logs")
@@ -85,7 +74,7 @@ def pack() -> None:
     "--model", "model_path", required=True, type=click.Path(path_type=Path), help="checkpoint (state dict)"
 )
 @click.option("--name", "exp_name", help="experiment name (default: config name or model name)")
-@_artifacts_option
+@artifacts_option
 @click.option("--formats", help="comma-separated: onnx,coreml,hailo (default: every format installed)")
 @click.option("--force", is_flag=True, help="rebuild even if the bundle exists")
 @click.option(
@@ -157,7 +146,7 @@ def create(
 
 
 @pack.command(name="list")
-@_artifacts_option
+@artifacts_option
 @click.option("--verbose", "verbose_list", is_flag=True, help="show created time, path, formats, accuracy")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
@@ -214,7 +203,7 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
 
 @pack.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 @click.option(
     "--target",
     default="general",

@@ -6,19 +6,13 @@ from pathlib import Path
 
 import click
 
+from conv2d_bundle.cli_options import artifacts_option
+
 
 @click.command("attach-hef")
 @click.argument("bundle_ref", metavar="BUNDLE")
 @click.argument("hef", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--output-dir",
-    "output_dir",
-    type=click.Path(path_type=Path),
-    envvar="CONV2D_ARTIFACTS",
-    default="artifacts",
-    show_default=True,
-    help="artifacts directory (env CONV2D_ARTIFACTS)",
-)
+@artifacts_option
 def attach_hef(bundle_ref: str, hef: Path, output_dir: Path) -> None:
     """Check HEF (integrity, architecture, network name) and seal it into BUNDLE (hash prefix or path)."""
     from conv2d_bundle.attach import attach_hef as attach

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from conv2d_bundle.cli_options import artifacts_option
 from conv2d_bundle.errors import ValidationFailed
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -32,27 +33,13 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def _artifacts_option(f: Any) -> Any:
-    # the same option as cli._artifacts_option; not imported from cli, because `python -m conv2d_bundle.cli`
-    # runs cli as __main__ and an import of conv2d_bundle.cli from here would load it a second time
-    return click.option(
-        "--output-dir",
-        "output_dir",
-        type=click.Path(path_type=Path),
-        envvar="CONV2D_ARTIFACTS",
-        default="artifacts",
-        show_default=True,
-        help="artifacts directory (env CONV2D_ARTIFACTS)",
-    )(f)
-
-
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 @click.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 @click.option("--format", "fmt", type=click.Choice(["tar.gz", "zip"]), default="tar.gz", show_default=True)
 @click.option(
     "--output", "output", type=click.Path(path_type=Path), default=".", show_default=True, help="directory"
@@ -76,7 +63,7 @@ def archive(bundle_ref: str, output_dir: Path, fmt: str, output: Path, as_json: 
 
 @click.command(name="import")
 @click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
-@_artifacts_option
+@artifacts_option
 @click.option("--max-size", default="4G", show_default=True, help="refuse archives that expand past this")
 @click.option("--max-entries", default=10_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
@@ -102,7 +89,7 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 
 @click.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
 @click.option(
     "--target",
@@ -146,7 +133,7 @@ def deploy(
 
 
 @click.command()
-@_artifacts_option
+@artifacts_option
 @click.option("--keep", required=True, type=click.IntRange(min=0), help="keep the newest N bundles")
 @click.option("--dry-run", is_flag=True, help="list what would be removed, remove nothing")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
@@ -177,7 +164,7 @@ def clean(output_dir: Path, keep: int, dry_run: bool, as_json: bool) -> None:
 @click.command()
 @click.argument("bundle1")
 @click.argument("bundle2")
-@_artifacts_option
+@artifacts_option
 @click.option("--output", type=click.Path(path_type=Path), help="write the Markdown report to this file")
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 @click.option(
@@ -218,7 +205,7 @@ def compare(
 
 @click.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
     """One bundle's summary: formats, sizes, metrics, validation per target, provenance."""
@@ -271,7 +258,7 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
 
 @click.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 def pin(bundle_ref: str, output_dir: Path) -> None:
     """Protect BUNDLE from clean."""
     from conv2d_bundle.lifecycle import pin as do_pin
@@ -282,7 +269,7 @@ def pin(bundle_ref: str, output_dir: Path) -> None:
 
 @click.command()
 @click.argument("bundle_ref")
-@_artifacts_option
+@artifacts_option
 def unpin(bundle_ref: str, output_dir: Path) -> None:
     """Let clean remove BUNDLE again."""
     from conv2d_bundle.lifecycle import unpin as do_unpin

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from conv2d_bundle.cli_options import artifacts_option
+
 
 @click.command()
 @click.option(
@@ -32,15 +34,7 @@ def keygen(out_dir: Path) -> None:
 @click.option(
     "--key", "key_path", required=True, type=click.Path(path_type=Path), help="Ed25519 private key (PEM)"
 )
-@click.option(
-    "--output-dir",
-    "output_dir",
-    type=click.Path(path_type=Path),
-    envvar="CONV2D_ARTIFACTS",
-    default="artifacts",
-    show_default=True,
-    help="artifacts directory (env CONV2D_ARTIFACTS)",
-)
+@artifacts_option
 def sign(bundle_ref: str, key_path: Path, output_dir: Path) -> None:
     """Sign a bundle: writes MANIFEST.json.sig (the hashed content does not change)."""
     from conv2d_bundle.bundle import get_bundle
