@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 
 # The export-parity gate: build the example bundle and run its ONNX checks, as a merge gate would.
 gate: $(STAMP)
-	@rm -rf artifacts/gate
+	@rm -rf artifacts/gate && mkdir -p artifacts
 	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name gate --output-dir artifacts/gate --json > artifacts/gate.json
 	$(BIN)/python -m pytest checks --artifacts artifacts/gate --bundle "$$($(BIN)/python -c 'import json;print(json.load(open("artifacts/gate.json"))["exp_hash"])')" --target onnx -q
 
@@ -41,7 +41,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory gate
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --json bench/results.json
 
 clean:
 	rm -rf artifacts .hypothesis
