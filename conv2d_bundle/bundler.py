@@ -312,7 +312,12 @@ class ArtifactBundler:
                 f"the new bundle fails its own checks ({len(errors)}): " + "; ".join(errors[:5])
             )
         metadata["validation"] = {
-            t: {"passed": r["passed"], "errors": len(r["errors"]), "warnings": len(r["warnings"])}
+            t: {
+                "passed": r["passed"],
+                "errors": len(r["errors"]),
+                "warnings": len(r["warnings"]),
+                "not_verified": len(r["skipped"]),
+            }
             for t, r in sorted(summary.items())
         }
         atomic.write_json(staging / "metadata.json", metadata)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import click
 from conv2d_bundle import __version__
 from conv2d_bundle.cli_options import artifacts_option
 from conv2d_bundle.config import COREML_TARGETS
-from conv2d_bundle.errors import BundleError
+from conv2d_bundle.errors import BundleError, BundleWarning
 
 log = logging.getLogger("conv2d_bundle")
 
@@ -107,7 +108,11 @@ def create(
         data = json.loads(json.dumps(load_config(config_path).data))
         data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
         config = parse_config(data)
-    with StepDisplay(enabled=not as_json) as progress:  # stderr: a spinner on a terminal, else plain lines
+    with (
+        StepDisplay(enabled=not as_json) as progress,  # stderr: a spinner on a terminal, else plain lines
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always", BundleWarning)
         bundle = ArtifactBundler(output_dir).create_bundle(
             config,
             model_path,
@@ -117,6 +122,9 @@ def create(
             allow_pickle=allow_pickle,
             progress=progress,
         )
+    for w in caught:
+        if issubclass(w.category, BundleWarning):
+            click.echo(f"warning: {w.message}", err=True)
     meta = bundle.metadata
     info = {
         "exp_hash": bundle.exp_hash,
@@ -140,8 +148,10 @@ def create(
             f"  parity {out}: {'ok' if p.get('passed') else 'FAILED'} (max abs error {p.get('max_abs_error'):.2g})"
         )
     for target, v in sorted(meta.get("validation", {}).items()):
+        unverified = f", {v['not_verified']} not verified (skipped here)" if v.get("not_verified") else ""
         click.echo(
             f"  checks {target}: {'passed' if v.get('passed') else 'FAILED'}, {v.get('warnings', 0)} warnings"
+            + unverified
         )
 
 
