@@ -273,3 +273,30 @@ def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None
     assert p.returncode == 1 and "FAILED" in p.stdout and "label_map.json" in p.stdout
     p = conv2d("pack", "verify", "ffff", "--output-dir", str(tmp_path))
     assert p.returncode == 2 and "no bundle" in p.stderr
+
+
+def test_root_conftest_registers_plugin_once(example_bundle: Path, tmp_path: Path) -> None:
+    """With autoload off the root conftest registers the plugin; with it on, it must not register it twice."""
+    import subprocess
+
+    shutil.copytree(example_bundle, tmp_path / example_bundle.name)
+    for autoload_off in ("1", ""):
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": autoload_off}
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "checks",
+                "--bundle",
+                str(tmp_path / example_bundle.name),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        assert p.returncode == 0, p.stdout[-1500:] + p.stderr[-1500:]
