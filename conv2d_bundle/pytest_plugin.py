@@ -60,6 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--trusted-key", help="Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"
     )
     group.addoption("--expect-hash", help=argparse_suppress(), default=None)
+    group.addoption("--benchmark", action="store_true", help="record latency and throughput in the report")
 
 
 def argparse_suppress() -> str:
@@ -85,6 +86,7 @@ def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "target(name): the deployment target a bundle check belongs to")
     config.addinivalue_line("markers", "needs_trusted_key: runs only with --trusted-key")
+    config.addinivalue_line("markers", "needs_benchmark: runs only with --benchmark")
     ref = config.getoption("bundle", None)
     if not ref:
         return
@@ -129,6 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         selected = t is None or t == "general" or t in state.targets
         if item.get_closest_marker("needs_trusted_key") and not signed:
             selected = False  # signatures are checked when a trusted key is given, as with gpg --verify
+        if item.get_closest_marker("needs_benchmark") and not config.getoption("benchmark"):
+            selected = False  # timings are recorded only when asked for: they slow every verify down
         (keep if selected else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -255,6 +259,11 @@ def check_details(request: pytest.FixtureRequest) -> dict[str, Any]:
 def trusted_key(request: pytest.FixtureRequest) -> Path | None:
     value = request.config.getoption("trusted_key")
     return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def benchmark_enabled(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("benchmark"))
 
 
 @pytest.fixture(scope="session")

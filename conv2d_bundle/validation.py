@@ -81,6 +81,12 @@ def pytest_args(
         profile,
         "-p",
         "no:cacheprovider",
+        # plugins the checks never use: hypothesis's pytest plugin imports all of hypothesis (~0.5 s) even
+        # when no fuzz check runs (``@given`` inside a check body works without it); syrupy's loads its own stack
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:syrupy",
         "--rootdir",
         str(CHECKS_DIR),
         "-o",

@@ -285,3 +285,52 @@ def test_fuzz_invalid_inputs(
         pytest.fail(
             f"model.onnx accepted invalid inputs instead of refusing them: {sorted(set(accepted))[:4]}"
         )
+
+
+# -- latency (only with --benchmark) ----------------------------------------------------------------
+LATENCY_RUNS = 500
+THROUGHPUT_BATCH = 64
+THROUGHPUT_RUNS = 30
+
+
+@pytest.mark.needs_benchmark
+def test_latency(
+    bundle: Any, reference_inputs: Any, model_spec: Any, benchmark_enabled: bool, check_details: dict
+) -> None:
+    """How fast the model runs on the host that verifies it: single-window latency p50/p99 and throughput
+    at batch 64, recorded in the report (``--benchmark``; deselected otherwise). It uses its own session with
+    onnxruntime's default threading, as a deployment would, not the checks' single-threaded one."""
+    import os
+    import time
+
+    import onnxruntime as ort
+
+    if not benchmark_enabled:
+        pytest.skip("latency is measured with --benchmark")
+    onnx_session = ort.InferenceSession(
+        str(bundle.path("models/model.onnx")), providers=["CPUExecutionProvider"]
+    )
+    feed = {model_spec.input_name: reference_inputs[:1]}
+    for _ in range(20):  # warm-up: first runs allocate
+        onnx_session.run(None, feed)
+    times = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        onnx_session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    reps = -(-THROUGHPUT_BATCH // reference_inputs.shape[0])
+    batch = np.concatenate([reference_inputs] * reps)[:THROUGHPUT_BATCH]
+    onnx_session.run(None, {model_spec.input_name: batch})
+    start = time.perf_counter()
+    for _ in range(THROUGHPUT_RUNS):
+        onnx_session.run(None, {model_spec.input_name: batch})
+    elapsed = time.perf_counter() - start
+    check_details.update(
+        latency_p50_us=round(float(np.percentile(times, 50)) * 1e6, 1),
+        latency_p99_us=round(float(np.percentile(times, 99)) * 1e6, 1),
+        latency_runs=LATENCY_RUNS,
+        threads="onnxruntime default",
+        cpu_count=os.cpu_count(),
+        throughput_batch=int(batch.shape[0]),
+        throughput_windows_per_s=round(THROUGHPUT_RUNS * int(batch.shape[0]) / elapsed, 1),
+    )

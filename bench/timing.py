@@ -1,0 +1,69 @@
+"""Side-by-side timing: interleaved runs of a figure and its reference, medians, subprocess wall times."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+
+
+class BenchError(RuntimeError):
+    """A benchmarked command failed: its figure would mean nothing."""
+
+
+def conv2d_cmd(*args: str) -> list[str]:
+    """The installed CLI, as a user runs it."""
+    return [str(BIN / "conv2d"), *args]
+
+
+def wall(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    ok: Sequence[int] = (0,),
+) -> float:
+    """Wall time of one whole process, in seconds; raise if it exits with an unexpected code."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        list(cmd),
+        capture_output=True,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in ok:
+        tail = (proc.stdout + proc.stderr).strip()[-600:]
+        raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}: {tail}")
+    return elapsed
+
+
+def side_by_side(runs: Mapping[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Run each callable ``warmup + repeats`` times, interleaved (a, b, a, b, ...); medians of the timed runs."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(warmup + repeats):
+        for name, fn in runs.items():
+            t = fn()
+            if i >= warmup:
+                times[name].append(t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for benchmarked processes: this one's, without anything that changes pytest's plugins."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env.update(extra)
+    return env
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -1,0 +1,40 @@
+"""``python -m bench --quick`` runs and writes its JSON (one cheap row: the benchmarks are not timed tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_quick_hash_row(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "hash", "--repeats", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MANIFEST hashing" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["quick"] is True
+    [row] = result["rows"]
+    assert row["key"] == "hash" and row["ratio"] > 0
+
+
+def test_bench_rejects_unknown_row() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "unknown row" in proc.stderr

@@ -1,0 +1,39 @@
+"""``conv2d pack verify --target onnx`` must run without torch or coremltools (DESIGN.md: verify on the device)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Runs the CLI in this interpreter and writes sys.modules at exit, so imports made inside checks count too.
+DRIVER = """\
+import atexit, json, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["conv2d", *sys.argv[2:]]
+from conv2d_bundle.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_verify_onnx_imports_no_torch_no_coremltools(bundle_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(out), "pack", "verify", bundle_copy.name,
+         "--output-dir", str(bundle_copy.parent), "--target", "onnx", "--profile", "quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    modules = set(json.loads(out.read_text()))
+    assert "onnxruntime" in modules  # the checks did run
+    assert "hypothesis" in modules  # ... the fuzz checks too
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("torch", "coremltools"))
+    assert not heavy, f"verify --target onnx imported {heavy[:5]}"
