@@ -16,7 +16,7 @@ import pytest
 from conv2d_bundle.report import TARGETS, ValidationReport
 
 KNOWN_TARGETS = ("general", *TARGETS, "all")
-PROFILES = {"seal": 8, "quick": 20, "default": 60, "thorough": 500}  # hypothesis examples per fuzz check
+PROFILES = {"seal": 8, "quick": 12, "default": 25, "thorough": 500}  # hypothesis examples per fuzz check
 _state_key = pytest.StashKey["BundleSession"]()
 _details_key = pytest.StashKey[dict]()
 
