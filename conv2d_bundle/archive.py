@@ -21,6 +21,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -333,7 +334,15 @@ def import_archive(
         ex = _Extractor(work)
         try:
             extract(archive, ex, _Budget(max_bytes, max_entries))
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, OSError) as exc:
+        except (
+            tarfile.TarError,
+            zipfile.BadZipFile,
+            EOFError,
+            gzip.BadGzipFile,
+            OSError,
+            zlib.error,
+            NotImplementedError,  # zipfile: an unsupported compression method
+        ) as exc:
             raise ArchiveError(f"{archive.name}: corrupt or unreadable archive: {exc}") from exc
         if ex.top is None:
             raise ArchiveError(f"{archive.name}: the archive is empty")

@@ -54,7 +54,11 @@ def attach_hef(bundle: Bundle, hef_path: str | os.PathLike[str]) -> AttachResult
         raise BundleIntegrityError(
             f"bundle {root.name} does not match its {MANIFEST_NAME} ({diff.describe()}): not re-sealing it"
         )
-    info = read_hef(source)
+    data = source.read_bytes()  # checked and written from these same bytes: no window to swap the file
+    with tempfile.TemporaryDirectory(prefix="conv2d-attach-") as tmp:
+        snapshot = Path(tmp) / source.name
+        snapshot.write_bytes(data)
+        info = read_hef(snapshot)
     hw_arch = str(hailo.get("hw_arch") or bundle.config.hailo_options.get("hw_arch", "hailo8"))
     ok, note = device_accepts(hw_arch, info.hw_arch)
     if not ok:
@@ -67,9 +71,6 @@ def attach_hef(bundle: Bundle, hef_path: str | os.PathLike[str]) -> AttachResult
             f"{source.name}: network groups {list(info.network_groups)} do not include the kit's --net-name "
             f"{net!r}: this HEF was compiled from another network"
         )
-    data = source.read_bytes()
-    if len(data) != info.file_size:
-        raise HefError(f"{source.name} changed while it was being checked")
     replaced = (root / HEF_FILE).exists()
     new_hailo = {k: v for k, v in hailo.items() if k != "reason"}
     new_hailo.update(

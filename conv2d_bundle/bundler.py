@@ -7,14 +7,13 @@ like a bundle. torch is imported here (creating needs the model); reading and ve
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from conv2d_bundle.bundle import (
 )
 from conv2d_bundle.config import ExperimentConfig, load_config, parse_config, parse_formats
 from conv2d_bundle.digest import experiment_hash, sha256_file
-from conv2d_bundle.errors import BundleError, ConfigError, ExportError, MissingExtraError
+from conv2d_bundle.errors import BundleError, BundleWarning, ConfigError, ExportError, MissingExtraError
+from conv2d_bundle.locks import build_lock
 from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.reference import INPUTS_FILE, OUTPUTS_FILE, make_reference, save_npy, save_npz
 
@@ -198,7 +198,7 @@ class ArtifactBundler:
             wanted.insert(0, "onnx")  # the golden reference and every check start from the ONNX export
         _prepare_output_dir(self.output_base)
         try:
-            with _build_lock(self.output_base, exp_hash):
+            with build_lock(self.output_base, exp_hash):  # one builder per EXP_HASH across processes
                 if final.exists() and not force:  # another process built it while we waited
                     return _existing(final)
                 self._build(
@@ -240,6 +240,14 @@ class ArtifactBundler:
                 except MissingExtraError as exc:
                     ctx.formats[fmt] = {"status": "skipped", "reason": str(exc)}
                     log.warning("%s: skipped: %s", fmt, exc)
+                except ExportError as exc:
+                    if fmt == "onnx" or explicit:
+                        raise  # asked for by name (or the ONNX every check starts from): the create fails
+                    ctx.formats[fmt] = {"status": "failed", "reason": str(exc)}
+                    warnings.warn(
+                        BundleWarning(f"{fmt} export failed, recorded in metadata: {exc}"), stacklevel=2
+                    )
+                    shutil.rmtree(staging / "models" / fmt, ignore_errors=True)
             metadata = self._write_files(ctx, name, torch_model, weights_sha, reference)
             BundleManifest.build(staging).write(staging)
             say("running the bundle's checks before sealing")
@@ -374,19 +382,6 @@ def _existing(final: Path) -> Bundle:
     found = Bundle(final)
     found.already_existed = True
     return found
-
-
-@contextlib.contextmanager
-def _build_lock(output_base: Path, exp_hash: str) -> Iterator[None]:
-    """One builder per EXP_HASH at a time across processes (``flock``; released if the process dies)."""
-    lock_dir = output_base / ".conv2d" / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{exp_hash}.lock", "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _prepare_output_dir(path: Path) -> None:

@@ -42,6 +42,12 @@ class _Conv2dGroup(click.Group):
                 raise
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # a file the user named that cannot be read or written: bad input, one line
+            if debug:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

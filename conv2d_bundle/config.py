@@ -22,7 +22,9 @@ SUPPORTED_FORMATS = ("onnx", "coreml", "hailo")
 OUTPUT_DTYPES = ("int64", "int32", "float32", "float16")
 OUTPUT_KINDS = ("codes", "probabilities", "tensor")
 COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
-HAILO_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo15h", "hailo15m", "hailo15l", "hailo10h")
+# The devices whose HEF compatibility rule is known (DESIGN.md, "Hailo"): a HEF for anything else could be
+# compiled but never checked against its device, so the config refuses it rather than pass it unchecked.
+HAILO_ARCHS = ("hailo8", "hailo8l")
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is generous and bounds memory
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -311,11 +313,13 @@ class _Validator:
 
     def labels(self, value: Any, model: Mapping[str, Any]) -> tuple[str, ...]:
         if isinstance(value, Mapping):
-            try:
-                keys = sorted(int(k) for k in value)
-            except (TypeError, ValueError):
+            if not all(
+                (isinstance(k, int) and not isinstance(k, bool)) or (isinstance(k, str) and k.isdigit())
+                for k in value
+            ):
                 self.bad("labels", "mapping keys must be class indices 0..N-1")
                 return ()
+            keys = sorted(int(k) for k in value)
             if keys != list(range(len(keys))):
                 self.bad("labels", f"class indices must be 0..{len(keys) - 1} without gaps, got {keys}")
                 return ()
@@ -349,13 +353,13 @@ class _Validator:
         formats = value.get("formats")
         if formats is not None:
             formats = tuple(parse_formats(formats, self))
-        onnx = dict(value.get("onnx") or {})
+        onnx = self.section("export.onnx", value.get("onnx"))
         opset = onnx.get("opset", 13)
         if not isinstance(opset, int) or isinstance(opset, bool) or not 11 <= opset <= 17:
             self.bad(
                 "export.onnx.opset", f"expected an integer in 11..17 (TorchScript exporter), got {opset!r}"
             )
-        coreml = dict(value.get("coreml") or {})
+        coreml = self.section("export.coreml", value.get("coreml"))
         target = coreml.get("minimum_deployment_target", "iOS15")
         if target not in COREML_TARGETS:
             self.bad(
@@ -369,11 +373,11 @@ class _Validator:
             and 1 <= batch_range[0] <= batch_range[1]
         ):
             self.bad("export.coreml.batch_range", f"expected [min, max] batch sizes, got {batch_range!r}")
-        hailo = dict(value.get("hailo") or {})
+        hailo = self.section("export.hailo", value.get("hailo"))
         hw_arch = hailo.get("hw_arch", "hailo8")
         if hw_arch not in HAILO_ARCHS:
             self.bad("export.hailo.hw_arch", f"expected one of {', '.join(HAILO_ARCHS)}, got {hw_arch!r}")
-        ref = dict(value.get("reference") or {})
+        ref = self.section("export.reference", value.get("reference"))
         n, seed = ref.get("num_samples", 64), ref.get("seed", 0)
         if not isinstance(n, int) or not 8 <= n <= 4096:
             self.bad("export.reference.num_samples", f"expected an integer in 8..4096, got {n!r}")
@@ -388,6 +392,15 @@ class _Validator:
         if formats is not None:
             export["formats"] = list(formats)
         return self.free_form("export", export), formats
+
+    def section(self, where: str, value: Any) -> dict[str, Any]:
+        """An optional sub-mapping: absent is empty, anything but a mapping is a problem."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.bad(where, f"expected a mapping, got {_describe(value)}")
+            return {}
+        return {str(k): v for k, v in value.items()}
 
     def free_form(self, where: str, value: Any) -> Any:
         """Anything JSON can hold (it is hashed as canonical JSON)."""

@@ -18,6 +18,7 @@ from typing import Any
 from conv2d_bundle import atomic
 from conv2d_bundle.bundle import get_bundle, is_bundle_dir, read_json
 from conv2d_bundle.errors import BundleError, BundleIntegrityError, BundleNotFoundError
+from conv2d_bundle.locks import build_in_progress
 
 STATE_DIR = ".conv2d"
 PINS_FILE = "pins.json"
@@ -152,7 +153,9 @@ def plan_clean(artifacts_dir: Path, keep: int, *, now: float | None = None) -> C
             if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.name.startswith(STAGING_PREFIX):
-                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_STAGING_SECONDS:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_STAGING_SECONDS
+                building = build_in_progress(artifacts_dir, entry.name[len(STAGING_PREFIX) :][:12])
+                if stale and not building:  # a create still holding its lock is alive, however old
                     plan.staging.append((entry.name, tree_size(path)))
             elif is_bundle_dir(path):
                 meta = read_json(path / "metadata.json")

@@ -111,7 +111,7 @@ class BundleManifest:
                 and isinstance(entry.get("size"), int)
                 and entry["size"] >= 0
             )
-            if not ok or not _safe_relpath(rel):
+            if not ok or not safe_relpath(rel):
                 raise BundleIntegrityError(f"{MANIFEST_NAME}: bad entry for {rel!r}")
         return cls(data["files"])
 
@@ -143,7 +143,7 @@ class BundleManifest:
         return diff
 
 
-def _safe_relpath(rel: Any) -> bool:
+def safe_relpath(rel: Any) -> bool:
     if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
         return False
     return all(part not in ("", ".", "..") for part in rel.split("/"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,9 +27,10 @@ class ParityStats:
     min_atol_to_pass: float  # with rtol fixed, the smallest atol that would have passed
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-safe: infinite or NaN figures become strings ("inf", "nan"), as JSON has no such numbers."""
         d = asdict(self)
         d["shape"], d["expected_shape"] = list(self.shape), list(self.expected_shape)
-        return d
+        return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
     def describe(self) -> str:
         if self.shape != self.expected_shape:
@@ -73,14 +75,21 @@ def compare(
         return ParityStats(
             name, True, shape, expected_shape, integer, 0, 0, 0.0, 0.0, 0.0, 1.0, atol, rtol, 0.0
         )
-    err = np.abs(af - ef)
-    err = np.where(np.isnan(af) | np.isnan(ef), np.inf, err)
+    with np.errstate(all="ignore"):  # infinities and NaN are judged below, not warned about
+        return _compare_values(name, af, ef, shape, integer, atol, rtol)
+
+
+def _compare_values(
+    name: str, af: np.ndarray, ef: np.ndarray, shape: tuple[int, ...], integer: bool, atol: float, rtol: float
+) -> ParityStats:
+    nan = np.isnan(af) | np.isnan(ef)  # NaN on either side never matches, not even NaN against NaN
+    err = np.where(nan, np.inf, np.where(af == ef, 0.0, np.abs(af - ef)))
     rel = err / np.maximum(np.abs(ef), np.finfo(np.float32).tiny)
     if integer:
-        mismatches = int(np.count_nonzero(af != ef))
+        mismatches = int(np.count_nonzero((af != ef) | nan))
         need = float(err.max())
     else:
-        over = err - rtol * np.abs(ef)
+        over = np.where(nan, np.inf, err - rtol * np.abs(np.nan_to_num(ef)))
         mismatches = int(np.count_nonzero(over > atol))
         need = float(max(over.max(), 0.0))
     norm = float(np.linalg.norm(af) * np.linalg.norm(ef))
@@ -89,7 +98,7 @@ def compare(
         output=name,
         passed=mismatches == 0,
         shape=shape,
-        expected_shape=expected_shape,
+        expected_shape=shape,
         integer=integer,
         mismatches=mismatches,
         total=int(af.size),

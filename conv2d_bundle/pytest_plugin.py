@@ -42,8 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--target",
         default="general",
-        choices=KNOWN_TARGETS,
-        help="deployment target to verify; general checks always run (default: general)",
+        type=parse_targets,
+        help=f"deployment target(s) to verify, comma-separated: {', '.join(KNOWN_TARGETS)}; general checks "
+        "always run (default: general)",
     )
     group.addoption(
         "--strict-targets",
@@ -61,6 +62,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--expect-hash", help=argparse_suppress(), default=None)
     group.addoption("--benchmark", action="store_true", help="record latency and throughput in the report")
+
+
+def parse_targets(value: str) -> str:
+    """``onnx``, ``ios,hailo`` or ``all``: each name known, or a usage error listing the known ones."""
+    import argparse
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in KNOWN_TARGETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown target {', '.join(unknown) or repr(value)} (known: {', '.join(KNOWN_TARGETS)})"
+        )
+    return ",".join(dict.fromkeys(names))
+
+
+def selected_targets(value: str) -> list[str]:
+    """The targets whose checks run besides the general ones, in a stable order."""
+    names = value.split(",")
+    if "all" in names:
+        return list(TARGETS)
+    return [t for t in TARGETS if t in names]
 
 
 def argparse_suppress() -> str:
@@ -92,7 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     bundle = _resolve_bundle(config, ref)
     target = config.getoption("target")
-    targets = list(TARGETS) if target == "all" else ([] if target == "general" else [target])
+    targets = selected_targets(target)
     state = BundleSession(
         bundle,
         targets,
@@ -102,11 +124,26 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_state_key] = state
     if not hasattr(config, "workerinput"):  # xdist workers send their results to the controller
-        report_targets = targets + (["all"] if target == "all" else [])
+        report_targets = targets + (["all"] if "all" in target.split(",") else [])
         config.pluginmanager.register(
-            ValidationReport(bundle.bundle_dir, state.expect_hash, report_targets, strict=state.strict),
+            ValidationReport(
+                bundle.bundle_dir,
+                state.expect_hash,
+                report_targets,
+                strict=state.strict,
+                selection=_selection(config),
+            ),
             "conv2d_bundle_report",
         )
+
+
+def _selection(config: pytest.Config) -> str:
+    """The -k / -m expressions of this run, if any: its reports then cover only some checks."""
+    parts = [
+        f"-k {config.getoption('keyword')}" if config.getoption("keyword") else "",
+        f"-m {config.getoption('markexpr')}" if config.getoption("markexpr") else "",
+    ]
+    return " ".join(p for p in parts if p)
 
 
 def _target_of(item: pytest.Item) -> str | None:

@@ -7,6 +7,7 @@ report as a serial run. Files are written atomically: a killed verify never leav
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -48,8 +49,23 @@ class CheckRecord:
             "message": self.message,
         }
         if self.details:
-            d["details"] = self.details
+            d["details"] = _json_safe(self.details)
         return d
+
+
+def _json_safe(value: Any) -> Any:
+    """Figures a check recorded, made JSON: non-finite floats as strings, unknown objects as their repr."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return repr(value)
 
 
 def runtime_versions() -> dict[str, str]:
@@ -64,11 +80,14 @@ def runtime_versions() -> dict[str, str]:
 class ValidationReport:
     """Collects check outcomes and BundleWarnings; writes ``<target>_validation.json`` files."""
 
-    def __init__(self, bundle_dir: Path, exp_hash: str, targets: Iterable[str], *, strict: bool) -> None:
+    def __init__(
+        self, bundle_dir: Path, exp_hash: str, targets: Iterable[str], *, strict: bool, selection: str = ""
+    ) -> None:
         self.bundle_dir = bundle_dir
         self.exp_hash = exp_hash
         self.targets = list(targets)
         self.strict = strict
+        self.selection = selection  # "-k ..." / "-m ...": only some checks were chosen to run
         self.records: dict[str, CheckRecord] = {}
         self.warnings: dict[str, list[str]] = {}
         self.written: list[Path] = []
@@ -129,6 +148,8 @@ class ValidationReport:
             },
             "checks": [r.as_dict() for r in records],
             "strict_targets": self.strict,
+            "partial": bool(self.selection),
+            "selection": self.selection,
             "finished_at": finished_at,
             "environment": {
                 "versions": runtime_versions(),
@@ -141,12 +162,20 @@ class ValidationReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         out = self.bundle_dir / "validation"
+        writable = not out.is_symlink()  # a linked validation/ would let a verify write outside the bundle
+        if not writable:
+            session.config.issue_config_time_warning(
+                pytest.PytestWarning(f"{out} is a symlink: reports not written (the verdict stands)"),
+                stacklevel=2,
+            )
         for target in ["general", *self.targets]:
             report = self.build(target, finished)
             if not report["checks"]:
                 continue  # nothing of this target was selected (-k): keep the last real report
             self.summaries[target] = report
             path = out / f"{target}_validation.json"
+            if not writable:
+                continue
             try:
                 atomic.write_json(path, report)
             except OSError as exc:  # a read-only bundle still gets its verdict, just not on disk

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from conv2d_bundle.errors import BundleIntegrityError
+from conv2d_bundle.manifest import safe_relpath
 
 _METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -45,8 +46,10 @@ def check_metadata(data: Any) -> dict[str, Any]:
     for name, info in data["formats"].items():
         if not isinstance(info, dict) or not isinstance(info.get("status"), str):
             raise BundleIntegrityError(f"metadata.json: formats.{name} should be an object with a status")
-        if "file" in info and not isinstance(info["file"], str):
-            raise BundleIntegrityError(f"metadata.json: formats.{name}.file should be a string")
+        if "file" in info and not (isinstance(info["file"], str) and safe_relpath(info["file"])):
+            raise BundleIntegrityError(
+                f"metadata.json: formats.{name}.file should be a relative path inside the bundle"
+            )
     return data
 
 

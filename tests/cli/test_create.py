@@ -283,3 +283,24 @@ def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:
         "trot",
         "play",
     ]
+
+
+def test_a_failing_optional_format_is_recorded_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conv2d_bundle import bundler
+    from conv2d_bundle.errors import BundleWarning, ExportError
+
+    def broken(ctx: object) -> None:
+        raise ExportError("simulated converter bug")
+
+    monkeypatch.setitem(bundler.FORMAT_BUILDERS, "hailo", broken)
+    monkeypatch.setattr(bundler, "available_formats", lambda: ["onnx", "hailo"])
+    with pytest.warns(BundleWarning, match="hailo export failed"):
+        bundle = bundler.ArtifactBundler(tmp_path / "a").create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL)
+    assert bundle.metadata["formats"]["hailo"] == {"status": "failed", "reason": "simulated converter bug"}
+    assert bundle.metadata["validation"]["general"]["passed"]
+    with pytest.raises(ExportError, match="simulated"):  # asked for by name: the create fails
+        bundler.ArtifactBundler(tmp_path / "b").create_bundle(
+            EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx,hailo"
+        )

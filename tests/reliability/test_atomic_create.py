@@ -87,3 +87,22 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
     assert p.returncode == 2 and len(errors) == 1 and "No space left on device" in errors[0], p.stderr
     assert "Traceback" not in p.stderr
     assert [d.name for d in out.iterdir() if d.name != ".conv2d"] == []
+
+
+def test_clean_spares_a_create_that_is_still_running(tmp_path: Path) -> None:
+    import os
+
+    from conv2d_bundle.lifecycle import clean
+    from conv2d_bundle.locks import build_lock
+
+    out = tmp_path / "art"
+    staging = out / ".tmp-abcdefabcdef-x1y2"
+    staging.mkdir(parents=True)
+    (staging / "part.bin").write_bytes(b"half a bundle")
+    old = staging.stat().st_mtime - 2 * 3600
+    os.utime(staging, (old, old))
+    with build_lock(out, "abcdefabcdef"):  # as a long create (a Hailo compile) holds it
+        clean(out, keep=5)
+        assert staging.exists()
+    clean(out, keep=5)
+    assert not staging.exists()

@@ -61,10 +61,13 @@ def test_minimal_builtin_config_gets_defaults() -> None:
             "minimum_deployment_target",
         ),
         (lambda c: c["export"]["hailo"].update(hw_arch="hailo9"), "export.hailo.hw_arch"),
+        (lambda c: c["export"]["hailo"].update(hw_arch="hailo15h"), "expected one of hailo8, hailo8l"),
         (lambda c: c["export"].update(formats=["onnx", "tflite"]), "unknown format(s) ['tflite']"),
         (lambda c: c.update(surprise=1), "surprise: unknown section"),
         (lambda c: c["model"]["outputs"][0].update(dtype="int8"), "model.outputs[0].dtype"),
         (lambda c: c.pop("model"), "model: required mapping"),
+        (lambda c: c["export"].update(onnx="x"), "export.onnx: expected a mapping, got str"),
+        (lambda c: c.update(labels={0.5: "a"}), "labels: mapping keys must be class indices"),
     ],
 )
 def test_each_problem_is_named(edit: Any, message: str) -> None:
