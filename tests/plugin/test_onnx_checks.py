@@ -103,6 +103,12 @@ def _broken_config(b: Path) -> None:
     reseal(b)
 
 
+def _golden_rows_dropped(b: Path) -> None:
+    ref = {k: v[:32] for k, v in np.load(b / "reference/outputs.npz").items()}
+    np.savez(b / "reference/outputs.npz", **ref)
+    reseal(b)
+
+
 BREAKAGES = {
     "flipped byte in model.onnx": (_flip_byte, "models/model.onnx"),
     "label_map.json deleted": (lambda b: (b / "label_map.json").unlink(), "label_map.json"),
@@ -112,6 +118,7 @@ BREAKAGES = {
     "golden codes differ in one row": (_golden_row, "behavioral_codes"),
     "time axis made dynamic": (_edit_onnx(_dynamic_time_axis), "accepted invalid inputs"),
     "config.yaml unreadable": (_broken_config, "config"),
+    "golden outputs with fewer rows": (_golden_rows_dropped, "shape"),
 }
 
 
@@ -300,3 +307,11 @@ def test_root_conftest_registers_plugin_once(example_bundle: Path, tmp_path: Pat
             env=env,
         )
         assert p.returncode == 0, p.stdout[-1500:] + p.stderr[-1500:]
+
+
+def test_verify_with_plugin_autoload_off(bundle_copy: Path) -> None:
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    p = conv2d("pack", "verify", str(bundle_copy), "--target", "onnx", "-k", "test_parity", env=env)
+    assert p.returncode == 0, p.stderr
+    report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
+    assert report["partial"] is True and report["selection"] == "-k test_parity"
