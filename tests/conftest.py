@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,37 @@ def reseal(bundle: Path, *relpaths: str) -> None:
     BundleManifest.build(bundle).write(bundle)
 
 
+def checks_subprocess(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``pytest checks ...`` from the repository root in a subprocess, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "checks"), "-q", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def create_args(out: Path, *extra: str, formats: str = "onnx") -> list[str]:
+    """``pack create`` of the example into ``out`` (ONNX only unless told), for the CLI helpers."""
+    return [
+        "pack",
+        "create",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--model",
+        str(EXAMPLE_MODEL),
+        "--output-dir",
+        str(out),
+        "--formats",
+        formats,
+        *extra,
+    ]
+
+
 @pytest.fixture
 def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
     """``pytest checks --bundle B --target T`` in a subprocess: (exit code, <target>_validation.json, output)."""
@@ -59,26 +90,14 @@ def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
         timeout: float = 300,
     ) -> tuple[int, dict[str, Any] | None, str]:
         shutil.rmtree(bundle / "validation", ignore_errors=True)
-        p = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                str(ROOT / "checks"),
-                "--bundle",
-                str(bundle),
-                "--target",
-                target,
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--check-profile",
-                "quick",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
+        p = checks_subprocess(
+            "--bundle",
+            str(bundle),
+            "--target",
+            target,
+            "--check-profile",
+            "quick",
+            *extra,
             env=env,
             timeout=timeout,
         )
@@ -105,7 +124,3 @@ def conv2d(
 
 def last_json(text: str) -> Any:
     return json.loads(text.strip().splitlines()[-1])
-
-
-def make_args(*pairs: Sequence[str]) -> list[str]:
-    return [a for pair in pairs for a in pair]

@@ -19,7 +19,7 @@ from conv2d_bundle.bundle import get_bundle, list_bundles
 from conv2d_bundle.cli import main
 from conv2d_bundle.digest import is_exp_hash, sha256_file
 from conv2d_bundle.errors import AmbiguousBundleError, BundleNotFoundError
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, last_json
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args, last_json
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -30,24 +30,6 @@ def invoke(*args: str) -> tuple[int, str, str]:
 def visible(out: Path) -> list[str]:
     """What is in an artifacts dir besides its bookkeeping (.conv2d/: locks, pins)."""
     return sorted(p.name for p in out.iterdir() if p.name != ".conv2d")
-
-
-def create_args(out: Path, *extra: str) -> list[str]:
-    return [
-        "pack",
-        "create",
-        "--config",
-        str(EXAMPLE_CONFIG),
-        "--model",
-        str(EXAMPLE_MODEL),
-        "--name",
-        "dogs_v1",
-        "--output-dir",
-        str(out),
-        "--formats",
-        "onnx",
-        *extra,
-    ]
 
 
 def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
@@ -177,9 +159,7 @@ def test_bad_checkpoint_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", ""])
 def test_bad_names_refused(tmp_path: Path, name: str) -> None:
-    code, _, err = invoke(
-        *create_args(tmp_path / "out")[:6], "--name", name, "--output-dir", str(tmp_path / "out")
-    )
+    code, _, err = invoke(*create_args(tmp_path / "out", "--name", name))
     assert code == 2 and "--name" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

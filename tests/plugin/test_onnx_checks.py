@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.conftest import ROOT, conv2d, reseal
+from tests.conftest import ROOT, checks_subprocess, conv2d, reseal
 
 pytest_plugins = ["pytester"]
 
@@ -133,81 +132,21 @@ def test_breakage_fails_with_named_error(bundle_copy: Path, run_checks: Any, nam
 
 
 def test_unknown_target_is_a_usage_error(example_bundle: Path) -> None:
-    import subprocess
-
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "checks",
-            "--bundle",
-            str(example_bundle),
-            "--target",
-            "android",
-            "-p",
-            "no:cacheprovider",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    p = checks_subprocess("--bundle", str(example_bundle), "--target", "android")
     assert p.returncode == 4 and "onnx" in p.stderr and "hailo" in p.stderr
 
 
 def test_missing_bundle_is_a_usage_error(tmp_path: Path) -> None:
-    import subprocess
-
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "checks",
-            "--artifacts",
-            str(tmp_path),
-            "--bundle",
-            "abcd",
-            "-p",
-            "no:cacheprovider",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    p = checks_subprocess("--artifacts", str(tmp_path), "--bundle", "abcd")
     assert p.returncode == 4 and "no bundle" in (p.stdout + p.stderr)
-    p = subprocess.run(
-        [sys.executable, "-m", "pytest", "checks", "-p", "no:cacheprovider"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    p = checks_subprocess()
     assert p.returncode == 4 and "--bundle" in (p.stdout + p.stderr)
 
 
 def test_bundle_by_hash_prefix(example_bundle: Path, tmp_path: Path) -> None:
-    import subprocess
-
     shutil.copytree(example_bundle, tmp_path / example_bundle.name)
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "checks",
-            "--artifacts",
-            str(tmp_path),
-            "--bundle",
-            example_bundle.name[:6],
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--check-profile",
-            "quick",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    p = checks_subprocess(
+        "--artifacts", str(tmp_path), "--bundle", example_bundle.name[:6], "--check-profile", "quick"
     )
     assert p.returncode == 0, p.stdout[-1000:]
     assert (tmp_path / example_bundle.name / "validation" / "general_validation.json").exists()
@@ -284,28 +223,10 @@ def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None
 
 def test_root_conftest_registers_plugin_once(example_bundle: Path, tmp_path: Path) -> None:
     """With autoload off the root conftest registers the plugin; with it on, it must not register it twice."""
-    import subprocess
-
     shutil.copytree(example_bundle, tmp_path / example_bundle.name)
     for autoload_off in ("1", ""):
         env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": autoload_off}
-        p = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "checks",
-                "--bundle",
-                str(tmp_path / example_bundle.name),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
+        p = checks_subprocess("--bundle", str(tmp_path / example_bundle.name), env=env)
         assert p.returncode == 0, p.stdout[-1500:] + p.stderr[-1500:]
 
 

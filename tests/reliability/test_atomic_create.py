@@ -12,29 +12,22 @@ import pytest
 from conv2d_bundle.bundle import get_bundle, list_bundles
 from conv2d_bundle.digest import is_exp_hash
 from conv2d_bundle.errors import BundleNotFoundError
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d
+from tests.conftest import ROOT, conv2d, create_args
 
 POINTS = ["reference", "onnx-export", "coreml-export", "manifest", "seal-checks", "rename"]
 
 
-def _create_args(out: Path, formats: str) -> list[str]:
-    return [
-        "pack",
-        "create",
-        "--config",
-        str(EXAMPLE_CONFIG),
-        "--model",
-        str(EXAMPLE_MODEL),
-        "--output-dir",
-        str(out),
-        "--formats",
-        formats,
-    ]
-
-
 def _drive(point: str, action: str, out: Path, formats: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.reliability.driver", point, action, "--", *_create_args(out, formats)],
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.driver",
+            point,
+            action,
+            "--",
+            *create_args(out, formats=formats),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -62,7 +55,7 @@ def test_kill_at_each_point_leaves_no_bundle(tmp_path: Path, point: str) -> None
         get_bundle(out, leftovers[0].name.removeprefix(".tmp-")[:12])
     v = conv2d("pack", "verify", str(leftovers[0]), "--target", "onnx")
     assert v.returncode != 0  # a staging dir is not verified as a bundle
-    again = conv2d(*_create_args(out, "onnx"))
+    again = conv2d(*create_args(out))
     assert again.returncode == 0, again.stderr
     assert len(list_bundles(out)) == 1
 
