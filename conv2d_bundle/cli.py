@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
-from conv2d_bundle.cli_options import artifacts_option
+from conv2d_bundle.cli_options import artifacts_option, target_option
 from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleError, BundleWarning
 
@@ -220,13 +220,7 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
 @pack.command()
 @click.argument("bundle_ref")
 @artifacts_option
-@click.option(
-    "--target",
-    default="general",
-    show_default=True,
-    type=click.Choice(["general", "onnx", "ios", "hailo", "all"]),
-    help="deployment target",
-)
+@target_option("deployment target")
 @click.option("--junitxml", type=click.Path(path_type=Path), help="also write JUnit XML here")
 @click.option("-n", "numprocesses", help="parallel workers (pytest-xdist), e.g. 2 or auto")
 @click.option("--strict-targets", is_flag=True, help="count skipped checks as failed")

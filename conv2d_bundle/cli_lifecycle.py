@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from conv2d_bundle.cli_options import artifacts_option
+from conv2d_bundle.cli_options import artifacts_option, target_option
 from conv2d_bundle.errors import ValidationFailed
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -91,13 +91,7 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 @click.argument("bundle_ref")
 @artifacts_option
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
-@click.option(
-    "--target",
-    default="general",
-    show_default=True,
-    type=click.Choice(["general", "onnx", "ios", "hailo", "all"]),
-    help="checks that must pass before deploying",
-)
+@target_option("checks that must pass before deploying")
 @click.option("--force", is_flag=True, help="deploy even if the checks fail")
 @click.option("--dry-run", is_flag=True, help="print what would be done, copy nothing")
 @click.option(

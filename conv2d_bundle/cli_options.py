@@ -22,3 +22,22 @@ def artifacts_option(f: F) -> F:
         show_default=True,
         help="artifacts directory (env CONV2D_ARTIFACTS)",
     )(f)
+
+
+#: what ``--target`` accepts on the CLI (pytest_plugin.KNOWN_TARGETS, kept here so the CLI imports no pytest)
+TARGET_CHOICES = ("general", "onnx", "ios", "hailo", "all")
+
+
+def target_option(help_text: str) -> Callable[[F], F]:
+    """``--target``: which checks must pass (general always runs)."""
+
+    def decorate(f: F) -> F:
+        return click.option(
+            "--target",
+            default="general",
+            show_default=True,
+            type=click.Choice(TARGET_CHOICES),
+            help=help_text,
+        )(f)
+
+    return decorate

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from conv2d_bundle.models import Conv2dFSQ
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args
 
 
 def _config(tmp: Path, edit: Callable[[dict], None] | None = None) -> Path:
@@ -90,16 +90,7 @@ def test_read_only_output_dir(tmp_path: Path) -> None:
             "staging",
             "erofs",
             "--",
-            "pack",
-            "create",
-            "--config",
-            str(EXAMPLE_CONFIG),
-            "--model",
-            str(EXAMPLE_MODEL),
-            "--output-dir",
-            str(tmp_path / "art"),
-            "--formats",
-            "onnx",
+            *create_args(tmp_path / "art"),
         ],
         capture_output=True,
         text=True,
