@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from conv2d_bundle import atomic
 from conv2d_bundle.bundle import Bundle, read_json
+from conv2d_bundle.config import read_yaml
 from conv2d_bundle.digest import experiment_hash, is_exp_hash, sha256_file
-from conv2d_bundle.errors import ArchiveError, BundleError
+from conv2d_bundle.errors import ArchiveError, BundleError, ConfigError
 from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
 
 FORMATS = ("tar.gz", "zip")
@@ -273,10 +272,10 @@ def recomputed_hash(bundle_dir: Path) -> str:
     """The bundle's identity from its own files: sha256 of config.yaml's content and the weights' sha256."""
     meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
     weights = meta.get("model", {}).get("weights_sha256") if isinstance(meta, dict) else None
-    try:
-        config = yaml.safe_load((bundle_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ArchiveError(f"config.yaml is missing or unreadable: {exc}") from exc
+    try:  # the project's safe loader: no aliases (an alias bomb), bounded size
+        config = read_yaml(bundle_dir / "config.yaml", what="config.yaml")
+    except ConfigError as exc:
+        raise ArchiveError(f"the archived {exc}") from exc
     if not isinstance(weights, str) or not isinstance(config, dict):
         raise ArchiveError("metadata.json has no model.weights_sha256, or config.yaml is not a mapping")
     return experiment_hash(config, weights)

@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conv2d_bundle.bundle import Bundle, default_artifacts_dir, get_bundle
+from conv2d_bundle.config import read_yaml
 from conv2d_bundle.errors import BundleError, ConfigError
 from conv2d_bundle.summary import format_sizes, validation_status
 
@@ -59,10 +58,10 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _raw_config(bundle: Bundle) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(bundle.path("config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{bundle.exp_hash}: config.yaml is missing or unreadable: {exc}") from exc
+    try:  # the project's safe loader: a bundle's config is untrusted (no aliases, bounded size)
+        data = read_yaml(bundle.path("config.yaml"), what="config.yaml")
+    except ConfigError as exc:
+        raise ConfigError(f"{bundle.exp_hash}: {exc}") from exc
     return data if isinstance(data, dict) else {}
 
 
