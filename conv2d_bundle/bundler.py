@@ -312,21 +312,24 @@ class ArtifactBundler:
         targets = [
             TARGET_OF_FORMAT[f] for f in formats if metadata["formats"].get(f, {}).get("status") == "built"
         ]
-        summary = run_checks(staging, targets or ["general"], expect_hash=exp_hash, profile="seal")
-        failed = {t: r for t, r in summary.items() if not r["passed"]}
-        if failed:
-            errors = [e for r in failed.values() for e in r["errors"]]
+        run = run_checks(staging, targets or ["general"], expect_hash=exp_hash, profile="seal")
+        verdicts = {t: run.verdict(t) for t in sorted(run.reports)}
+        bad = {t: v for t, v in verdicts.items() if not v.passed}
+        if bad:
+            problems = list(dict.fromkeys(e for v in bad.values() for e in v.errors)) or [
+                f"{t}: {v.describe()}" for t, v in bad.items()
+            ]
             raise ExportError(
-                f"the new bundle fails its own checks ({len(errors)}): " + "; ".join(errors[:5])
+                f"the new bundle fails its own checks ({len(problems)}): " + "; ".join(problems[:5])
             )
         metadata["validation"] = {
             t: {
-                "passed": r["passed"],
-                "errors": len(r["errors"]),
-                "warnings": len(r["warnings"]),
-                "not_verified": len(r["skipped"]),
+                "passed": v.passed,
+                "errors": len(v.errors),
+                "warnings": len(run.reports[t]["warnings"]),
+                "not_verified": v.skipped,
             }
-            for t, r in sorted(summary.items())
+            for t, v in verdicts.items()
         }
         atomic.write_json(staging / "metadata.json", metadata)
         BundleManifest.build(staging).write(staging)

@@ -34,7 +34,10 @@ class _Conv2dGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(2)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+                click.echo("interrupted", err=True)
+                sys.exit(130)
             click.echo("aborted", err=True)
             sys.exit(2)
         except BundleError as exc:
@@ -233,6 +236,11 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Ed25519 public key: fail unless the bundle is signed by it",
 )
+@click.option(
+    "--tolerance-policy",
+    type=click.Path(path_type=Path),
+    help="the verifier's parity tolerance caps (YAML/JSON); default: the built-in policy",
+)
 def verify(
     bundle_ref: str,
     output_dir: Path,
@@ -243,8 +251,10 @@ def verify(
     profile: str,
     select: str | None,
     trusted_key: Path | None,
+    tolerance_policy: Path | None,
 ) -> None:
-    """Run the bundle's checks for a target; exit 0 if all passed, 1 if any failed."""
+    """Run the bundle's checks for a target; exit 0 if the run was complete and passed, 1 if a check failed or
+    the run was incomplete (interrupted, a selection, a crashed worker)."""
     from conv2d_bundle.bundle import get_bundle
     from conv2d_bundle.errors import ValidationFailed
     from conv2d_bundle.progress import StepDisplay
@@ -262,23 +272,33 @@ def verify(
         extra += ["-k", select]
     if trusted_key:
         extra += ["--trusted-key", str(trusted_key)]
+    if tolerance_policy:
+        from conv2d_bundle.tolerance import TolerancePolicy
+
+        TolerancePolicy.load(tolerance_policy)  # a bad policy is bad input (exit 2), not a failed check
+        extra += ["--tolerance-policy", str(tolerance_policy)]
     with StepDisplay() as progress:
         progress(f"running the {target} checks on {bundle.exp_hash}")
         run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
     report = run.reports.get(target)
     if run.exit_code == 5 or (report is not None and not report["checks_run"] and not report["skipped"]):
-        raise BundleError(f"no checks matched{f' -k {select!r}' if select else ''} for --target {target}")
-    if run.exit_code not in (0, 1) or report is None:
+        if not run.interrupted:
+            raise BundleError(f"no checks matched{f' -k {select!r}' if select else ''} for --target {target}")
+    if report is None:
         raise BundleError(
             f"the checks could not run (pytest exit {run.exit_code}): {_one_line(run.output.strip()[-400:])}"
         )
+    verdict = run.verdict(target)
     counts = report["counts"]
+    skipped = f", {counts['skipped']} skipped: not verified" if counts["skipped"] else ""
     click.echo(
-        f"{bundle.exp_hash} --target {target}: {'PASSED' if report['passed'] else 'FAILED'} "
-        f"({counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped)"
+        f"{bundle.exp_hash} --target {target}: {verdict.status.upper()} "
+        f"({counts['passed']} passed, {counts['failed']} failed{skipped})"
     )
     for e in report["errors"]:
         click.echo(f"  FAILED  {e}")
+    for reason in verdict.reasons:
+        click.echo(f"  INCOMPLETE {reason}")
     for s in report["skipped"]:
         click.echo(f"  SKIPPED {s['id']}: {s['reason']} (not verified)")
     for w in report["warnings"]:
@@ -286,8 +306,10 @@ def verify(
     click.echo(f"  report: {bundle.bundle_dir / 'validation' / f'{target}_validation.json'}")
     if junitxml:
         click.echo(f"  junit: {junitxml}")
-    if not report["passed"]:
-        raise ValidationFailed(f"{bundle.exp_hash}: {counts['failed']} check(s) failed for --target {target}")
+    if run.interrupted:
+        raise KeyboardInterrupt
+    if not verdict.passed:
+        raise ValidationFailed(f"{bundle.exp_hash}: --target {target} {verdict.describe()}")
 
 
 from conv2d_bundle.cli_hailo import attach_hef  # noqa: E402 - registered after the group exists

@@ -236,14 +236,20 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
     val_rows = [
         [
             t,
-            "passed" if v["passed"] else "FAILED",
+            "FAILED" + v["result"].removeprefix("failed") if v["status"] == "failed" else v["result"],
             v["errors"],
             v["warnings"],
+            v["skipped"],
             v["finished_at"] or "(at seal time)",
+            v["host"] or "-",
         ]
         for t, v in info["validation"].items()
     ]
-    print_table(["target", "result", "errors", "warnings", "last report"], val_rows, title="Validation")
+    print_table(
+        ["target", "result", "errors", "warnings", "not verified", "last report", "host"],
+        val_rows,
+        title="Validation",
+    )
     for d in info["deployments"]:
         click.echo(
             f"  deployed to {d.get('destination')} at {d.get('deployed_at')} (--target {d.get('target')})"

@@ -66,16 +66,18 @@ def rsync_command(bundle: Bundle, host: str, path: str) -> list[str]:
 
 
 def verify_for_target(bundle: Bundle, target: str, profile: str = "default") -> tuple[bool, list[str]]:
-    """Run the bundle's checks for ``target`` in this process: (passed, errors)."""
+    """Run the bundle's checks for ``target`` in this process: (passed, what failed or did not run)."""
     from conv2d_bundle.validation import run_pytest
 
     run = run_pytest(bundle.bundle_dir, target, profile=profile)
-    report = run.reports.get(target)
-    if run.exit_code not in (0, 1) or report is None:
+    if run.interrupted:
+        raise KeyboardInterrupt
+    if target not in run.reports:
         raise BundleError(
             f"the checks could not run (pytest exit {run.exit_code}): {run.output.strip()[-300:]}"
         )
-    return bool(report["passed"]), [str(e) for e in report["errors"]]
+    verdict = run.verdict(target)
+    return verdict.passed, [*verdict.errors, *(f"incomplete: {r}" for r in verdict.reasons)]
 
 
 def deploy(

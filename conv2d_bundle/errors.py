@@ -55,7 +55,7 @@ class ArchiveError(BundleError):
 
 
 class ValidationFailed(BundleError):
-    """Checks ran and at least one failed (CLI exit code 1)."""
+    """The checks did not pass: one failed, or the run was incomplete (CLI exit code 1)."""
 
     exit_code = 1
 

@@ -35,6 +35,8 @@ class ParityStats:
     def describe(self) -> str:
         if self.shape != self.expected_shape:
             return f"{self.output}: shape {list(self.shape)} != expected {list(self.expected_shape)}"
+        if self.total == 0:
+            return f"{self.output}: nothing compared (0 values, shape {list(self.shape)})"
         if self.integer:
             return (
                 f"{self.output}: {self.mismatches}/{self.total} values differ "
@@ -71,9 +73,9 @@ def compare(
             float("inf"),
         )
     af, ef = a.astype(np.float64).ravel(), e.astype(np.float64).ravel()
-    if af.size == 0:
+    if af.size == 0:  # empty evidence is not a pass: nothing was compared
         return ParityStats(
-            name, True, shape, expected_shape, integer, 0, 0, 0.0, 0.0, 0.0, 1.0, atol, rtol, 0.0
+            name, False, shape, expected_shape, integer, 0, 0, 0.0, 0.0, 0.0, 0.0, atol, rtol, 0.0
         )
     with np.errstate(all="ignore"):  # infinities and NaN are judged below, not warned about
         return _compare_values(name, af, ef, shape, integer, atol, rtol)

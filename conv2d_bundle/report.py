@@ -1,17 +1,21 @@
 """The validation report: a class-based pytest plugin that records each check and writes JSON at the end.
 
 Modelled on pytest's junitxml: record in ``pytest_runtest_logreport``, write in ``pytest_sessionfinish``.
-Under pytest-xdist only the controller records (worker reports arrive there), so ``-n 2`` gives the same
-report as a serial run. Files are written atomically: a killed verify never leaves a truncated report.
+Under pytest-xdist only the controller records (worker reports arrive there, crash reports included), so
+``-n 2`` gives the same report as a serial run. A check starts as *not run* and earns *passed* only when its
+teardown is reported with nothing failed; the verdict (``conv2d_bundle.verdict``) also weighs what should
+have run but did not, interrupts, collection errors and pytest's exit status. Files are written
+atomically: a killed verify never leaves a truncated report.
 """
 
 from __future__ import annotations
 
 import math
 import platform
+import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,26 +23,51 @@ from typing import Any
 import pytest
 
 from conv2d_bundle import atomic
+from conv2d_bundle.check_plan import (
+    TARGETS,
+    Expected,
+    Wanted,
+    check_id,
+    collect_expected,
+    known_module,
+    module_of,
+)
 from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, judge
 
-REPORT_SCHEMA_VERSION = 1
-TARGETS = ("onnx", "ios", "hailo")
-
-
-def check_id(nodeid: str) -> str:
-    """``test_onnx.py::test_parity[confidence-7]``: the file name relative to the checks folder, whatever the cwd."""
-    path, sep, rest = nodeid.partition("::")
-    return path.rsplit("/", 1)[-1] + sep + rest
+REPORT_SCHEMA_VERSION = 2
+PHASES = ("setup", "call", "teardown")
+VERSIONED_MODULES = ("numpy", "onnx", "onnxruntime", "coremltools", "pytest", "hypothesis")
 
 
 @dataclass
 class CheckRecord:
     id: str
     target: str
-    outcome: str = "passed"  # passed | failed | error | skipped
+    phases: dict[str, str] = field(default_factory=dict)  # setup/call/teardown/crash -> pytest's outcome
     duration_s: float = 0.0
-    message: str = ""
+    failure: str = ""  # the first failure's message (call, setup or teardown), or the crash
+    skip_reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return self.failure if self.outcome in ("failed", "error", "crashed") else self.skip_reason
+
+    @property
+    def outcome(self) -> str:
+        """passed | failed | error | skipped | crashed | not run: earned from the phases, never assumed."""
+        if self.phases.get("crash"):
+            return "crashed"
+        if self.phases.get("call") == "failed":
+            return "failed"
+        if "failed" in self.phases.values():
+            return "error"  # setup or teardown failed
+        if "teardown" not in self.phases:
+            return "not run"  # interrupted, or never reached its end
+        if "skipped" in self.phases.values():
+            return "skipped"
+        return "passed" if self.phases.get("call") == "passed" else "not run"
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -69,8 +98,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def runtime_versions() -> dict[str, str]:
+    """The versions of the runtimes this process has imported (what actually ran the checks)."""
     versions = {"python": platform.python_version()}
-    for name in ("numpy", "onnx", "onnxruntime", "coremltools", "pytest"):
+    for name in VERSIONED_MODULES:
         module = sys.modules.get(name)
         if module is not None:
             versions[name] = str(getattr(module, "__version__", "unknown"))
@@ -81,111 +111,211 @@ class ValidationReport:
     """Collects check outcomes and BundleWarnings; writes ``<target>_validation.json`` files."""
 
     def __init__(
-        self, bundle_dir: Path, exp_hash: str, targets: Iterable[str], *, strict: bool, selection: str = ""
+        self,
+        bundle_dir: Path,
+        exp_hash: str,
+        targets: Iterable[str],
+        *,
+        strict: bool,
+        wanted: Wanted,
+        selection: str = "",
+        tolerance_policy: Mapping[str, Any] | None = None,
     ) -> None:
         self.bundle_dir = bundle_dir
         self.exp_hash = exp_hash
         self.targets = list(targets)
         self.strict = strict
-        self.selection = selection  # "-k ..." / "-m ...": only some checks were chosen to run
+        self.wanted = wanted
+        self.selection = selection  # file / node id / -k / -m / --deselect / --lf: only some checks chosen
+        self.tolerance_policy = dict(tolerance_policy or {})
         self.records: dict[str, CheckRecord] = {}
         self.warnings: dict[str, list[str]] = {}
+        self.collection_errors: dict[str, str] = {}
+        self.interrupted = ""
+        self.versions: dict[str, str] = {}
         self.written: list[Path] = []
         self.summaries: dict[str, dict[str, Any]] = {}
 
     # -- recording --------------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         target = getattr(report, "conv2d_target", None)
+        crash = report.when not in PHASES  # xdist's report for an item whose worker died ("???")
+        if target is None and crash:
+            target = known_module(report.nodeid)  # crash reports carry no attributes of ours
         if target is None:
             return
         cid = check_id(report.nodeid)
         rec = self.records.setdefault(cid, CheckRecord(cid, target))
         rec.duration_s += report.duration
+        rec.phases["crash" if crash else report.when] = report.outcome
+        self.versions.update(getattr(report, "conv2d_versions", None) or {})
         details = getattr(report, "conv2d_details", None)
         if details:
             rec.details.update(details)
-        if report.skipped and rec.outcome == "passed":
-            rec.outcome, rec.message = "skipped", _skip_reason(report)
-        elif report.failed:
-            outcome = "failed" if report.when == "call" else "error"
-            if rec.outcome not in ("failed", "error"):
-                rec.outcome = outcome
-                rec.message = getattr(report, "conv2d_message", "") or _first_line(report.longreprtext)
+        if crash:
+            rec.failure = f"worker crashed: {report.nodeid}"
+        elif report.failed and not rec.failure:
+            rec.failure = getattr(report, "conv2d_message", "") or _first_line(report.longreprtext)
+        elif report.skipped:
+            rec.skip_reason = _skip_reason(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            where = module_of(report.nodeid) or report.nodeid or "session"
+            self.collection_errors.setdefault(where, _collect_error_line(report))
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        if isinstance(excinfo.value, KeyboardInterrupt):
+            self.interrupted = "interrupted"
+        else:  # pytest.exit(): a plugin or check ended the session early
+            self.interrupted = f"interrupted: {_first_line(str(excinfo.value)) or 'pytest.exit()'}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
         if issubclass(warning_message.category, BundleWarning) and nodeid:
             self.warnings.setdefault(check_id(nodeid), []).append(str(warning_message.message))
 
-    # -- writing ----------------------------------------------------------------------------------
-    def build(self, target: str, finished_at: str) -> dict[str, Any]:
-        wanted = (
-            {"general"} if target == "general" else {"general", *(TARGETS if target == "all" else [target])}
-        )
+    # -- judging and writing ----------------------------------------------------------------------
+    def _add_module_skips(self, expected: Expected) -> bool:
+        """A module skipped as a whole is one not-verified record (a failure with --strict-targets)."""
+        converted = False
+        for name, reason in sorted(expected.skipped.items()):
+            target = known_module(name) or "general"
+            rec = self.records.setdefault(name, CheckRecord(name, target))
+            rec.phases = {"setup": "skipped", "teardown": "passed"}
+            rec.skip_reason = reason
+            if self.strict:
+                rec.phases["setup"] = "failed"
+                rec.failure = f"not verified (--strict-targets): module skipped: {reason}"
+                converted = True
+        return converted
+
+    def build(
+        self, target: str, finished_at: str, expected: Expected, exit_status: int | None
+    ) -> dict[str, Any]:
+        wanted = {"general"} | (set(TARGETS) if target == "all" else {target})
         records = sorted((r for r in self.records.values() if r.target in wanted), key=lambda r: r.id)
+        expected_ids = sorted({i for t in wanted for i in expected.ids.get(t, [])} | set(expected.skipped))
+        expected_ids = [i for i in expected_ids if known_module(i) in wanted]
+        outcomes = {r.id: r.outcome for r in records}
         errors = [f"{r.id}: {r.message}" for r in records if r.outcome in ("failed", "error")]
+        reasons = [self.interrupted] if self.interrupted else []
+        reasons += [
+            f"collection error: {where}: {msg}" for where, msg in sorted(self.collection_errors.items())
+        ]
+        reasons += [
+            f"collection error: {name}: {msg}"
+            for name, msg in sorted(expected.errors.items())
+            if known_module(name) in wanted and name not in self.collection_errors
+        ]
+        finished = [i for i in expected_ids if outcomes.get(i) in FINISHED]
+        if len(finished) < len(expected_ids) and self.selection and not reasons:
+            reasons.append(f"selected: {self.selection} ({len(finished)} of {len(expected_ids)} checks)")
+        failures_elsewhere = any(r.outcome in ("failed", "error", "crashed") for r in self.records.values())
+        verdict = judge(
+            outcomes=outcomes,
+            errors=errors,
+            expected=expected_ids,
+            reasons=reasons,
+            exit_status=exit_status,
+            failures_elsewhere=failures_elsewhere,
+        )
         skipped = [{"id": r.id, "reason": r.message} for r in records if r.outcome == "skipped"]
         warnings = [
-            f"{cid}: {msg}"
-            for cid in sorted(self.warnings)
-            for msg in self.warnings[cid]
-            if cid in {r.id for r in records}
+            f"{cid}: {msg}" for cid in sorted(self.warnings) for msg in self.warnings[cid] if cid in outcomes
         ]
-        ran = [r.id for r in records if r.outcome != "skipped"]
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "target": target,
             "exp_hash": self.exp_hash,
-            "passed": not errors and bool(ran),
+            "verdict": verdict.status,
+            "passed": verdict.passed,
+            "complete": verdict.complete,
+            "reasons": list(verdict.reasons),
             "errors": errors,
             "warnings": warnings,
-            "checks_run": ran,
+            "checks_run": [r.id for r in records if r.outcome in RAN],
             "skipped": skipped,
-            "counts": {
-                "passed": sum(r.outcome == "passed" for r in records),
-                "failed": sum(r.outcome in ("failed", "error") for r in records),
-                "skipped": len(skipped),
-            },
+            "not_run": [i for i in expected_ids if outcomes.get(i) not in FINISHED],
+            "counts": dict(verdict.counts),
             "checks": [r.as_dict() for r in records],
             "strict_targets": self.strict,
-            "partial": bool(self.selection),
+            "partial": bool(self.selection) and not verdict.complete,
             "selection": self.selection,
+            "pytest_exit_status": exit_status,
+            "tolerance_policy": self.tolerance_policy,
             "finished_at": finished_at,
             "environment": {
-                "versions": runtime_versions(),
+                "versions": {**runtime_versions(), **self.versions},
+                "host": socket.gethostname(),
                 "platform": platform.platform(),
                 "machine": platform.machine(),
                 "system": platform.system(),
             },
         }
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file: the verdict goes into it
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        expected = collect_expected(session, self.wanted)
+        if self._add_module_skips(expected) and session.exitstatus == EXIT_OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a strict module-level skip fails the run
+        status = int(session.exitstatus)
+        for target in ["general", *self.targets]:
+            self.summaries[target] = self.build(target, finished, expected, status)
+        self._record_junit_properties(session.config)
+        self._write(session.config)
+
+    def _write(self, config: pytest.Config) -> None:
         out = self.bundle_dir / "validation"
-        writable = not out.is_symlink()  # a linked validation/ would let a verify write outside the bundle
-        if not writable:
-            session.config.issue_config_time_warning(
+        if out.is_symlink():  # a linked validation/ would let a verify write outside the bundle
+            config.issue_config_time_warning(
                 pytest.PytestWarning(f"{out} is a symlink: reports not written (the verdict stands)"),
                 stacklevel=2,
             )
-        for target in ["general", *self.targets]:
-            report = self.build(target, finished)
-            if not report["checks"]:
-                continue  # nothing of this target was selected (-k): keep the last real report
-            self.summaries[target] = report
+            return
+        for target, report in self.summaries.items():
             path = out / f"{target}_validation.json"
-            if not writable:
-                continue
-            try:
+            try:  # always written, whatever it says: a run that could not verify replaces a stale pass
                 atomic.write_json(path, report)
             except OSError as exc:  # a read-only bundle still gets its verdict, just not on disk
-                session.config.issue_config_time_warning(
+                config.issue_config_time_warning(
                     pytest.PytestWarning(f"cannot write {path}: {exc.strerror}"), stacklevel=2
                 )
                 continue
             self.written.append(path)
 
+    def _record_junit_properties(self, config: pytest.Config) -> None:
+        """exp_hash, target, verdict, completeness and runtime versions as ``<testsuite>`` properties.
+
+        ``record_testsuite_property`` is a fixture and does not work under xdist (pytest issue 7767), while
+        the verdict exists only here, on the controller, at session end: so this adds the properties to the
+        same junitxml writer that fixture uses, before it writes its file.
+        """
+        try:
+            from _pytest.junitxml import xml_key  # the key record_testsuite_property reads
+        except ImportError:  # pragma: no cover - a pytest without junitxml
+            return
+        xml = config.stash.get(xml_key, None)
+        if xml is None:
+            return
+        xml.add_global_property("conv2d.exp_hash", self.exp_hash)
+        for target, report in self.summaries.items():
+            xml.add_global_property(f"conv2d.{target}.verdict", report["verdict"])
+            xml.add_global_property(f"conv2d.{target}.complete", str(report["complete"]).lower())
+            if report["reasons"]:
+                xml.add_global_property(f"conv2d.{target}.reasons", "; ".join(report["reasons"]))
+        xml.add_global_property("conv2d.targets", ",".join(self.summaries))
+        any_report = next(iter(self.summaries.values()), None)
+        for name, version in sorted((any_report or {}).get("environment", {}).get("versions", {}).items()):
+            xml.add_global_property(f"conv2d.version.{name}", version)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for target, report in self.summaries.items():
+            if not report["complete"] and report["verdict"] != "failed":
+                terminalreporter.write_line(
+                    f"conv2d-bundle {target}: INCOMPLETE ({'; '.join(report['reasons'])})", yellow=True
+                )
         for path in self.written:
             terminalreporter.write_line(f"conv2d-bundle report: {path}")
 
@@ -195,6 +325,12 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return _first_line(str(longrepr))
+
+
+def _collect_error_line(report: pytest.CollectReport) -> str:
+    lines = [ln.strip() for ln in report.longreprtext.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("E ")]  # pytest's "E   ImportError: ..." lines
+    return (errors[-1][1:].strip() if errors else (lines[-1] if lines else "collection failed"))[:300]
 
 
 def _first_line(text: str) -> str:

@@ -5,7 +5,6 @@ Reads metadata.json, metrics.json, MANIFEST.json and ``validation/*_validation.j
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,38 +31,62 @@ def format_sizes(bundle: Bundle) -> dict[str, int]:
 
 
 def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
-    """Per target: passed, errors, warnings, skipped and finished_at from the latest report on disk,
-    else the summary recorded in metadata.json when the bundle was sealed (``source`` says which)."""
+    """Per target, the verdict of the latest report on disk (``conv2d_bundle.verdict``), else the summary
+    recorded in metadata.json when the bundle was sealed (``source`` says which): its status (passed /
+    failed / incomplete), ``result`` in words (``not verified (6 skipped)`` for a pass with skips), counts,
+    reasons, and the time and host of the report."""
+    from conv2d_bundle.verdict import verdict_of
+
     out: dict[str, dict[str, Any]] = {}
     recorded = bundle.metadata.get("validation", {})
     for target, v in sorted(recorded.items() if isinstance(recorded, dict) else []):
         if isinstance(v, dict):
+            status = "passed" if v.get("passed") is True else "failed"
+            skipped = v.get("not_verified", 0)
             out[target] = {
-                "passed": bool(v.get("passed")),
+                "status": status,
+                "passed": status == "passed",
+                "result": f"not verified ({skipped} skipped)" if status == "passed" and skipped else status,
                 "errors": v.get("errors", 0),
                 "warnings": v.get("warnings", 0),
+                "skipped": skipped,
+                "reasons": [],
                 "finished_at": None,
+                "host": None,
                 "source": "metadata",
             }
     reports = bundle.path("validation")
     if reports.is_dir() and not reports.is_symlink():
         for path in sorted(reports.glob(f"*{REPORT_SUFFIX}")):
-            try:
-                report = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if not isinstance(report, dict) or "passed" not in report or report.get("partial"):
-                continue  # a -k run verified only some checks: it says nothing about the whole target
+            report = _read_report(path)
             target = path.name[: -len(REPORT_SUFFIX)]
+            verdict = verdict_of(report)
+            env = (report or {}).get("environment", {})
             out[target] = {
-                "passed": bool(report["passed"]),
-                "errors": len(report.get("errors", [])),
-                "warnings": len(report.get("warnings", [])),
-                "skipped": len(report.get("skipped", [])),
-                "finished_at": report.get("finished_at"),
+                "status": verdict.status,
+                "passed": verdict.passed,
+                "result": verdict.describe(),
+                "errors": len(verdict.errors),
+                "warnings": len((report or {}).get("warnings", []) or []),
+                "skipped": verdict.skipped,
+                "reasons": list(verdict.reasons),
+                "finished_at": (report or {}).get("finished_at"),
+                "host": env.get("host") if isinstance(env, dict) else None,
                 "source": f"validation/{path.name}",
             }
     return dict(sorted(out.items()))
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    """A report read with the project's JSON reader (size-bounded, shape-checked); None when unreadable."""
+    from conv2d_bundle.errors import BundleIntegrityError
+    from conv2d_bundle.schema import parse_json
+
+    try:
+        report = parse_json(path.read_bytes(), f"validation/{path.name}")
+    except (OSError, BundleIntegrityError):
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def show_bundle(bundle: Bundle, artifacts_dir: Path | None = None) -> dict[str, Any]:

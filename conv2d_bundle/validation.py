@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from conv2d_bundle.errors import BundleError
+from conv2d_bundle.verdict import Verdict, verdict_of
 
 log = logging.getLogger(__name__)
 CHECKS_DIR = Path(__file__).parent / "checks"
@@ -26,7 +27,7 @@ TARGET_OF_FORMAT = {"onnx": "onnx", "coreml": "ios", "hailo": "hailo"}
 
 @dataclass
 class ValidationResult:
-    """The spec's result shape, filled from a ``<target>_validation.json`` report."""
+    """The spec's result shape, filled from a ``<target>_validation.json`` report and its verdict."""
 
     passed: bool
     errors: list[str]
@@ -35,24 +36,34 @@ class ValidationResult:
     target: str | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     report_path: Path | None = None
+    verdict: str = "incomplete"  # passed | failed | incomplete (conv2d_bundle.verdict)
+    complete: bool = False
+    reasons: list[str] = field(default_factory=list)
 
     def add_error(self, message: str) -> None:
         self.errors.append(message)
         self.passed = False
+        self.verdict = "failed"
 
     def add_warning(self, message: str) -> None:
         self.warnings.append(message)
 
     @classmethod
-    def from_report(cls, report: dict[str, Any], path: Path | None = None) -> ValidationResult:
+    def from_report(
+        cls, report: dict[str, Any], path: Path | None = None, exit_code: int | None = None
+    ) -> ValidationResult:
+        verdict = verdict_of(report, exit_code)
         return cls(
-            passed=bool(report["passed"]),
+            passed=verdict.passed,
             errors=list(report["errors"]),
             warnings=list(report["warnings"]),
             checks_run=list(report["checks_run"]),
             target=report["target"],
             skipped=list(report.get("skipped", [])),
             report_path=path,
+            verdict=verdict.status,
+            complete=verdict.complete,
+            reasons=list(verdict.reasons),
         )
 
 
@@ -61,6 +72,15 @@ class CheckRun:
     exit_code: int
     reports: dict[str, dict[str, Any]]
     output: str
+
+    @property
+    def interrupted(self) -> bool:
+        """The run was stopped by Ctrl-C (pytest catches it and reports; callers should stop too)."""
+        return any("interrupted" in r.get("reasons", []) for r in self.reports.values())
+
+    def verdict(self, target: str) -> Verdict:
+        """The target's verdict: its report's, never more favourable than pytest's exit status."""
+        return verdict_of(self.reports.get(target), self.exit_code)
 
 
 def pytest_args(
@@ -140,20 +160,20 @@ class _ReportSink:
 
 def run_checks(
     bundle_dir: Path, targets: Sequence[str], *, expect_hash: str | None = None, profile: str = "default"
-) -> dict[str, dict[str, Any]]:
-    """Run the general checks plus each target's; return each target's report (and general's)."""
+) -> CheckRun:
+    """Run the general checks plus each target's in one pytest session (judge with ``CheckRun.verdict``)."""
     unique = sorted(set(targets) - {"general"})
     target = ",".join(unique) or "general"  # only these: a kit-only Hailo format is not checked at seal time
     run = run_pytest(bundle_dir, target, expect_hash=expect_hash, profile=profile)
-    if run.exit_code not in (0, 1):
-        raise BundleError(
-            f"the checks could not run (pytest exit {run.exit_code}): {run.output.strip()[-500:]}"
-        )
-    wanted = ["general", *unique]
-    missing = [t for t in wanted if t not in run.reports]
+    if run.interrupted:
+        raise KeyboardInterrupt  # pytest caught the Ctrl-C to write its reports; the caller is interrupted too
+    missing = [t for t in ["general", *unique] if t not in run.reports]
     if missing:
-        raise BundleError(f"the checks wrote no report for {missing}")
-    return {t: run.reports[t] for t in wanted}
+        raise BundleError(
+            f"the checks could not run (pytest exit {run.exit_code}), no report for {missing}: "
+            f"{run.output.strip()[-500:]}"
+        )
+    return run
 
 
 class BundleValidator:
@@ -175,4 +195,5 @@ class BundleValidator:
         report = run.reports.get(target)
         if report is None:
             raise BundleError(f"the checks wrote no {target} report (pytest exit {run.exit_code})")
-        return ValidationResult.from_report(report, bundle_dir / "validation" / f"{target}_validation.json")
+        path = bundle_dir / "validation" / f"{target}_validation.json"
+        return ValidationResult.from_report(report, path, run.exit_code)

@@ -11,7 +11,7 @@ import pytest
 from conv2d_bundle.digest import experiment_hash, is_exp_hash
 from conv2d_bundle.provenance import is_commit_sha
 
-pytestmark = pytest.mark.target("general")
+pytestmark = pytest.mark.conv2d_target("general")
 
 REQUIRED_FILES = (
     "config.yaml",
@@ -143,7 +143,7 @@ def test_metrics_in_range(bundle: Any) -> None:
         pytest.fail("metrics.json: " + "; ".join(problems))
 
 
-@pytest.mark.needs_trusted_key
+@pytest.mark.conv2d_needs_trusted_key
 def test_signature(bundle: Any, trusted_key: Any) -> None:
     from conv2d_bundle.errors import BundleError
     from conv2d_bundle.signing import verify_signature
@@ -171,12 +171,18 @@ def test_commit_sha_well_formed(bundle: Any, metadata: Any) -> None:
         pytest.fail(f"COMMIT_SHA {text} != metadata.json commit_sha {metadata.get('commit_sha')}")
 
 
-def test_reference_inputs(reference_inputs: Any, model_spec: Any) -> None:
+def test_reference_inputs(reference_inputs: Any, model_spec: Any, bundle: Any) -> None:
     expected = tuple(model_spec.input_shape[1:])
+    rows = bundle.config.reference_options["num_samples"]
     if reference_inputs.dtype != np.float32 or tuple(reference_inputs.shape[1:]) != expected:
         pytest.fail(
             f"reference/inputs.npy is {reference_inputs.dtype} {list(reference_inputs.shape)}, "
             f"expected float32 [N, {', '.join(map(str, expected))}]"
+        )
+    if reference_inputs.shape[0] != rows:
+        pytest.fail(
+            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; config.yaml "
+            f"export.reference.num_samples says {rows} (empty or cut golden data verifies nothing)"
         )
     if not np.isfinite(reference_inputs).all():
         pytest.fail("reference/inputs.npy holds non-finite values")

@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conv2d_bundle.check_fixtures import golden_rows
 from conv2d_bundle.errors import BundleWarning
-from conv2d_bundle.parity import compare
 
-pytestmark = pytest.mark.target("ios")
+pytestmark = pytest.mark.conv2d_target("ios")
 
-BATCH_SIZES = (1, 7, 64)
 SIZE_WARNING_BYTES = 100 * 2**20
 NO_COREMLTOOLS = "coremltools not installed (pip install 'conv2d-bundle[coreml]')"
 NEEDS_MACOS = "Core ML prediction needs macOS"
@@ -393,7 +392,6 @@ def test_size(coreml_path: Path, coreml_files: CoreMLFiles, check_details: dict)
         )
 
 
-@pytest.mark.parametrize("batch_size", BATCH_SIZES)
 def test_parity(
     request: pytest.FixtureRequest,
     reference_inputs: Any,
@@ -401,27 +399,26 @@ def test_parity(
     model_spec: Any,
     output_name: str,
     batch_size: int,
+    compare_output: Any,
     check_details: dict,
 ) -> None:
     """Golden outputs reproduced through ``predict()``: codes exactly (by value), floats within tolerance."""
     if platform.system() != "Darwin":  # before loading anything: the model is only compiled on macOS
         pytest.skip(NEEDS_MACOS)
     coreml_model = request.getfixturevalue("coreml_model")
-    n = min(batch_size, reference_inputs.shape[0])
-    spec = model_spec.output(output_name)
+    golden_rows(reference_inputs, batch_size)
     if output_name not in reference_outputs:
         pytest.fail(f"reference/outputs.npz has no {output_name}")
+    feed = {model_spec.input_name: np.ascontiguousarray(reference_inputs[:batch_size])}
     try:
-        got = coreml_model.predict({model_spec.input_name: np.ascontiguousarray(reference_inputs[:n])})
+        got = coreml_model.predict(feed)
     except Exception as exc:  # Core ML reports every prediction failure as some runtime error
-        pytest.fail(f"Core ML predict() failed, batch {n}: {type(exc).__name__}: {exc}")
+        pytest.fail(f"Core ML predict() failed, batch {batch_size}: {type(exc).__name__}: {exc}")
     if output_name not in got:
         pytest.fail(f"Core ML predict() produced no {output_name} (has {sorted(got)})")
     actual = np.asarray(got[output_name])
-    expected = reference_outputs[output_name][:n]
-    if spec.is_integer:  # compared by value, not cast: float codes like 42.3 must not pass as 42
-        check_details["coreml_dtype"] = str(actual.dtype)
-    stats = compare(output_name, actual, expected, integer=spec.is_integer, atol=spec.atol, rtol=spec.rtol)
-    check_details.update(stats.as_dict(), batch_size=n)
+    # integers are compared by value, not cast: float codes like 42.3 must not pass as 42
+    check_details.update(coreml_dtype=str(actual.dtype), batch_size=batch_size)
+    stats = compare_output(output_name, actual, reference_outputs[output_name][:batch_size])
     if not stats.passed:
-        pytest.fail(f"Core ML parity, batch {n}: {stats.describe()}")
+        pytest.fail(f"Core ML parity, batch {batch_size}: {stats.describe()}")

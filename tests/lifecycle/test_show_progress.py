@@ -40,11 +40,15 @@ def test_show_json_and_text(variant: MakeVariant) -> None:
     assert info["formats"]["onnx"]["status"] == "built"
     assert info["formats"]["onnx"]["size_bytes"] == (b / "models" / "model.onnx").stat().st_size
     assert info["validation"]["onnx"] == {
+        "status": "failed",
         "passed": False,
+        "result": "failed (1 error)",
         "errors": 1,
         "warnings": 0,
         "skipped": 0,
+        "reasons": [],
         "finished_at": "2026-02-03T04:05:06Z",
+        "host": None,
         "source": "validation/onnx_validation.json",
     }
     assert info["validation"]["general"]["source"] == "metadata"
@@ -53,8 +57,45 @@ def test_show_json_and_text(variant: MakeVariant) -> None:
     code, out, _ = invoke("pack", "show", "abcabc", "--output-dir", str(art))
     assert code == 0
     assert "(pinned)" in out and "Created: 2026-01-01T00:00:00.000000Z by test@host" in out
-    assert "onnx     FAILED  1" in out and "2026-02-03T04:05:06Z" in out
+    assert "onnx     FAILED (1 error)          1" in out and "2026-02-03T04:05:06Z" in out
     assert "accuracy    0.75" in out
+
+
+def test_show_tells_passed_not_verified_and_incomplete_apart(variant: MakeVariant) -> None:
+    """Before the verdict rules, show printed `ios passed 0 0` for six parity checks not verified, and took a
+    -k run's report for nothing (keeping a stale one)."""
+    b = variant("abcabcabcab1")
+    (b / "validation").mkdir()
+    base = {"schema_version": 2, "errors": [], "warnings": [], "finished_at": "2026-02-03T04:05:06Z"}
+    env = {"environment": {"host": "edge-01"}}
+    reports = {
+        "ios": {
+            **base,
+            **env,
+            "verdict": "passed",
+            "complete": True,
+            "reasons": [],
+            "skipped": [{"id": "p"}] * 6,
+        },
+        "onnx": {
+            **base,
+            "verdict": "incomplete",
+            "complete": False,
+            "reasons": ["interrupted"],
+            "skipped": [],
+        },
+        "hailo": {**base, "verdict": "passed", "complete": True, "reasons": [], "skipped": []},
+    }
+    for target, report in reports.items():
+        (b / "validation" / f"{target}_validation.json").write_text(json.dumps(report))
+    code, out, err = invoke("pack", "show", str(b), "--json")
+    assert code == 0, err
+    shown = json.loads(out)["validation"]
+    assert shown["ios"]["result"] == "not verified (6 skipped)" and shown["ios"]["host"] == "edge-01"
+    assert shown["onnx"]["status"] == "incomplete" and shown["onnx"]["result"] == "incomplete: interrupted"
+    assert shown["hailo"]["result"] == "passed"
+    code, out, _ = invoke("pack", "show", str(b))
+    assert "not verified (6 skipped)" in out and "incomplete: interrupted" in out and "edge-01" in out
 
 
 def test_list_verbose_and_json_newest_first(variant: MakeVariant) -> None:

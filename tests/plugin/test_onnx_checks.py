@@ -25,7 +25,9 @@ def test_good_bundle_passes_and_reports(bundle_copy: Path, run_checks: Any) -> N
     rc, report, out = run_checks(bundle_copy, "onnx")
     assert rc == 0, out
     assert report is not None and report["passed"] is True and report["errors"] == []
-    assert report["target"] == "onnx" and report["schema_version"] == 1
+    assert report["target"] == "onnx" and report["schema_version"] == 2
+    assert report["verdict"] == "passed" and report["complete"] is True and report["reasons"] == []
+    assert report["counts"]["expected"] == len(report["checks_run"]) and report["not_run"] == []
     assert "test_onnx.py::test_parity[confidence-7]" in report["checks_run"]
     assert "test_general.py::test_manifest_verifies" in report["checks_run"]
     assert all(c["outcome"] == "passed" and c["duration_s"] >= 0 for c in report["checks"])
@@ -157,36 +159,69 @@ import warnings
 import pytest
 from conv2d_bundle.errors import BundleWarning
 
-pytestmark = pytest.mark.target("onnx")
+pytestmark = pytest.mark.conv2d_target("onnx")
+
+@pytest.fixture
+def skips_in_setup():
+    pytest.skip("fixture cannot run here")
 
 def test_needs_device():
     pytest.skip("needs the device")
 
+def test_setup_skip(skips_in_setup):
+    pass
+
 def test_warns():
     warnings.warn(BundleWarning("model is large"))
 
-@pytest.mark.target("hailo")
+@pytest.mark.conv2d_target("hailo")
 def test_other_target():
     raise AssertionError("deselected, never run")
 """
 
 
 def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle_copy: Path) -> None:
+    """Custom checks beside the package's: skips are not verified, warnings land in the report, another
+    target's checks are deselected; with --strict-targets a skip fails, in the call and in setup alike."""
     pytester.makepyfile(test_custom=SKIPPING_CHECK)
-    result = pytester.runpytest("--bundle", str(bundle_copy), "--target", "onnx", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, skipped=1, deselected=1)
+    args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
+    args += ["-p", "no:cacheprovider"]
+    result = pytester.runpytest(*args, "--check-profile", "quick")
+    result.assert_outcomes(passed=42, skipped=2, deselected=42)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
-    assert report["passed"] is True
-    assert report["skipped"] == [{"id": "test_custom.py::test_needs_device", "reason": "needs the device"}]
+    assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
+    assert report["skipped"] == [
+        {"id": "test_custom.py::test_needs_device", "reason": "needs the device"},
+        {"id": "test_custom.py::test_setup_skip", "reason": "fixture cannot run here"},
+    ]
     assert "test_custom.py::test_needs_device" not in report["checks_run"]
     assert report["warnings"] == ["test_custom.py::test_warns: model is large"]
 
-    strict = pytester.runpytest(
-        "--bundle", str(bundle_copy), "--target", "onnx", "--strict-targets", "-p", "no:cacheprovider"
-    )
+    strict = pytester.runpytest(*args, "--check-profile", "quick", "--strict-targets")
     assert strict.ret == 1
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
-    assert report["passed"] is False and "not verified" in report["errors"][0]
+    assert report["passed"] is False and report["verdict"] == "failed"
+    outcomes = {c["id"]: (c["outcome"], c["message"]) for c in report["checks"]}
+    assert outcomes["test_custom.py::test_needs_device"] == (
+        "failed",
+        "not verified (--strict-targets): needs the device",
+    )
+    assert outcomes["test_custom.py::test_setup_skip"] == (
+        "error",
+        "not verified (--strict-targets): fixture cannot run here",
+    )
+
+
+def test_custom_checks_alone_do_not_verify_a_target(pytester: pytest.Pytester, bundle_copy: Path) -> None:
+    """A run of one's own checks without the package's is not a verification of the target."""
+    pytester.makepyfile(test_custom=SKIPPING_CHECK)
+    result = pytester.runpytest("--bundle", str(bundle_copy), "--target", "onnx", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=2, deselected=1)
+    report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
+    assert report["verdict"] == "incomplete" and report["passed"] is False
+    assert report["reasons"] == [
+        f"{report['counts']['expected']} of {report['counts']['expected']} checks did not run"
+    ]
 
 
 def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None:
@@ -212,13 +247,26 @@ def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None
     )
     assert p.returncode == 0, p.stderr
     assert "PASSED" in p.stdout and "onnx_validation.json" in p.stdout
-    assert "<testsuite" in junit.read_text()
+    properties = _junit_properties(junit)
+    assert properties["conv2d.exp_hash"] == bundle_copy.name
+    assert properties["conv2d.onnx.verdict"] == "passed" and properties["conv2d.onnx.complete"] == "true"
+    assert properties["conv2d.general.verdict"] == "passed" and "conv2d.version.onnxruntime" in properties
 
     (bundle_copy / "label_map.json").unlink()
     p = conv2d("pack", "verify", str(bundle_copy), "--target", "onnx", "--profile", "quick")
     assert p.returncode == 1 and "FAILED" in p.stdout and "label_map.json" in p.stdout
     p = conv2d("pack", "verify", "ffff", "--output-dir", str(tmp_path))
     assert p.returncode == 2 and "no bundle" in p.stderr
+
+
+def _junit_properties(path: Path) -> dict[str, str]:
+    """The ``<testsuite>`` properties of a JUnit file (xunit2 places them on the testsuite element)."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(path).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert suite is not None
+    return {p.get("name", ""): p.get("value", "") for p in suite.iter("property")}
 
 
 def test_root_conftest_registers_plugin_once(example_bundle: Path, tmp_path: Path) -> None:
@@ -233,6 +281,8 @@ def test_root_conftest_registers_plugin_once(example_bundle: Path, tmp_path: Pat
 def test_verify_with_plugin_autoload_off(bundle_copy: Path) -> None:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     p = conv2d("pack", "verify", str(bundle_copy), "--target", "onnx", "-k", "test_parity", env=env)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # a selection verifies only some checks: not a pass
+    assert "INCOMPLETE selected: -k test_parity (" in p.stdout and "0 failed" in p.stdout
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["partial"] is True and report["selection"] == "-k test_parity"
+    assert report["verdict"] == "incomplete" and report["reasons"][0].startswith("selected: -k test_parity (")

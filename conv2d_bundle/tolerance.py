@@ -1,0 +1,145 @@
+"""The verifier's tolerance policy: how far an export's outputs may drift from the golden ones.
+
+The bundle under test does not choose its own tolerance. The verifier holds a policy: a cap per output
+dtype (and optionally per output name); a bundle's config may ask for a *tighter* tolerance, never a looser
+one. Integer outputs (codes) are always compared exactly.
+
+Built-in caps, chosen from the field's float32 defaults (DESIGN.md, "The verdict"):
+
+- float32: atol 1e-4, rtol 1e-5. Optimum's ONNX validation uses atol 1e-5 and torch.testing float32
+  1e-5 / 1.3e-6; Polygraphy prints abs 1e-5 / rel 1e-5; coremltools' own test helper allows atol 1e-4 /
+  rtol 1e-5, the loosest of them, which Core ML's GPU paths need. The cap is the loosest a bundle may ask;
+  the example config asks 1e-5 / 1e-5 (ONNX measured ~5e-7 off torch).
+- float16: atol 1e-3, rtol 1e-3: half precision resolves ~9.8e-4 near 1 (torch.testing float16 rtol 1e-3).
+
+``--tolerance-policy FILE`` (YAML or JSON) replaces the built-in caps::
+
+    float32: {atol: 1e-4, rtol: 1e-5}
+    float16: {atol: 1e-3, rtol: 1e-3}
+    outputs:                 # optional, by output name; wins over the dtype
+      confidence: {atol: 1e-5, rtol: 0}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle.errors import ConfigError
+
+BUILTIN = "built-in policy"
+BUILTIN_CAPS: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float16": (1e-3, 1e-3)}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What one output is compared with, and where each number came from."""
+
+    output: str
+    exact: bool
+    atol: float
+    rtol: float
+    source: str  # who chose atol/rtol: the bundle's config (within the cap) or the policy
+    cap_atol: float
+    cap_rtol: float
+    cap_source: str
+    violation: str | None = None  # the bundle asked for more than the cap: the parity check fails
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.exact:
+            return {"exact": True, "source": self.source}
+        d: dict[str, Any] = {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "source": self.source,
+            "cap": {"atol": self.cap_atol, "rtol": self.cap_rtol, "source": self.cap_source},
+        }
+        if self.violation:
+            d["violation"] = self.violation
+        return d
+
+
+@dataclass(frozen=True)
+class TolerancePolicy:
+    caps: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(BUILTIN_CAPS))
+    outputs: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = BUILTIN
+
+    @classmethod
+    def load(cls, path: str | Path) -> TolerancePolicy:
+        """A policy file (YAML or JSON, read with the project's safe loader); ConfigError if malformed."""
+        from conv2d_bundle.config import read_yaml
+
+        data = read_yaml(Path(path), what="tolerance policy")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"tolerance policy {path}: expected a mapping of dtype: {{atol, rtol}}")
+        unknown = sorted(set(data) - {*BUILTIN_CAPS, "outputs", "schema_version"})
+        if unknown:
+            raise ConfigError(
+                f"tolerance policy {path}: unknown keys {unknown} (known: {sorted(BUILTIN_CAPS)}, outputs)"
+            )
+        caps = {k: _pair(data[k], f"{path}: {k}") for k in BUILTIN_CAPS if k in data}
+        outputs_data = data.get("outputs") or {}
+        if not isinstance(outputs_data, Mapping):
+            raise ConfigError(f"tolerance policy {path}: outputs: expected a mapping of name: {{atol, rtol}}")
+        outputs = {str(k): _pair(v, f"{path}: outputs.{k}") for k, v in outputs_data.items()}
+        return cls({**BUILTIN_CAPS, **caps}, outputs, f"--tolerance-policy {path}")
+
+    def cap(self, name: str, dtype: str) -> tuple[float, float, str]:
+        if name in self.outputs:
+            return (*self.outputs[name], f"{self.source} (outputs.{name})")
+        atol, rtol = self.caps.get(dtype, self.caps["float32"])
+        return atol, rtol, f"{self.source} ({dtype})"
+
+    def resolve(self, spec: Any) -> Tolerance:
+        """The tolerance for one output spec (``config.OutputSpec``): the bundle's ask if within the cap."""
+        cap_atol, cap_rtol, cap_source = self.cap(spec.name, spec.dtype)
+        if spec.is_integer:
+            return Tolerance(spec.name, True, 0.0, 0.0, "integers are compared exactly", 0, 0, cap_source)
+        asked = (float(spec.atol), float(spec.rtol))
+        looser = [
+            f"{what} {value:g} > cap {cap:g}"
+            for what, value, cap in (("atol", asked[0], cap_atol), ("rtol", asked[1], cap_rtol))
+            if value > cap
+        ]
+        if looser:
+            violation = (
+                f"{spec.name}: config.yaml asks for a looser tolerance than the verifier allows "
+                f"({', '.join(looser)}; {cap_source}): a bundle may only ask for tighter tolerances"
+            )
+            return Tolerance(
+                spec.name, False, cap_atol, cap_rtol, cap_source, cap_atol, cap_rtol, cap_source, violation
+            )
+        return Tolerance(
+            spec.name,
+            False,
+            asked[0],
+            asked[1],
+            f"config.yaml model.outputs.{spec.name} (within the cap)",
+            cap_atol,
+            cap_rtol,
+            cap_source,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "caps": {k: {"atol": a, "rtol": r} for k, (a, r) in sorted(self.caps.items())},
+            "outputs": {k: {"atol": a, "rtol": r} for k, (a, r) in sorted(self.outputs.items())},
+            "integers": "exact",
+        }
+
+
+def _pair(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, Mapping) or set(value) - {"atol", "rtol"} or not value:
+        raise ConfigError(f"tolerance policy {where}: expected {{atol: number, rtol: number}}, got {value!r}")
+    out = []
+    for key in ("atol", "rtol"):
+        v = value.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}")
+        out.append(float(v))
+    return out[0], out[1]
