@@ -38,11 +38,17 @@ def test_good_bundle_passes_and_reports(bundle_copy: Path, run_checks: Any) -> N
     assert general["passed"] and all(i.startswith("test_general.py::") for i in general["checks_run"])
 
 
-def test_same_results_with_xdist(bundle_copy: Path, run_checks: Any) -> None:
+def test_same_results_with_xdist(bundle_copy: Path, run_checks: Any, tmp_path: Path) -> None:
     rc1, serial, _ = run_checks(bundle_copy, "onnx")
-    rc2, parallel, out = run_checks(bundle_copy, "onnx", "-n", "2")
+    junit = tmp_path / "junit.xml"
+    rc2, parallel, out = run_checks(bundle_copy, "onnx", "-n", "2", "--junitxml", str(junit))
     assert rc1 == rc2 == 0, out
     assert _ids_outcomes(serial) == _ids_outcomes(parallel)
+    assert parallel["verdict"] == "passed" and parallel["complete"] is True
+    # the controller imports no runtime itself: the versions come from the workers that ran the checks
+    versions = parallel["environment"]["versions"]
+    assert versions == serial["environment"]["versions"] and {"numpy", "onnx", "onnxruntime"} <= set(versions)
+    assert _junit_properties(junit)["conv2d.onnx.verdict"] == "passed"  # record_testsuite_property fails here
     details = {c["id"]: c.get("details") for c in parallel["checks"]}
     assert (
         details["test_onnx.py::test_parity[behavioral_codes-64]"]["mismatches"] == 0
@@ -165,10 +171,18 @@ pytestmark = pytest.mark.conv2d_target("onnx")
 def skips_in_setup():
     pytest.skip("fixture cannot run here")
 
+@pytest.fixture
+def skips_in_teardown():
+    yield
+    pytest.skip("could not clean up here")
+
 def test_needs_device():
     pytest.skip("needs the device")
 
 def test_setup_skip(skips_in_setup):
+    pass
+
+def test_teardown_skip(skips_in_teardown):
     pass
 
 def test_warns():
@@ -187,12 +201,13 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
     args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
     args += ["-p", "no:cacheprovider"]
     result = pytester.runpytest(*args, "--check-profile", "quick")
-    result.assert_outcomes(passed=42, skipped=2, deselected=42)
+    result.assert_outcomes(passed=43, skipped=3, deselected=42)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
     assert report["skipped"] == [
         {"id": "test_custom.py::test_needs_device", "reason": "needs the device"},
         {"id": "test_custom.py::test_setup_skip", "reason": "fixture cannot run here"},
+        {"id": "test_custom.py::test_teardown_skip", "reason": "could not clean up here"},
     ]
     assert "test_custom.py::test_needs_device" not in report["checks_run"]
     assert report["warnings"] == ["test_custom.py::test_warns: model is large"]
@@ -210,13 +225,17 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
         "error",
         "not verified (--strict-targets): fixture cannot run here",
     )
+    assert outcomes["test_custom.py::test_teardown_skip"] == (
+        "error",
+        "not verified (--strict-targets): could not clean up here",
+    )
 
 
 def test_custom_checks_alone_do_not_verify_a_target(pytester: pytest.Pytester, bundle_copy: Path) -> None:
     """A run of one's own checks without the package's is not a verification of the target."""
     pytester.makepyfile(test_custom=SKIPPING_CHECK)
     result = pytester.runpytest("--bundle", str(bundle_copy), "--target", "onnx", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, skipped=2, deselected=1)
+    result.assert_outcomes(passed=2, skipped=3, deselected=1)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["verdict"] == "incomplete" and report["passed"] is False
     assert report["reasons"] == [

@@ -318,15 +318,6 @@ def test_tolerance_policy_file_sets_the_caps(bundle_copy: Path, tmp_path: Path) 
     assert v.returncode == 2 and v.stderr.count("\n") == 1 and "expected a number >= 0" in v.stderr
 
 
-# -- 9. xdist reports carry the same environment as serial ones --------------------------------------
-def test_xdist_report_lists_the_same_runtime_versions(bundle_copy: Path) -> None:
-    assert _checks(bundle_copy, "--target", "onnx").returncode == 0
-    serial = _report(bundle_copy)["environment"]["versions"]
-    assert _checks(bundle_copy, "--target", "onnx", "-n", "2").returncode == 0
-    parallel = _report(bundle_copy)["environment"]["versions"]
-    assert serial == parallel and {"numpy", "onnx", "onnxruntime"} <= set(parallel)
-
-
 def test_verdict_never_better_than_the_exit_status() -> None:
     from conv2d_bundle.verdict import verdict_of
 
