@@ -124,3 +124,9 @@ def conv2d(
 
 def last_json(text: str) -> Any:
     return json.loads(text.strip().splitlines()[-1])
+
+
+def check_outcome(report: dict[str, Any], check: str) -> tuple[str, str]:
+    """(outcome, message) of one check in a validation report; StopIteration if the check is not in it."""
+    entry = next(c for c in report["checks"] if c["id"] == check)
+    return entry["outcome"], entry["message"]
