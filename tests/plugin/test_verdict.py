@@ -21,7 +21,7 @@ import pytest
 import yaml
 from onnx import helper, numpy_helper
 
-from tests.conftest import ROOT, check_outcome, checks_subprocess, conv2d, reseal
+from tests.conftest import ROOT, check_outcome, checks_subprocess, conv2d, reseal, run_one_check
 
 FAULTS = "tests.plugin.faults"
 
@@ -206,6 +206,20 @@ def test_zero_golden_rows_fail(bundle_copy: Path) -> None:
     assert len(parity) == 6 and all(c["outcome"] == "failed" for c in parity)
     assert all("holds 0 windows" in c["message"] for c in parity)
     assert "holds 0 windows" in check_outcome(report, "test_general.py::test_reference_inputs")[1]
+
+
+def test_golden_inputs_unreadable_is_a_setup_error_and_fails(bundle_copy: Path, run_checks: Any) -> None:
+    """reference/inputs.npy replaced by garbage and re-sealed: the reference_inputs fixture raises in setup.
+    Guards against a report that ignores setup errors (records them as not run, or leaves them out of
+    ``errors``): without --strict-targets, the one way the other tests reach a setup failure."""
+    (bundle_copy / "reference/inputs.npy").write_bytes(b"not an array, just garbage bytes\n" * 8)
+    reseal(bundle_copy)
+    outcome, message, report = run_one_check(
+        run_checks, bundle_copy, "general", "test_general.py::test_reference_inputs"
+    )
+    assert outcome == "error" and message.startswith("ValueError: "), message
+    assert f"test_general.py::test_reference_inputs: {message}" in report["errors"]
+    assert report["verdict"] == "failed" and report["passed"] is False
 
 
 def test_compare_of_nothing_is_not_a_pass() -> None:
