@@ -124,3 +124,20 @@ def conv2d(
 
 def last_json(text: str) -> Any:
     return json.loads(text.strip().splitlines()[-1])
+
+
+def check_outcome(report: dict[str, Any], check: str) -> tuple[str, str]:
+    """(outcome, message) of one check in a validation report; StopIteration if the check is not in it."""
+    entry = next(c for c in report["checks"] if c["id"] == check)
+    return entry["outcome"], entry["message"]
+
+
+def run_one_check(
+    run_checks: Callable[..., tuple[int, dict[str, Any] | None, str]], bundle: Path, target: str, check: str
+) -> tuple[str, str, dict[str, Any]]:
+    """Run only ``check`` (an id such as ``test_hailo.py::test_hef_architecture``; all its parameters) with
+    ``-k``: (its outcome, its message, the report). The exit code is not asserted: ``-k`` is a selection."""
+    name = check.split("::")[-1].split("[")[0]
+    _, report, out = run_checks(bundle, target, "-k", name)
+    assert report is not None, out[-2000:]
+    return (*check_outcome(report, check), report)

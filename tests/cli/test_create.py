@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from conv2d_bundle.bundle import get_bundle, list_bundles
 from conv2d_bundle.cli import main
+from conv2d_bundle.config import load_config
 from conv2d_bundle.digest import is_exp_hash, sha256_file
 from conv2d_bundle.errors import AmbiguousBundleError, BundleNotFoundError
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args, last_json
@@ -97,6 +98,26 @@ def test_bundle_contents(tmp_path: Path) -> None:
     assert inputs.shape == (64, 9, 2, 100) and inputs.dtype == np.float32
     readme = (bundle.bundle_dir / "docs/README.md").read_text()
     assert bundle.exp_hash in readme and "imu_input" in readme and meta["created_at"] not in readme
+
+
+def test_retrained_weights_same_config_get_their_own_bundle(tmp_path: Path, example_bundle: Path) -> None:
+    """A checkpoint with one weight nudged, same config and name: a new EXP_HASH, so a new bundle. Guards
+    against a hash that ignores the weights, which would file the new model under the example's hash."""
+    import torch
+
+    from conv2d_bundle.bundler import ArtifactBundler
+
+    state = torch.load(EXAMPLE_MODEL, map_location="cpu", weights_only=True)
+    state["classifier.2.bias"][0] += 1e-3
+    checkpoint = tmp_path / "retrained.pt"
+    torch.save(state, checkpoint)
+    bundle = ArtifactBundler(tmp_path / "artifacts").create_bundle(
+        EXAMPLE_CONFIG, checkpoint, exp_name="dogs_v1", formats="onnx"
+    )
+    assert bundle.metadata["model"]["weights_sha256"] == sha256_file(checkpoint) != sha256_file(EXAMPLE_MODEL)
+    assert bundle.config.data == load_config(EXAMPLE_CONFIG).data  # the same config ...
+    assert bundle.exp_hash != example_bundle.name  # ... and yet another bundle
+    assert bundle.bundle_dir.name == bundle.exp_hash
 
 
 def test_independent_onnxruntime_reproduces_golden_outputs(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, last_json, reseal
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, last_json, reseal, run_one_check
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("coremltools") is None, reason="coremltools not installed"
@@ -121,6 +121,26 @@ def test_breakage_fails_named(
     assert rc == 1, out
     assert report is not None and report["passed"] is False
     assert any(e.startswith("test_ios.py::") and expected in e for e in report["errors"]), report["errors"]
+
+
+def test_specification_version_above_the_minimum_ios_fails(bundle_copy: Path, run_checks: Any) -> None:
+    """specificationVersion 7 (iOS 16) in a bundle declaring iOS 15, metadata.json agreeing with the spec:
+    the model would not load on the iOS 15 devices it claims. Guards against a check that accepts one
+    version above what the minimum iOS allows."""
+
+    def one_above(spec: Any) -> None:
+        spec.specificationVersion += 1
+
+    _edit_spec(one_above)(bundle_copy)
+    meta = json.loads((bundle_copy / "metadata.json").read_text())
+    meta["formats"]["coreml"]["specification_version"] = 7
+    (bundle_copy / "metadata.json").write_text(json.dumps(meta))
+    reseal(bundle_copy)
+    outcome, message, _ = run_one_check(
+        run_checks, bundle_copy, "ios", "test_ios.py::test_specification_version"
+    )
+    assert outcome == "failed"
+    assert message == f"{PACKAGE} specificationVersion 7 != 6 (a mlprogram model for minimum iOS15)"
 
 
 def test_read_only_bundle(bundle_copy: Path, run_checks: Any) -> None:

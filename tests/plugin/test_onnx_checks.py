@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from onnx import helper, numpy_helper
 
-from tests.conftest import ROOT, checks_subprocess, conv2d, reseal
+from tests.conftest import ROOT, check_outcome, checks_subprocess, conv2d, reseal, run_one_check
 
 pytest_plugins = ["pytester"]
 
@@ -137,6 +139,59 @@ def test_breakage_fails_with_named_error(bundle_copy: Path, run_checks: Any, nam
     assert rc == 1, f"{name}: exit {rc}\n{out[-2000:]}"
     assert report is not None and report["passed"] is False
     assert any(words in e for e in report["errors"]), report["errors"]
+
+
+def _unknown_op(m: Any) -> None:
+    """A node of an op domain no runtime knows: onnx parses the file, onnxruntime refuses to load it."""
+    m.opset_import.append(helper.make_opsetid("com.example.unknown", 1))
+    m.graph.node.append(helper.make_node("Mystery", ["imu_input"], ["mystery"], domain="com.example.unknown"))
+
+
+SESSION_CHECKS = [
+    *(f"test_onnx.py::test_parity[{o}-{n}]" for o in ("behavioral_codes", "confidence") for n in (1, 7, 64)),
+    "test_onnx.py::test_fuzz_valid_inputs",
+    "test_onnx.py::test_fuzz_invalid_inputs",
+]
+
+
+def test_model_onnxruntime_cannot_load_is_an_error_not_a_skip(bundle_copy: Path, run_checks: Any) -> None:
+    """Every check on the onnxruntime session errors in setup, naming the file. Guards against the
+    onnx_session fixture turning a load failure into a skip ("not verified"), which a report can pass."""
+    _edit_onnx(_unknown_op)(bundle_copy)
+    _, report, out = run_checks(bundle_copy, "onnx", "-k", "test_parity or test_fuzz")
+    assert report is not None, out[-2000:]
+    for check in SESSION_CHECKS:
+        outcome, message = check_outcome(report, check)
+        assert outcome == "error", check
+        assert message.startswith("onnxruntime cannot load models/model.onnx: Fail: "), message
+        assert "com.example.unknown:Mystery" in message
+    assert report["skipped"] == [] and report["verdict"] == "failed" and report["passed"] is False
+
+
+def _batch_mixing(m: Any) -> None:
+    """confidence = (P + mean of P over the batch) / 2: rows stay in [0, 1] and sum to 1, but each row now
+    depends on the other windows of the batch."""
+    for node in m.graph.node:
+        node.output[:] = ["confidence_alone" if n == "confidence" else n for n in node.output]
+    m.graph.initializer.append(numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"))
+    m.graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["confidence_alone"], ["batch_mean"], axes=[0], keepdims=1),
+            helper.make_node("Add", ["confidence_alone", "batch_mean"], ["confidence_sum"]),
+            helper.make_node("Mul", ["confidence_sum", "half"], ["confidence"]),
+        ]
+    )
+
+
+def test_outputs_depending_on_other_rows_fail_fuzzing(bundle_copy: Path, run_checks: Any) -> None:
+    """An export whose rows depend on the rest of the batch (valid ranges, wrong answers in batches). Guards
+    against the fuzz check's batch-invariance assertion being disabled: its range checks all pass here."""
+    _edit_onnx(_batch_mixing)(bundle_copy)
+    outcome, message, _ = run_one_check(
+        run_checks, bundle_copy, "onnx", "test_onnx.py::test_fuzz_valid_inputs"
+    )
+    assert outcome == "failed"
+    assert re.fullmatch(r"confidence: row \d+ of a batch of \d+ differs from the same window alone", message)
 
 
 def test_unknown_target_is_a_usage_error(example_bundle: Path) -> None:

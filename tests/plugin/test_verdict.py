@@ -21,7 +21,7 @@ import pytest
 import yaml
 from onnx import helper, numpy_helper
 
-from tests.conftest import ROOT, checks_subprocess, conv2d, reseal
+from tests.conftest import ROOT, check_outcome, checks_subprocess, conv2d, reseal, run_one_check
 
 FAULTS = "tests.plugin.faults"
 
@@ -46,11 +46,6 @@ def _checks(bundle: Path, *args: str, fault: str = "") -> subprocess.CompletedPr
     return checks_subprocess(
         "--bundle", str(bundle), "--check-profile", "quick", *args, env=_env(fault), timeout=600
     )
-
-
-def _outcome(report: dict[str, Any], check: str) -> tuple[str, str]:
-    entry = next(c for c in report["checks"] if c["id"] == check)
-    return entry["outcome"], entry["message"]
 
 
 # -- 1. a crashed worker ---------------------------------------------------------------------------
@@ -190,7 +185,7 @@ def test_setup_phase_skip_fails_under_strict(bundle_copy: Path, tmp_path: Path) 
     )
     assert p.returncode == 1, p.stdout[-1500:]
     report = _report(bundle_copy, "ios")
-    outcome, message = _outcome(report, "test_ios.py::test_coreml_loads")
+    outcome, message = check_outcome(report, "test_ios.py::test_coreml_loads")
     assert outcome == "error" and message.startswith(
         "not verified (--strict-targets): coremltools not installed"
     )
@@ -210,7 +205,21 @@ def test_zero_golden_rows_fail(bundle_copy: Path) -> None:
     parity = [c for c in report["checks"] if c["id"].startswith("test_onnx.py::test_parity[")]
     assert len(parity) == 6 and all(c["outcome"] == "failed" for c in parity)
     assert all("holds 0 windows" in c["message"] for c in parity)
-    assert "holds 0 windows" in _outcome(report, "test_general.py::test_reference_inputs")[1]
+    assert "holds 0 windows" in check_outcome(report, "test_general.py::test_reference_inputs")[1]
+
+
+def test_golden_inputs_unreadable_is_a_setup_error_and_fails(bundle_copy: Path, run_checks: Any) -> None:
+    """reference/inputs.npy replaced by garbage and re-sealed: the reference_inputs fixture raises in setup.
+    Guards against a report that ignores setup errors (records them as not run, or leaves them out of
+    ``errors``): without --strict-targets, the one way the other tests reach a setup failure."""
+    (bundle_copy / "reference/inputs.npy").write_bytes(b"not an array, just garbage bytes\n" * 8)
+    reseal(bundle_copy)
+    outcome, message, report = run_one_check(
+        run_checks, bundle_copy, "general", "test_general.py::test_reference_inputs"
+    )
+    assert outcome == "error" and message.startswith("ValueError: "), message
+    assert f"test_general.py::test_reference_inputs: {message}" in report["errors"]
+    assert report["verdict"] == "failed" and report["passed"] is False
 
 
 def test_compare_of_nothing_is_not_a_pass() -> None:
@@ -243,7 +252,7 @@ def test_int8_agreement_without_figures_is_not_verified(bundle_copy: Path) -> No
     (bundle_copy / "metadata.json").write_text(json.dumps(meta))
     reseal(bundle_copy)
     _checks(bundle_copy, "--target", "hailo", "-k", "test_int8_agreement")
-    outcome, message = _outcome(_report(bundle_copy, "hailo"), "test_hailo.py::test_int8_agreement")
+    outcome, message = check_outcome(_report(bundle_copy, "hailo"), "test_hailo.py::test_int8_agreement")
     assert outcome == "skipped" and message.startswith("int8 agreement not verified: no figure was measured")
 
 
@@ -273,7 +282,7 @@ def test_bundle_asking_for_a_loose_tolerance_fails(bundle_copy: Path) -> None:
     p = _checks(bundle_copy, "--target", "onnx", "-k", "test_parity")
     assert p.returncode == 1
     report = _report(bundle_copy)
-    outcome, message = _outcome(report, "test_onnx.py::test_parity[confidence-7]")
+    outcome, message = check_outcome(report, "test_onnx.py::test_parity[confidence-7]")
     assert outcome == "failed"
     assert message.startswith("confidence: config.yaml asks for a looser tolerance than the verifier allows")
     assert "atol 0.9 > cap 0.0001" in message
@@ -292,9 +301,9 @@ def test_slightly_drifted_floats_fail_and_name_the_output(bundle_copy: Path) -> 
     p = _checks(bundle_copy, "--target", "onnx", "-k", "test_parity")
     assert p.returncode == 1
     report = _report(bundle_copy)
-    outcome, message = _outcome(report, "test_onnx.py::test_parity[confidence-1]")
+    outcome, message = check_outcome(report, "test_onnx.py::test_parity[confidence-1]")
     assert outcome == "failed" and message.startswith("parity, batch 1: confidence: 4/4 outside atol=1e-05")
-    assert _outcome(report, "test_onnx.py::test_parity[behavioral_codes-64]")[0] == "passed"
+    assert check_outcome(report, "test_onnx.py::test_parity[behavioral_codes-64]")[0] == "passed"
     parity = next(c for c in report["checks"] if c["id"] == "test_onnx.py::test_parity[confidence-64]")
     assert parity["details"]["tolerance"]["source"] == "config.yaml model.outputs.confidence (within the cap)"
 
@@ -305,9 +314,10 @@ def test_tolerance_policy_file_sets_the_caps(bundle_copy: Path, tmp_path: Path) 
     p = _checks(bundle_copy, "--target", "onnx", "-k", "test_parity", "--tolerance-policy", str(policy))
     assert p.returncode == 1
     report = _report(bundle_copy)
-    message = _outcome(report, "test_onnx.py::test_parity[confidence-1]")[1]
+    message = check_outcome(report, "test_onnx.py::test_parity[confidence-1]")[1]
     assert "atol 1e-05 > cap 1e-06" in message and f"--tolerance-policy {policy} (float32)" in message
-    assert _outcome(report, "test_onnx.py::test_parity[behavioral_codes-1]")[0] == "passed"  # exact anyway
+    codes = check_outcome(report, "test_onnx.py::test_parity[behavioral_codes-1]")
+    assert codes[0] == "passed"  # compared exactly anyway
     v = conv2d("pack", "verify", str(bundle_copy), "--target", "onnx", "--tolerance-policy", str(policy))
     assert v.returncode == 1 and "atol 1e-05 > cap 1e-06" in v.stdout, v.stdout + v.stderr
     bad = tmp_path / "bad.yaml"
