@@ -75,15 +75,23 @@ def model_spec(bundle: Any) -> Any:
 def reference_inputs(bundle: Any) -> Any:
     import numpy as np
 
-    return np.load(bundle.path("reference/inputs.npy"), allow_pickle=False)
+    try:
+        return np.load(bundle.path("reference/inputs.npy"), allow_pickle=False)
+    except (OSError, ValueError) as exc:  # missing, truncated, pickled or not .npy at all
+        pytest.fail(f"reference/inputs.npy cannot be read: {_first_line(exc)}")
 
 
 @pytest.fixture(scope="session")
 def reference_outputs(bundle: Any) -> Any:
+    import zipfile
+
     import numpy as np
 
-    with np.load(bundle.path("reference/outputs.npz"), allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    try:
+        with np.load(bundle.path("reference/outputs.npz"), allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        pytest.fail(f"reference/outputs.npz cannot be read: {_first_line(exc)}")
 
 
 @pytest.fixture(scope="session")

@@ -217,7 +217,7 @@ def test_golden_inputs_unreadable_is_a_setup_error_and_fails(bundle_copy: Path, 
     outcome, message, report = run_one_check(
         run_checks, bundle_copy, "general", "test_general.py::test_reference_inputs"
     )
-    assert outcome == "error" and message.startswith("ValueError: "), message
+    assert outcome == "error" and message.startswith("reference/inputs.npy cannot be read: "), message
     assert f"test_general.py::test_reference_inputs: {message}" in report["errors"]
     assert report["verdict"] == "failed" and report["passed"] is False
 
