@@ -365,7 +365,15 @@ def _exp_name(exp_name: str | None, cfg: ExperimentConfig) -> str:
 
 
 def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pickle: bool) -> tuple[Any, str]:
-    from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+    try:  # the first import of torch on the create path
+        from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise MissingExtraError(
+            "creating a bundle needs torch, which is not installed: pip install 'conv2d-bundle[torch]' "
+            "(verifying a bundle does not need it)"
+        ) from exc
 
     if (model_path is None) == (model is None):
         raise ConfigError("give exactly one of model_path (a checkpoint) or model (an nn.Module)")

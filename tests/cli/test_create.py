@@ -71,6 +71,41 @@ def test_two_fresh_processes_give_identical_bundles(tmp_path: Path) -> None:
     assert {k for k in ma if ma[k] != mb.get(k)} == {"metadata.json"}  # only created_at differs
 
 
+# The device install (`pip install conv2d-bundle`, no extras): importing torch fails as it does there.
+WITHOUT_TORCH = """\
+import sys
+
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["conv2d", *sys.argv[1:]]
+from conv2d_bundle.cli import main
+
+main()
+"""
+
+
+def test_create_without_torch_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *create_args(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "conv2d-bundle[torch]" in lines[0]
+    assert not out.exists()
+
+
 def test_bundle_contents(tmp_path: Path) -> None:
     from conv2d_bundle.bundler import ArtifactBundler
     from conv2d_bundle.digest import experiment_hash
