@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from conv2d_bundle import hypothesis_storage
 from conv2d_bundle.report import TARGETS, ValidationReport
 
 KNOWN_TARGETS = ("general", *TARGETS, "all")
@@ -113,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not ref:
         return
     bundle = _resolve_bundle(config, ref)
+    config.add_cleanup(hypothesis_storage.isolate())  # no .hypothesis/ in the working directory
     target = config.getoption("target")
     targets = selected_targets(target)
     state = BundleSession(
