@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, conv2d
+from conv2d_bundle.validation import CHECKS_DIR
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d
 
 
 @pytest.mark.slow
@@ -30,3 +31,4 @@ def test_create_and_verify_leave_the_working_directory_alone(tmp_path: Path) -> 
         assert sorted(p.name for p in cwd.iterdir()) == ["artifacts"], workers
     bundle = cwd / "artifacts" / exp_hash
     assert not list(bundle.rglob(".hypothesis")) and not list(bundle.rglob(".pytest_cache"))
+    assert not (CHECKS_DIR / ".pytest_cache").exists() and not (ROOT / "checks" / ".pytest_cache").exists()
