@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
-from conv2d_bundle.cli_options import artifacts_option, target_option
+from conv2d_bundle.cli_options import artifacts_option, existing_artifacts_dir, target_option
 from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleError, BundleWarning
 
@@ -169,7 +169,7 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     """List bundles, newest first."""
     from conv2d_bundle.bundle import list_bundles
 
-    bundles = list_bundles(output_dir)
+    bundles = list_bundles(existing_artifacts_dir(output_dir))
     if as_json:
         rows = [
             {

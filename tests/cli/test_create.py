@@ -290,6 +290,35 @@ def test_list_verbose_and_env_artifacts(tmp_path: Path, example_bundle: Path) ->
     assert p.returncode == 0 and example_bundle.name in p.stdout and "Formats: " in p.stdout
 
 
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["text", "json"])
+@pytest.mark.parametrize(
+    ("how", "source"),
+    [
+        ("option", "from --output-dir"),
+        ("env", "from CONV2D_ARTIFACTS"),
+        ("default", "the default"),
+    ],
+)
+def test_list_of_a_missing_directory_says_which_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, source: str, as_json: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONV2D_ARTIFACTS", raising=False)
+    missing = tmp_path / "artifacts"  # also where the default points, from this working directory
+    args = ["pack", "list", *as_json]
+    env = {}
+    if how == "option":
+        args += ["--output-dir", str(missing)]
+    elif how == "env":
+        env["CONV2D_ARTIFACTS"] = str(missing)
+    r = CliRunner().invoke(main, args, env=env)
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert f"{missing} does not exist" in lines[0] and source in lines[0]
+
+
 def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:
     data = yaml.safe_load((example_bundle / "config.yaml").read_text())
     assert data["model"]["architecture"] == "conv2d_fsq" and data["labels"] == [
