@@ -115,7 +115,7 @@ def create(
         data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
         config = parse_config(data)
     with (
-        StepDisplay(enabled=not as_json) as progress,  # stderr: a spinner on a terminal, else plain lines
+        StepDisplay(only_on_terminal=as_json) as progress,  # stderr: a spinner on a terminal, else plain lines
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always", BundleWarning)
