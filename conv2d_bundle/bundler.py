@@ -346,7 +346,7 @@ def _resolve_config(config: Any, metrics: Mapping[str, float] | None) -> Experim
     if metrics:
         data = dict(cfg.data)
         data["metrics"] = {**data.get("metrics", {}), **metrics}
-        cfg = replace(parse_config(data), formats=cfg.formats)
+        cfg = replace(parse_config(data, base_dir=cfg.base_dir), formats=cfg.formats)
     return cfg
 
 

@@ -111,9 +111,10 @@ def create(
 
     config: Any = config_path
     if coreml_target:  # an option that changes the export changes the config, and so the hash
-        data = json.loads(json.dumps(load_config(config_path).data))
+        loaded = load_config(config_path)
+        data = json.loads(json.dumps(loaded.data))
         data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
-        config = parse_config(data)
+        config = parse_config(data, base_dir=loaded.base_dir)
     with (
         StepDisplay(only_on_terminal=as_json) as progress,  # stderr: a spinner on a terminal, else plain lines
         warnings.catch_warnings(record=True) as caught,
