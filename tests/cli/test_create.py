@@ -52,23 +52,45 @@ def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
 
 
 def test_two_fresh_processes_give_identical_bundles(tmp_path: Path) -> None:
+    """Same inputs in two fresh processes give the same bytes, except what records when and from where:
+    ``created_at`` (metadata.json) and the commit (COMMIT_SHA, ``commit_sha`` in metadata.json, the line of
+    docs/README.md naming it), which is HEAD of the working directory's repository and changes whenever a
+    commit lands between two creates. One lands here on purpose, so the test holds whatever the repository does.
+    """
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+
+    git("init", "-q")
     infos = []
     for run in ("a", "b"):
-        p = conv2d(*create_args(tmp_path / run, "--json"))
+        git("commit", "-q", "--allow-empty", "-m", f"before create {run}")
+        p = conv2d(*create_args(tmp_path / run, "--json"), cwd=repo)
         assert p.returncode == 0, p.stderr
         infos.append(last_json(p.stdout))
-    (a, b) = (Path(i["bundle_dir"]) for i in infos)
     assert infos[0]["exp_hash"] == infos[1]["exp_hash"]
-    for rel in (
-        "models/model.onnx",
-        "reference/inputs.npy",
-        "reference/outputs.npz",
-        "config.yaml",
-        "docs/README.md",
-    ):
-        assert sha256_file(a / rel) == sha256_file(b / rel), rel
-    ma, mb = (json.loads((d / "MANIFEST.json").read_text())["files"] for d in (a, b))
-    assert {k for k in ma if ma[k] != mb.get(k)} == {"metadata.json"}  # only created_at differs
+    a, b = (Path(i["bundle_dir"]) for i in infos)
+    commit = {d: (d / "COMMIT_SHA").read_text().strip() for d in (a, b)}
+    assert commit[a] != commit[b]
+
+    def comparable(bundle: Path, rel: str) -> object:
+        data = (bundle / rel).read_bytes().replace(commit[bundle].encode(), b"<commit>")
+        if rel != "metadata.json":
+            return data
+        meta = json.loads(data)
+        meta.pop("created_at")
+        return meta
+
+    files = sorted(json.loads((a / "MANIFEST.json").read_text())["files"])
+    assert files == sorted(json.loads((b / "MANIFEST.json").read_text())["files"])
+    assert {"models/model.onnx", "reference/outputs.npz", "config.yaml", "docs/README.md"} <= set(files)
+    for rel in files:
+        assert comparable(a, rel) == comparable(b, rel), rel
 
 
 # The device install (`pip install conv2d-bundle`, no extras): importing torch fails as it does there.
