@@ -30,7 +30,14 @@ from conv2d_bundle.bundle import (
 )
 from conv2d_bundle.config import ExperimentConfig, load_config, parse_config, parse_formats
 from conv2d_bundle.digest import experiment_hash, sha256_file
-from conv2d_bundle.errors import BundleError, BundleWarning, ConfigError, ExportError, MissingExtraError
+from conv2d_bundle.errors import (
+    BundleError,
+    BundleIntegrityError,
+    BundleWarning,
+    ConfigError,
+    ExportError,
+    MissingExtraError,
+)
 from conv2d_bundle.locks import build_lock
 from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.reference import INPUTS_FILE, OUTPUTS_FILE, make_reference, save_npy, save_npz
@@ -190,8 +197,8 @@ class ArtifactBundler:
         torch_model, weights_sha = _load_weights(cfg, model_path, model, allow_pickle)
         exp_hash = experiment_hash(cfg.data, weights_sha)
         final = self.output_base / exp_hash
-        if final.exists() and not force:
-            return _existing(final)
+        if not force and (found := _existing(final)) is not None:
+            return found
         explicit = formats is not None or cfg.formats is not None
         wanted = parse_formats(formats) if formats is not None else list(cfg.formats or available_formats())
         if "onnx" not in wanted:
@@ -199,8 +206,9 @@ class ArtifactBundler:
         _prepare_output_dir(self.output_base)
         try:
             with build_lock(self.output_base, exp_hash):  # one builder per EXP_HASH across processes
-                if final.exists() and not force:  # another process built it while we waited
-                    return _existing(final)
+                # built by another process meanwhile
+                if not force and (found := _existing(final)) is not None:
+                    return found
                 self._build(
                     cfg, name, torch_model, weights_sha, exp_hash, wanted, explicit, final, force, say
                 )
@@ -349,7 +357,7 @@ def _resolve_config(config: Any, metrics: Mapping[str, float] | None) -> Experim
     if metrics:
         data = dict(cfg.data)
         data["metrics"] = {**data.get("metrics", {}), **metrics}
-        cfg = replace(parse_config(data), formats=cfg.formats)
+        cfg = replace(parse_config(data, base_dir=cfg.base_dir), formats=cfg.formats)
     return cfg
 
 
@@ -368,7 +376,15 @@ def _exp_name(exp_name: str | None, cfg: ExperimentConfig) -> str:
 
 
 def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pickle: bool) -> tuple[Any, str]:
-    from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+    try:  # the first import of torch on the create path
+        from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise MissingExtraError(
+            "creating a bundle needs torch, which is not installed: pip install 'conv2d-bundle[torch]' "
+            "(verifying a bundle does not need it)"
+        ) from exc
 
     if (model_path is None) == (model is None):
         raise ConfigError("give exactly one of model_path (a checkpoint) or model (an nn.Module)")
@@ -381,8 +397,17 @@ def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pick
     return fresh.eval(), state_dict_sha256(fresh.state_dict())
 
 
-def _existing(final: Path) -> Bundle:
+def _existing(final: Path) -> Bundle | None:
+    """The bundle at ``final`` with its metadata read now, or None if there is none or it vanished while being
+    read (removed by ``clean``; or replaced by a ``--force`` where no atomic swap exists, whose build lock the
+    caller then waits for). A bundle that is there but unreadable is an error, never silently rebuilt."""
     found = Bundle(final)
+    try:
+        found.metadata  # noqa: B018 - read here, not later by the caller: it may be gone by then
+    except BundleIntegrityError:
+        if final.exists():
+            raise
+        return None
     found.already_existed = True
     return found
 
@@ -399,12 +424,17 @@ def _prepare_output_dir(path: Path) -> None:
 
 
 def _move_into_place(staging: Path, final: Path, force: bool) -> None:
-    """Rename the finished bundle to its hash; with force, the old one is moved aside first, then removed."""
+    """Rename the finished bundle to its hash. With force, the old one is swapped out in one step, so a reader
+    finds the old bundle or the new, never none, and then removed; where no such swap exists, it is moved
+    aside first (readers that find nothing in between wait for the build lock, see ``_existing``)."""
+    if final.exists() and not force:
+        shutil.rmtree(staging, ignore_errors=True)
+        return  # another process finished the same bundle first: same content by construction
+    if final.exists() and _swap(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # staging holds the old bundle now
+        return
     old = None
     if final.exists():
-        if not force:
-            shutil.rmtree(staging, ignore_errors=True)
-            return  # another process finished the same bundle first: same content by construction
         old = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}old-{final.name}-", dir=final.parent))
         os.rename(final, old / final.name)
     try:
@@ -415,3 +445,10 @@ def _move_into_place(staging: Path, final: Path, force: bool) -> None:
         raise BundleError(f"cannot move the new bundle into place at {final}: {exc.strerror}") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap(staging: Path, final: Path) -> bool:
+    try:
+        return atomic.exchange(staging, final)
+    except FileNotFoundError:  # final was removed meanwhile (clean): nothing to swap with, a rename will do
+        return False

@@ -93,7 +93,11 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
 @target_option("checks that must pass before deploying")
 @click.option("--force", is_flag=True, help="deploy even if the checks fail")
-@click.option("--dry-run", is_flag=True, help="print what would be done, copy nothing")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="verify, then print what would be copied; copy nothing (exit 1 if refused)",
+)
 @click.option(
     "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
 )
@@ -107,21 +111,25 @@ def deploy(
     from conv2d_bundle.progress import StepDisplay
 
     bundle = get_bundle(output_dir, bundle_ref)
-    if dry_run:
-        result = do_deploy(bundle, to, target=target, dry_run=True)
-        _host, path = parse_destination(to)
-        click.echo(f"would verify {bundle.exp_hash} --target {target}, then:")
-        if result.command:
-            click.echo(f"  {shlex.join(result.command)}")
-        else:
-            click.echo(f"  copy {bundle.bundle_dir} -> {Path(path).absolute() / bundle.exp_hash}")
-        return
-    with StepDisplay() as progress:
+    with StepDisplay() as progress:  # a dry run verifies too: it exits as the deploy would (1 if refused)
         progress(f"verifying {bundle.exp_hash} --target {target}")
-        result = do_deploy(bundle, to, target=target, force=force, profile=profile, artifacts_dir=output_dir)
+        result = do_deploy(
+            bundle, to, target=target, force=force, dry_run=dry_run, profile=profile, artifacts_dir=output_dir
+        )
     if not result.verified:
-        click.echo(f"warning: deployed despite failing {target} checks (--force)", err=True)
+        would = "would deploy" if dry_run else "deployed"
+        click.echo(f"warning: {would} despite failing {target} checks (--force)", err=True)
     where = to if result.command else str(Path(parse_destination(to)[1]).absolute() / bundle.exp_hash)
+    if dry_run:
+        checks = "passed" if result.verified else "FAILED"
+        click.echo(f"dry run: {bundle.exp_hash} --target {target} checks {checks}; nothing copied")
+        if result.already_present:
+            click.echo(f"  already deployed (verified intact) at {where}")
+        elif result.command:
+            click.echo(f"  would run: {shlex.join(result.command)}")
+        else:
+            click.echo(f"  would copy {bundle.bundle_dir} -> {where}")
+        return
     verb = "already deployed (verified intact)" if result.already_present else "deployed"
     click.echo(f"Bundle {bundle.exp_hash} {verb} to {where}")
 

@@ -24,6 +24,26 @@ def artifacts_option(f: F) -> F:
     )(f)
 
 
+def existing_artifacts_dir(output_dir: Path) -> Path:
+    """``output_dir`` if it is a directory, else a usage error naming it and where it came from."""
+    from click.core import ParameterSource
+
+    from conv2d_bundle.errors import BundleNotFoundError
+
+    source = click.get_current_context().get_parameter_source("output_dir")
+    if source == ParameterSource.COMMANDLINE:
+        why = "from --output-dir"
+    elif source == ParameterSource.ENVIRONMENT:
+        why = "from CONV2D_ARTIFACTS"
+    else:
+        why = "the default: ./artifacts in the working directory; give --output-dir or set CONV2D_ARTIFACTS"
+    if not output_dir.exists():
+        raise BundleNotFoundError(f"artifacts directory {output_dir.absolute()} does not exist ({why})")
+    if not output_dir.is_dir():
+        raise BundleNotFoundError(f"artifacts directory {output_dir.absolute()} is not a directory ({why})")
+    return output_dir
+
+
 #: what ``--target`` accepts on the CLI (pytest_plugin.KNOWN_TARGETS, kept here so the CLI imports no pytest)
 TARGET_CHOICES = ("general", "onnx", "ios", "hailo", "all")
 

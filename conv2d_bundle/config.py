@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,10 @@ class ExperimentConfig:
     metrics: Mapping[str, float]
     formats: tuple[str, ...] | None = None  # None: every format this installation can build
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: where relative paths in the config (export.hailo.calibration_data) are resolved from: the config file's
+    #: directory, or None (the working directory) for a config given as a mapping. Not in ``data``: the hash
+    #: covers each path as written, so a checkout's location does not change EXP_HASH.
+    base_dir: Path | None = field(default=None, compare=False)
 
     @property
     def onnx_opset(self) -> int:
@@ -155,18 +159,27 @@ def read_yaml(path: Path, *, what: str = "config") -> Any:
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a YAML experiment config."""
+    """Read and validate a YAML experiment config; its relative paths are relative to its directory."""
     p = Path(path)
     data = read_yaml(p)
     try:
-        return parse_config(data)
+        return parse_config(data, base_dir=p.absolute().parent)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
 
 
-def parse_config(data: Any) -> ExperimentConfig:
-    """Validate a config mapping and return it normalized; all problems in one ConfigError."""
-    return _Validator().run(data)
+def parse_config(data: Any, *, base_dir: Path | None = None) -> ExperimentConfig:
+    """Validate a config mapping and return it normalized; all problems in one ConfigError.
+
+    ``base_dir``: the directory relative paths in it are resolved from (default: the working directory).
+    """
+    return replace(_Validator().run(data), base_dir=base_dir)
+
+
+def resolve_path(value: str | Path, base_dir: Path | None) -> Path:
+    """A path from a config: ``~`` expanded, a relative one taken from ``base_dir`` (if given)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 class _Validator:

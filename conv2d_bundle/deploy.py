@@ -96,15 +96,17 @@ def deploy(
     result = DeployResult(bundle.exp_hash, to, target, verified=None, dry_run=dry_run)
     if host is not None:
         result.command = rsync_command(bundle, host, path)
-    if dry_run:
-        return result
     passed, errors = verify_for_target(bundle, target, profile)
     result.verified, result.errors = passed, errors
     if not passed and not force:
         shown = "; ".join(errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
+        refused = "a deploy would be refused" if dry_run else "not deploying it"
         raise ValidationFailed(
-            f"{bundle.exp_hash} fails its {target} checks, not deploying it (--force to override): {shown}"
+            f"{bundle.exp_hash} fails its {target} checks, {refused} (--force to override): {shown}"
         )
+    if dry_run:  # verified as a deploy would; nothing copied, nothing recorded
+        result.already_present = host is None and _intact_copy_at(bundle, Path(path) / bundle.exp_hash, force)
+        return result
     if host is not None:
         _run_rsync(rsync_command(bundle, host, path))
     else:
@@ -135,9 +137,8 @@ def _run_rsync(command: list[str]) -> None:
         )
 
 
-def _copy_local(bundle: Bundle, dest: Path, force: bool) -> bool:
-    """Copy into ``dest/<exp_hash>`` through a verified temporary copy; True if an intact copy was already there."""
-    final = dest / bundle.exp_hash
+def _intact_copy_at(bundle: Bundle, final: Path, force: bool) -> bool:
+    """Whether an intact copy of ``bundle`` is at ``final``; a damaged one is refused unless ``force``."""
     if final.exists() and not force and not final.is_symlink():
         diff = bundle.manifest.verify(final)
         if diff.ok:
@@ -145,6 +146,14 @@ def _copy_local(bundle: Bundle, dest: Path, force: bool) -> bool:
         raise BundleIntegrityError(
             f"{final} exists and does not match the bundle ({diff.describe()}); --force replaces it"
         )
+    return False
+
+
+def _copy_local(bundle: Bundle, dest: Path, force: bool) -> bool:
+    """Copy into ``dest/<exp_hash>`` through a verified temporary copy; True if an intact copy was already there."""
+    final = dest / bundle.exp_hash
+    if _intact_copy_at(bundle, final, force):
+        return True
     try:
         dest.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{DEPLOY_PREFIX}{bundle.exp_hash}-", dir=dest))

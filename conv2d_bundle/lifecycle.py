@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -182,12 +183,23 @@ def clean(artifacts_dir: Path, keep: int, *, dry_run: bool = False) -> CleanPlan
     for exp_hash, _size in plan.remove:
         path = Path(artifacts_dir) / exp_hash
         if is_bundle_dir(path):  # re-checked just before: never remove what is not (or no longer) a bundle
-            _rmtree(path)
+            _remove_bundle(path)
     for name, _size in plan.staging:
         path = Path(artifacts_dir) / name
         if path.is_dir() and not path.is_symlink():
             _rmtree(path)
     return plan
+
+
+def _remove_bundle(path: Path) -> None:
+    """Renamed aside in one step, then deleted: a reader (a create that found the bundle) sees it whole or
+    not at all, never a directory losing its files. A crash in between leaves a ``.tmp-*`` for clean."""
+    try:
+        aside = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{path.name}-removed-", dir=path.parent))
+        os.rename(path, aside / path.name)
+    except OSError as exc:
+        raise BundleError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+    _rmtree(aside)
 
 
 def _rmtree(path: Path) -> None:

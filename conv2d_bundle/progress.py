@@ -1,9 +1,9 @@
 """What a person sees while a long step runs, and tables: rich on a terminal, plain text otherwise.
 
-Progress always goes to stderr (stdout stays parseable: ``create --json`` prints exactly one object). On a
-terminal a spinner shows the current step and each finished step leaves a line; elsewhere (CI logs, pipes)
-each step is one plain line, ``  <step> ...``. Tables render with rich on a terminal and as aligned plain
-text otherwise; ``--json`` output never goes through here.
+Progress always goes to stderr (stdout stays parseable: ``create --json`` prints exactly one object, and
+shows progress when stderr is a terminal). On a terminal a spinner shows the current step and each finished
+step leaves a line; elsewhere (CI logs, pipes) each step is one plain line, ``  <step> ...``. Tables render
+with rich on a terminal and as aligned plain text otherwise; ``--json`` output never goes through here.
 """
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ class StepDisplay:
     """A callable ``progress(message)`` for long steps; use as a context manager so the spinner stops."""
 
     def __init__(
-        self, *, enabled: bool = True, stream: IO[str] | None = None, force_terminal: bool | None = None
+        self,
+        *,
+        enabled: bool = True,
+        only_on_terminal: bool = False,
+        stream: IO[str] | None = None,
+        force_terminal: bool | None = None,
     ):
-        self.enabled = enabled
+        """``only_on_terminal``: show progress only where a person watches (stdout being for a program)."""
         self.console = _console(stream if stream is not None else sys.stderr, force_terminal)
+        self.enabled = enabled and (self.is_terminal or not only_on_terminal)
         self._status: Status | None = None
         self._current: str | None = None
         self._started = 0.0

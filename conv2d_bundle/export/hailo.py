@@ -38,7 +38,11 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
     )
     parity = hailo_kit.check_split_parity(device.path, ctx.reference, spec, device.split)
     calib, calib_info = hailo_kit.calibration_set(
-        options, ctx.reference.inputs, spec.input_shape, int(cfg.reference_options["seed"])
+        options,
+        ctx.reference.inputs,
+        spec.input_shape,
+        int(cfg.reference_options["seed"]),
+        base_dir=cfg.base_dir,
     )
     buf = io.BytesIO()
     np.save(buf, calib, allow_pickle=False)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from conv2d_bundle import atomic
+from conv2d_bundle.config import resolve_path
 from conv2d_bundle.errors import BundleWarning, ConfigError, ExportError
 
 log = logging.getLogger(__name__)
@@ -121,14 +122,20 @@ def host_outputs(device: Mapping[str, np.ndarray], spec: Any, split: bool) -> di
 
 
 def calibration_set(
-    options: Mapping[str, Any], reference_inputs: np.ndarray, input_shape: Sequence[int], seed: int
+    options: Mapping[str, Any],
+    reference_inputs: np.ndarray,
+    input_shape: Sequence[int],
+    seed: int,
+    *,
+    base_dir: Path | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """NHWC float32 calibration windows: the config's ``calibration_data`` (.npy of NCHW windows) when
-    given, else the golden inputs plus seeded synthetic windows, with a warning."""
+    """NHWC float32 calibration windows: the config's ``calibration_data`` (.npy of NCHW windows; a relative
+    path is taken from ``base_dir``, the config file's directory) when given, else the golden inputs plus
+    seeded synthetic windows, with a warning."""
     chw = tuple(int(d) for d in input_shape[1:])
     source = options.get("calibration_data")
     if source:
-        path = Path(str(source)).expanduser()
+        path = resolve_path(str(source), base_dir)
         try:
             data = np.load(path, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -144,7 +151,7 @@ def calibration_set(
         nchw = np.asarray(data, dtype=np.float32)
         if not np.isfinite(nchw).all():
             raise ConfigError(f"export.hailo.calibration_data {path}: holds NaN or infinite values")
-        info: dict[str, Any] = {"source": "config", "path": str(path)}
+        info: dict[str, Any] = {"source": "config", "path": str(source)}  # as written: as hashed
     else:
         size = int(options.get("calibration_size", DEFAULT_CALIBRATION_SIZE))
         if size < MIN_CALIBRATION:

@@ -53,23 +53,80 @@ def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
 
 
 def test_two_fresh_processes_give_identical_bundles(tmp_path: Path) -> None:
+    """Same inputs in two fresh processes give the same bytes, except what records when and from where:
+    ``created_at`` (metadata.json) and the commit (COMMIT_SHA, ``commit_sha`` in metadata.json, the line of
+    docs/README.md naming it), which is HEAD of the working directory's repository and changes whenever a
+    commit lands between two creates. One lands here on purpose, so the test holds whatever the repository does.
+    """
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=repo, check=True, capture_output=True,
+        )  # fmt: skip
+
+    git("init", "-q")
     infos = []
     for run in ("a", "b"):
-        p = conv2d(*create_args(tmp_path / run, "--json"))
+        git("commit", "-q", "--allow-empty", "-m", f"before create {run}")
+        p = conv2d(*create_args(tmp_path / run, "--json"), cwd=repo)
         assert p.returncode == 0, p.stderr
         infos.append(last_json(p.stdout))
-    (a, b) = (Path(i["bundle_dir"]) for i in infos)
     assert infos[0]["exp_hash"] == infos[1]["exp_hash"]
-    for rel in (
-        "models/model.onnx",
-        "reference/inputs.npy",
-        "reference/outputs.npz",
-        "config.yaml",
-        "docs/README.md",
-    ):
-        assert sha256_file(a / rel) == sha256_file(b / rel), rel
-    ma, mb = (json.loads((d / "MANIFEST.json").read_text())["files"] for d in (a, b))
-    assert {k for k in ma if ma[k] != mb.get(k)} == {"metadata.json"}  # only created_at differs
+    a, b = (Path(i["bundle_dir"]) for i in infos)
+    commit = {d: (d / "COMMIT_SHA").read_text().strip() for d in (a, b)}
+    assert commit[a] != commit[b]
+
+    def comparable(bundle: Path, rel: str) -> object:
+        data = (bundle / rel).read_bytes().replace(commit[bundle].encode(), b"<commit>")
+        if rel != "metadata.json":
+            return data
+        meta = json.loads(data)
+        meta.pop("created_at")
+        return meta
+
+    files = sorted(json.loads((a / "MANIFEST.json").read_text())["files"])
+    assert files == sorted(json.loads((b / "MANIFEST.json").read_text())["files"])
+    assert {"models/model.onnx", "reference/outputs.npz", "config.yaml", "docs/README.md"} <= set(files)
+    for rel in files:
+        assert comparable(a, rel) == comparable(b, rel), rel
+
+
+# The device install (`pip install conv2d-bundle`, no extras): importing torch fails as it does there.
+WITHOUT_TORCH = """\
+import sys
+
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["conv2d", *sys.argv[1:]]
+from conv2d_bundle.cli import main
+
+main()
+"""
+
+
+def test_create_without_torch_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *create_args(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "conv2d-bundle[torch]" in lines[0]
+    assert not out.exists()
 
 
 def test_bundle_contents(tmp_path: Path) -> None:
@@ -274,6 +331,35 @@ def test_list_verbose_and_env_artifacts(tmp_path: Path, example_bundle: Path) ->
     env = {**os.environ, "CONV2D_ARTIFACTS": str(example_bundle.parent)}
     p = conv2d("pack", "list", "--verbose", env=env)
     assert p.returncode == 0 and example_bundle.name in p.stdout and "Formats: " in p.stdout
+
+
+@pytest.mark.parametrize("as_json", [[], ["--json"]], ids=["text", "json"])
+@pytest.mark.parametrize(
+    ("how", "source"),
+    [
+        ("option", "from --output-dir"),
+        ("env", "from CONV2D_ARTIFACTS"),
+        ("default", "the default"),
+    ],
+)
+def test_list_of_a_missing_directory_says_which_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, source: str, as_json: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONV2D_ARTIFACTS", raising=False)
+    missing = tmp_path / "artifacts"  # also where the default points, from this working directory
+    args = ["pack", "list", *as_json]
+    env = {}
+    if how == "option":
+        args += ["--output-dir", str(missing)]
+    elif how == "env":
+        env["CONV2D_ARTIFACTS"] = str(missing)
+    r = CliRunner().invoke(main, args, env=env)
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert f"{missing} does not exist" in lines[0] and source in lines[0]
 
 
 def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:

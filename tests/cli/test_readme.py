@@ -59,3 +59,13 @@ def test_pytest_check_options_exist() -> None:
     assert used >= {"--bundle", "--target", "--artifacts"}
     missing = [o for o in sorted(used) if o not in help_text]
     assert not missing, f"README uses pytest options the plugin does not define: {missing}"
+
+
+def test_parallel_workers_say_when_they_pay_off() -> None:
+    """``verify -n 2`` on one bundle at the default budget is slower than serial: help and README say when it helps."""
+    pack = main.commands["pack"]
+    assert isinstance(pack, click.Group)
+    workers = next(p for p in pack.commands["verify"].params if "-n" in getattr(p, "opts", []))
+    help_text = " ".join(str(getattr(workers, "help", "")).split())
+    assert "--profile thorough" in help_text and "slower" in help_text, help_text
+    assert "When `-n` pays off" in README

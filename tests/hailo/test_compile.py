@@ -96,6 +96,42 @@ def test_calibration_from_config(tmp_path: Path) -> None:
         calibration_set({"calibration_data": str(path)}, windows, (1, 9, 2, 100), 0)
 
 
+def test_relative_calibration_data_is_taken_from_the_config_directory(tmp_path: Path) -> None:
+    """As docker-compose and others do; EXP_HASH covers the path as written, not where the config lies."""
+    import yaml
+
+    from conv2d_bundle.config import load_config
+    from conv2d_bundle.digest import experiment_hash, sha256_file
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    windows = np.random.default_rng(2).standard_normal((70, 9, 2, 100)).astype(np.float32)
+    np.save(project / "calib.npy", windows)
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data.setdefault("export", {}).setdefault("hailo", {})["calibration_data"] = "calib.npy"
+    config = project / "dogs.yaml"
+    config.write_text(yaml.safe_dump(data))
+    p = conv2d(
+        "pack", "create", "--config", str(config), "--model", str(EXAMPLE_MODEL),
+        "--output-dir", str(tmp_path / "out"), "--formats", "onnx,hailo", "--json", cwd=elsewhere,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    made = last_json(p.stdout)
+    bundle = Path(made["bundle_dir"])
+    calib = np.load(bundle / "models" / "hailo" / "calib_set.npy")
+    np.testing.assert_array_equal(calib, windows.transpose(0, 2, 3, 1))
+    info = json.loads((bundle / "metadata.json").read_text())["formats"]["hailo"]["calibration"]
+    assert info["source"] == "config" and info["path"] == "calib.npy"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "dogs.yaml").write_text(config.read_text())
+    assert load_config(moved / "dogs.yaml").data == load_config(config).data
+    assert made["exp_hash"] == experiment_hash(
+        load_config(moved / "dogs.yaml").data, sha256_file(EXAMPLE_MODEL)
+    )
+
+
 def test_synthetic_calibration_warns() -> None:
     ref = np.ones((64, 9, 2, 100), np.float32)
     with pytest.warns(BundleWarning, match="real windows quantize better"):

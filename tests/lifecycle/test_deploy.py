@@ -67,21 +67,38 @@ def test_deploy_replaces_a_damaged_copy_only_with_force(bundle_copy: Path, tmp_p
     assert sorted(p.name for p in dest.iterdir()) == [bundle_copy.name]
 
 
-def test_deploy_remote_dry_run_prints_rsync(example_bundle: Path) -> None:
-    h = example_bundle.name
+def test_deploy_remote_dry_run_prints_rsync(bundle_copy: Path) -> None:
+    h = bundle_copy.name
     code, out, _ = invoke(
         "pack",
         "deploy",
         h,
         "--output-dir",
-        str(example_bundle.parent),
+        str(bundle_copy.parent),
         "--to",
         "pi@edge-01:/opt/models",
         "--dry-run",
     )
     assert code == 0
-    assert f"rsync -a --delete -e ssh {example_bundle}/ pi@edge-01:/opt/models/{h}/" in out
-    assert not (example_bundle.parent / ".conv2d" / "deployments.json").exists()
+    assert f"rsync -a --delete -e ssh {bundle_copy}/ pi@edge-01:/opt/models/{h}/" in out
+    assert not (bundle_copy.parent / ".conv2d" / "deployments.json").exists()
+
+
+def test_dry_run_verifies_and_exits_as_the_deploy_would(bundle_copy: Path, tmp_path: Path) -> None:
+    art, h = bundle_copy.parent, bundle_copy.name
+    dest = tmp_path / "dest"
+    args = ("pack", "deploy", h, "--output-dir", str(art), "--to", str(dest))
+    real_code, _, _ = invoke(*args, "--target", "hailo")  # no HEF: the hailo checks fail, deploy refuses
+    code, out, err = invoke(*args, "--target", "hailo", "--dry-run")
+    assert real_code == 1 and code == 1, out + err
+    assert "would be refused" in err and "HEF not compiled" in err
+    assert "would copy" not in out
+    assert not dest.exists() and not (art / ".conv2d" / "deployments.json").exists()
+
+    code, out, err = invoke(*args, "--target", "onnx", "--dry-run")
+    assert code == 0, err
+    assert f"copy {bundle_copy} -> {dest.absolute() / h}" in out and "passed" in out
+    assert not dest.exists() and not (art / ".conv2d" / "deployments.json").exists()
 
 
 def test_parse_destination(tmp_path: Path) -> None:

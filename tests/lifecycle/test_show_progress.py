@@ -134,6 +134,11 @@ def test_step_display_plain_lines_and_terminal_spinner() -> None:
     with StepDisplay(enabled=False, stream=quiet) as progress:
         progress("nothing")
     assert quiet.getvalue() == ""
+    for terminal in (False, True):  # create --json: progress only for a person watching stderr
+        stream = io.StringIO()
+        with StepDisplay(only_on_terminal=True, stream=stream, force_terminal=terminal) as progress:
+            progress("exporting onnx")
+        assert ("exporting onnx" in stream.getvalue()) is terminal
 
 
 def test_create_json_stays_one_object_with_progress_on_stderr(example_bundle: Path) -> None:
@@ -144,3 +149,45 @@ def test_create_json_stays_one_object_with_progress_on_stderr(example_bundle: Pa
     assert code == 0, err
     info = json.loads(out)
     assert info["exp_hash"] == example_bundle.name and info["already_existed"] is True
+
+
+def _run_with_stderr_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """The CLI with stdout on a pipe (as under ``| jq``) and stderr on a pseudo-terminal: (code, stdout, tty)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conv2d_bundle.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=ROOT,
+        env={**env, "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=600), out, b"".join(chunks).decode(errors="replace")
+
+
+def test_create_json_shows_progress_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    from tests.conftest import create_args
+
+    code, out, tty = _run_with_stderr_on_a_terminal(create_args(tmp_path / "out", "--json"))
+    assert code == 0, tty
+    assert json.loads(out)["already_existed"] is False  # stdout: exactly one JSON object
+    assert "exporting onnx" in tty and "running the bundle's checks" in tty

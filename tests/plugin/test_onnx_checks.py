@@ -360,3 +360,23 @@ def test_verify_with_plugin_autoload_off(bundle_copy: Path) -> None:
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["partial"] is True and report["selection"] == "-k test_parity"
     assert report["verdict"] == "incomplete" and report["reasons"][0].startswith("selected: -k test_parity (")
+
+
+def test_check_profile_offers_only_the_documented_budgets(bundle_copy: Path) -> None:
+    """``seal`` is create's own budget at seal time: accepted, not offered."""
+    import re
+    import subprocess
+    import sys
+
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    ).stdout  # fmt: skip
+    option = re.search(r"--check-profile.*?(?=\n  --)", help_text, flags=re.S)
+    assert option is not None, help_text
+    assert "quick" in option[0] and "thorough" in option[0] and "seal" not in option[0]
+    bad = checks_subprocess("--bundle", str(bundle_copy), "--check-profile", "bogus", "--co")
+    assert bad.returncode == 4 and "quick, default, thorough" in bad.stderr and "seal" not in bad.stderr
+    seal = checks_subprocess("--bundle", str(bundle_copy), "--check-profile", "seal", "--co")
+    assert seal.returncode == 0, seal.stdout + seal.stderr
+    assert not (bundle_copy / "validation").exists()  # collecting verifies nothing: no report written

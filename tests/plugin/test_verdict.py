@@ -118,7 +118,7 @@ def test_partial_selection_is_incomplete(bundle_copy: Path, how: str, args: list
 
 
 def test_last_failed_rerun_is_incomplete(bundle_copy: Path, tmp_path: Path) -> None:
-    cache = ["-o", "addopts=", "-o", f"cache_dir={tmp_path / 'cache'}"]  # the repo ini turns the cache off
+    cache = ["-o", f"cache_dir={tmp_path / 'cache'}"]
     base = [sys.executable, "-m", "pytest", str(ROOT / "checks"), "-q", "--check-profile", "quick", *cache]
     base += ["--bundle", str(bundle_copy), "--target", "onnx"]
     labels = (bundle_copy / "label_map.json").read_bytes()

@@ -34,6 +34,16 @@ def test_normalization_is_idempotent_and_hash_stable() -> None:
     assert experiment_hash(again.data, "0" * 64) == experiment_hash(cfg.data, "0" * 64)
 
 
+def test_relative_paths_resolve_from_the_config_file_directory(tmp_path: Path) -> None:
+    from conv2d_bundle.config import resolve_path
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    assert cfg.base_dir == EXAMPLE_CONFIG.parent.absolute()
+    assert resolve_path("calib.npy", cfg.base_dir) == EXAMPLE_CONFIG.parent.absolute() / "calib.npy"
+    assert resolve_path(tmp_path / "c.npy", cfg.base_dir) == tmp_path / "c.npy"
+    assert resolve_path("calib.npy", parse_config(example()).base_dir) == Path("calib.npy")  # a mapping: cwd
+
+
 def test_minimal_builtin_config_gets_defaults() -> None:
     cfg = parse_config({"model": {"architecture": "conv2d_fsq"}, "labels": ["a", "b", "c", "d"]})
     assert cfg.model.input_name == "imu_input"
