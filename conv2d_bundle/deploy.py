@@ -33,7 +33,7 @@ class DeployResult:
     exp_hash: str
     destination: str
     target: str
-    verified: bool | None  # None: not run (forced past a failure counts as False)
+    verified: bool | None  # whether the checks passed (False when --force deployed past a failure)
     command: list[str] | None = None  # the rsync command for a remote destination
     already_present: bool = False
     dry_run: bool = False
