@@ -37,7 +37,7 @@ golden = IterationResult({k: ref[k][:64] for k in ref.files}, runner_name="golde
 RunResults([("golden", [golden])]).save(out + "/golden.json")
 """
 
-#: modules that must never be imported when verifying an ONNX bundle (DESIGN.md: verify runs on the device)
+#: modules that must never be imported when verifying an ONNX bundle (verify runs on the device itself)
 FORBIDDEN = ("torch", "coremltools")
 
 

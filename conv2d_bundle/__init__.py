@@ -17,7 +17,7 @@ _LAZY = {
     "list_bundles": "conv2d_bundle.bundle",
     "BundleValidator": "conv2d_bundle.validation",
     "ValidationResult": "conv2d_bundle.validation",
-    "ModelExporter": "conv2d_bundle.export",
+    "ModelExporter": "conv2d_bundle.exporter",
     "load_config": "conv2d_bundle.config",
     "BundleManifest": "conv2d_bundle.manifest",
 }
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from conv2d_bundle.bundle import Bundle, get_bundle, list_bundles
     from conv2d_bundle.bundler import ArtifactBundler
     from conv2d_bundle.config import load_config
-    from conv2d_bundle.export import ModelExporter
+    from conv2d_bundle.exporter import ModelExporter
     from conv2d_bundle.manifest import BundleManifest
     from conv2d_bundle.validation import BundleValidator, ValidationResult
 

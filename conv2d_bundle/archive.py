@@ -24,14 +24,16 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from conv2d_bundle import atomic
-from conv2d_bundle.bundle import Bundle, read_json
-from conv2d_bundle.config import read_yaml
-from conv2d_bundle.digest import experiment_hash, is_exp_hash, sha256_file
-from conv2d_bundle.errors import ArchiveError, BundleError, ConfigError
-from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.digest import is_exp_hash, recompute_exp_hash, sha256_file
+from conv2d_bundle.errors import ArchiveError, BundleError
+from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
+from conv2d_bundle.schema import read_json
+
+if TYPE_CHECKING:  # the read side of a bundle; archives need only its files, not this module at run time
+    from conv2d_bundle.bundle import Bundle
 
 FORMATS = ("tar.gz", "zip")
 FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z: the earliest time a zip entry can hold
@@ -41,7 +43,6 @@ DEFAULT_MAX_ENTRIES = 10_000
 IMPORT_PREFIX = ".tmp-import-"
 _CHUNK = 1 << 20
 #: not listed in the manifest (manifest.UNSEALED_FILES), but archived when present
-SIGNATURE_NAME = "MANIFEST.json.sig"
 
 
 def archive_name(bundle: Bundle, fmt: str) -> str:
@@ -145,7 +146,8 @@ def _write_tar_gz(raw: IO[bytes], top: str, members: list[tuple[str, Path | None
 
 @dataclass(frozen=True)
 class ImportResult:
-    bundle: Bundle
+    exp_hash: str
+    bundle_dir: Path
     already_existed: bool
 
 
@@ -269,16 +271,11 @@ def _extract_zip(path: Path, ex: _Extractor, budget: _Budget) -> None:
 
 
 def recomputed_hash(bundle_dir: Path) -> str:
-    """The bundle's identity from its own files: sha256 of config.yaml's content and the weights' sha256."""
-    meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
-    weights = meta.get("model", {}).get("weights_sha256") if isinstance(meta, dict) else None
-    try:  # the project's safe loader: no aliases (an alias bomb), bounded size
-        config = read_yaml(bundle_dir / "config.yaml", what="config.yaml")
-    except ConfigError as exc:
-        raise ArchiveError(f"the archived {exc}") from exc
-    if not isinstance(weights, str) or not isinstance(config, dict):
-        raise ArchiveError("metadata.json has no model.weights_sha256, or config.yaml is not a mapping")
-    return experiment_hash(config, weights)
+    """The archived bundle's identity from its own files (``digest.recompute_exp_hash``), or ArchiveError."""
+    try:
+        return recompute_exp_hash(bundle_dir)
+    except BundleError as exc:
+        raise ArchiveError(f"the archived bundle's identity cannot be recomputed: {exc}") from exc
 
 
 def _check_bundle(root: Path) -> str:
@@ -350,14 +347,14 @@ def import_archive(
         _chmod_dirs(extracted)
         final = artifacts_dir / exp_hash
         if final.exists():
-            return ImportResult(Bundle(final), already_existed=True)
+            return ImportResult(exp_hash, final, already_existed=True)
         try:
             os.rename(extracted, final)
         except OSError as exc:
             raise BundleError(
                 f"cannot move the imported bundle into place at {final}: {exc.strerror}"
             ) from exc
-        return ImportResult(Bundle(final), already_existed=False)
+        return ImportResult(exp_hash, final, already_existed=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 from conv2d_bundle.digest import is_exp_hash
 from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
 from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
-from conv2d_bundle.schema import check_label_map, check_metadata, parse_json
+from conv2d_bundle.schema import check_label_map, check_metadata, read_json
 
 METADATA_SCHEMA_VERSION = 1
 MIN_PREFIX = 4
@@ -27,17 +27,6 @@ DEFAULT_ARTIFACTS = "artifacts"
 def default_artifacts_dir() -> Path:
     """``$CONV2D_ARTIFACTS``, else ``artifacts`` in the working directory."""
     return Path(os.environ.get("CONV2D_ARTIFACTS") or DEFAULT_ARTIFACTS)
-
-
-def read_json(path: Path, *, what: str | None = None) -> Any:
-    label = what or path.name
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BundleIntegrityError(f"{label} is missing") from exc
-    except OSError as exc:
-        raise BundleIntegrityError(f"{label}: cannot read ({exc.strerror})") from exc
-    return parse_json(raw, label)
 
 
 class Bundle:
@@ -98,14 +87,25 @@ class Bundle:
 
     def get_available_formats(self) -> list[str]:
         """Formats built into this bundle (``status: built``) whose file is present."""
+        return [name for name, status in self.format_status().items() if status == "built"]
+
+    def format_status(self) -> dict[str, str]:
+        """Formats present in this bundle: ``built``, or ``kit`` (a compile kit whose device binary is still
+        to be compiled, as Hailo's before ``attach-hef``)."""
         formats = self.metadata.get("formats", {})
-        return sorted(
-            name
-            for name, info in formats.items()
-            if isinstance(info, dict)
-            and info.get("status") == "built"
-            and self.path(str(info.get("file"))).exists()
-        )
+        out = {}
+        for name, info in sorted(formats.items() if isinstance(formats, dict) else []):
+            if not isinstance(info, dict):
+                continue
+            if info.get("status") == "built" and self.path(str(info.get("file"))).exists():
+                out[name] = "built"
+            elif info.get("status") == "kit" and self.path(str(info.get("kit_dir"))).is_dir():
+                out[name] = "kit"
+        return out
+
+    def describe_formats(self) -> list[str]:
+        """``["coreml", "hailo (kit)", "onnx"]``: what ``list`` and ``compare`` show."""
+        return [n if s == "built" else f"{n} ({s})" for n, s in self.format_status().items()]
 
     def create_archive(self, format: str = "tar.gz", output_dir: str | Path | None = None) -> Path:
         """This bundle as a deterministic ``<exp_name>-<exp_hash>.<format>`` (tar.gz or zip), + ``.sha256``."""

@@ -55,29 +55,19 @@ Every file is listed with its sha256 in `MANIFEST.json`; `reference/` holds gold
 
 
 def deployment_guide(meta: Mapping[str, Any]) -> str:
-    m = meta["model"]
+    """One section per format in the bundle, each written by its target for the model that is bundled."""
+    from conv2d_bundle.targets import registry
+
+    sections = [
+        target.guide(meta)
+        for target in registry().values()
+        if isinstance(meta["formats"].get(target.format), dict)
+        and meta["formats"][target.format].get("status") in ("built", "kit")
+    ]
+    body = "\n".join(s for s in sections if s)
     return f"""# Deployment guide — {meta["exp_name"]} ({meta["exp_hash"]})
 
-## ONNX (any onnxruntime host)
-```python
-import numpy as np, onnxruntime as ort
-sess = ort.InferenceSession("models/model.onnx", providers=["CPUExecutionProvider"])
-x = np.load("reference/inputs.npy")             # float32 {["N", *m["input_shape"][1:]]}
-outputs = sess.run(None, {{"{m["input_name"]}": x}})
-```
-The batch axis is dynamic; every other axis is fixed.
-
-## Core ML (iOS)
-`models/coreml.mlpackage` (or `.mlmodel` for iOS 13/14) when the bundle was made with coremltools.
-Integer outputs arrive as int32 (ML Program) or float32 (neuralnetwork): Core ML has no int64.
-Parity through `predict()` can be checked on macOS only: run `--target ios` there.
-
-## Hailo-8 / Hailo-8L
-`models/hailo/` is the compile kit (device-part ONNX, calibration set, model script, `compile.sh`).
-Run `compile.sh` where the Hailo Dataflow Compiler is installed, then `conv2d pack attach-hef`.
-The host finishes the work the device cannot do (rounding, code index, softmax):
-`conv2d_bundle.postprocess` in numpy.
-
+{body}
 ## Formats in this bundle
 {_formats(meta)}
 """

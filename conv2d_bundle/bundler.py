@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from conv2d_bundle import atomic, bundle_docs, provenance
+from conv2d_bundle import atomic, bundle_docs, provenance, targets
 from conv2d_bundle.bundle import (
     METADATA_SCHEMA_VERSION,
     Bundle,
@@ -59,6 +59,15 @@ class BuildContext:
     explicit_formats: bool
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def size_entry(self, path: Path) -> dict[str, Any]:
+        """``size_bytes`` / ``file_size_mb`` of a file or of every file in a package directory."""
+        size = (
+            path.stat().st_size
+            if path.is_file()
+            else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        )
+        return {"size_bytes": size, "file_size_mb": round(size / 2**20, 3)}
+
     def onnx_metadata(self) -> dict[str, str]:
         return {
             "exp_hash": self.exp_hash,
@@ -69,100 +78,8 @@ class BuildContext:
 
 
 def available_formats() -> list[str]:
-    """Formats this installation can build: onnx always, coreml with coremltools, hailo (kit) always."""
-    import importlib.util
-
-    names = ["onnx"]
-    if importlib.util.find_spec("coremltools") is not None:
-        names.append("coreml")
-    if importlib.util.find_spec("conv2d_bundle.export.hailo") is not None:
-        names.append("hailo")
-    return names
-
-
-def _size_entry(path: Path) -> dict[str, Any]:
-    size = (
-        path.stat().st_size
-        if path.is_file()
-        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    )
-    return {"size_bytes": size, "file_size_mb": round(size / 2**20, 3)}
-
-
-def build_onnx(ctx: BuildContext) -> None:
-    from conv2d_bundle.export.onnx import check_onnx_parity, export_onnx
-
-    spec = ctx.config.model
-    out = ctx.staging / "models" / "model.onnx"
-    info = export_onnx(
-        ctx.model,
-        spec.input_shape,
-        out,
-        input_name=spec.input_name,
-        output_names=spec.output_names,
-        opset=ctx.config.onnx_opset,
-        metadata=ctx.onnx_metadata(),
-    )
-    tolerances = {o.name: (o.atol, o.rtol, o.is_integer) for o in spec.outputs}
-    parity = check_onnx_parity(
-        out, ctx.reference.inputs, ctx.reference.outputs, tolerances, input_name=spec.input_name
-    )
-    ctx.formats["onnx"] = {
-        "status": "built",
-        "file": "models/model.onnx",
-        "opset_version": info.opset,
-        "ir_version": info.ir_version,
-        "exporter": info.exporter,
-        **_size_entry(out),
-        "parity": {s["output"]: {k: s[k] for k in ("max_abs_error", "mismatches", "passed")} for s in parity},
-    }
-
-
-def build_coreml(ctx: BuildContext) -> None:
-    from conv2d_bundle.export.coreml import export_coreml
-
-    spec, opts = ctx.config.model, ctx.config.coreml_options
-    result = export_coreml(
-        ctx.model,
-        spec.input_shape,
-        ctx.staging / "models" / "coreml.mlpackage",
-        input_name=spec.input_name,
-        output_names=spec.output_names,
-        batch_range=tuple(opts["batch_range"]),
-        minimum_deployment_target=opts["minimum_deployment_target"],
-        metadata={**ctx.onnx_metadata(), "system_version": provenance.system_version()},
-        version=provenance.system_version(),
-        short_description=f"{spec.name}: behavioural codes and class confidence",
-        input_descriptions={
-            spec.input_name: f"float32 window [N, {', '.join(map(str, spec.input_shape[1:]))}]"
-        },
-        output_descriptions={o.name: f"{o.kind} ({o.dtype} in the source model)" for o in spec.outputs},
-    )
-    rel = result.path.relative_to(ctx.staging).as_posix()
-    ctx.formats["coreml"] = {
-        "status": "built",
-        "file": rel,
-        "model_format": result.model_format,
-        "minimum_deployment_target": result.minimum_deployment_target,
-        "minimum_ios_version": result.minimum_deployment_target.removeprefix("iOS") + ".0",
-        "specification_version": result.specification_version,
-        "codes_dtype": result.codes_dtype,
-        "coremltools_version": result.coremltools_version,
-        **_size_entry(result.path),
-    }
-
-
-def build_hailo(ctx: BuildContext) -> None:
-    from conv2d_bundle.export.hailo import build_hailo_kit
-
-    ctx.formats["hailo"] = build_hailo_kit(ctx)
-
-
-FORMAT_BUILDERS: dict[str, Callable[[BuildContext], None]] = {
-    "onnx": build_onnx,
-    "coreml": build_coreml,
-    "hailo": build_hailo,
-}
+    """Formats this installation can build (each target says; Core ML needs coremltools)."""
+    return [t.format for t in targets.registry().values() if t.exportable() is None]
 
 
 class ArtifactBundler:
@@ -244,7 +161,7 @@ class ArtifactBundler:
             for fmt in wanted:
                 say(f"exporting {fmt}")
                 try:
-                    FORMAT_BUILDERS[fmt](ctx)
+                    ctx.formats[fmt] = targets.by_format(fmt).export(ctx)
                 except MissingExtraError as exc:
                     ctx.formats[fmt] = {"status": "skipped", "reason": str(exc)}
                     log.warning("%s: skipped: %s", fmt, exc)
@@ -315,12 +232,14 @@ class ArtifactBundler:
 
     def _seal_time_validation(self, staging: Path, metadata: dict, exp_hash: str, formats: list[str]) -> None:
         """Run the general checks and those of each built format; record the summary; re-seal."""
-        from conv2d_bundle.validation import TARGET_OF_FORMAT, run_checks
+        from conv2d_bundle.validation import run_checks
 
-        targets = [
-            TARGET_OF_FORMAT[f] for f in formats if metadata["formats"].get(f, {}).get("status") == "built"
+        names = [
+            targets.by_format(f).name
+            for f in formats
+            if metadata["formats"].get(f, {}).get("status") == "built"
         ]
-        run = run_checks(staging, targets or ["general"], expect_hash=exp_hash, profile="seal")
+        run = run_checks(staging, names or ["general"], expect_hash=exp_hash, profile="seal")
         verdicts = {t: run.verdict(t) for t in sorted(run.reports)}
         bad = {t: v for t, v in verdicts.items() if not v.passed}
         if bad:
@@ -377,7 +296,13 @@ def _exp_name(exp_name: str | None, cfg: ExperimentConfig) -> str:
 
 def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pickle: bool) -> tuple[Any, str]:
     try:  # the first import of torch on the create path
-        from conv2d_bundle.models.loading import apply_state_dict, build_model, load_model, state_dict_sha256
+        from conv2d_bundle.models.loading import (
+            apply_state_dict,
+            build_model,
+            load_model,
+            outputs_in_config_order,
+            state_dict_sha256,
+        )
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "torch":
             raise
@@ -391,10 +316,10 @@ def _load_weights(cfg: ExperimentConfig, model_path: Any, model: Any, allow_pick
     if model_path is not None:
         path = Path(model_path)
         loaded = load_model(cfg.model, path, allow_pickle=allow_pickle)
-        return loaded, sha256_file(path)
+        return outputs_in_config_order(loaded, cfg.model), sha256_file(path)
     fresh = build_model(cfg.model)
     apply_state_dict(fresh, model.state_dict(), source=type(model).__name__)
-    return fresh.eval(), state_dict_sha256(fresh.state_dict())
+    return outputs_in_config_order(fresh.eval(), cfg.model), state_dict_sha256(fresh.state_dict())
 
 
 def _existing(final: Path) -> Bundle | None:

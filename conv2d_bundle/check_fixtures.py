@@ -7,7 +7,7 @@ imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,20 @@ class BundleSession:
     @property
     def fuzz_examples(self) -> int:
         return PROFILES[self.profile]
+
+    @functools.cached_property
+    def missing_formats(self) -> dict[str, str | None]:
+        """Per selected target, what of its format the bundle lacks (None: present)."""
+        from conv2d_bundle.errors import BundleError
+        from conv2d_bundle.targets import get_target
+
+        out: dict[str, str | None] = {}
+        for name in self.targets:
+            try:
+                out[name] = get_target(name).missing(self.bundle)
+            except BundleError:  # unreadable metadata: the general checks say so; the target's checks run
+                out[name] = None
+        return out
 
 
 def _state(request: pytest.FixtureRequest) -> BundleSession:
@@ -94,36 +108,6 @@ def reference_outputs(bundle: Any) -> Any:
         pytest.fail(f"reference/outputs.npz cannot be read: {_first_line(exc)}")
 
 
-@pytest.fixture(scope="session")
-def onnx_model(bundle: Any) -> Any:
-    """The parsed ``models/model.onnx`` (onnx ModelProto), loaded once."""
-    import onnx
-
-    path = bundle.path("models/model.onnx")
-    if not path.is_file():
-        pytest.fail(f"models/model.onnx is missing ({bundle.format_info('onnx').get('reason', 'not built')})")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and others for a damaged file
-        pytest.fail(f"models/model.onnx cannot be parsed: {type(exc).__name__}: {exc}")
-
-
-@pytest.fixture(scope="session")
-def onnx_session(bundle: Any) -> Any:
-    """One onnxruntime session on ``models/model.onnx`` for the whole pytest session."""
-    import onnxruntime as ort
-
-    path = bundle.path("models/model.onnx")
-    if not path.is_file():
-        pytest.fail(f"models/model.onnx is missing ({bundle.format_info('onnx').get('reason', 'not built')})")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: the export does not load, a failure
-        pytest.fail(f"onnxruntime cannot load models/model.onnx: {_first_line(exc)}")
-
-
 @pytest.fixture
 def check_details(request: pytest.FixtureRequest) -> dict[str, Any]:
     """A dict a check fills with figures (errors, tolerances); they go into the JSON report, not JUnit."""
@@ -136,36 +120,6 @@ def check_details(request: pytest.FixtureRequest) -> dict[str, Any]:
 def tolerance_policy(bundle_session: BundleSession) -> TolerancePolicy:
     """The verifier's tolerance policy (built in, or ``--tolerance-policy FILE``): never the bundle's."""
     return bundle_session.policy
-
-
-@pytest.fixture
-def compare_output(
-    tolerance_policy: TolerancePolicy, model_spec: Any, check_details: dict[str, Any]
-) -> Callable[[str, Any, Any], Any]:
-    """Compare one output with its golden values under the verifier's policy; figures go into the report.
-
-    A bundle that asks for a looser tolerance than the policy's cap fails here, naming output, ask and cap.
-    """
-    from conv2d_bundle.parity import compare
-
-    def run(output_name: str, actual: Any, expected: Any) -> Any:
-        __tracebackhide__ = True
-        tolerance = tolerance_policy.resolve(model_spec.output(output_name))
-        check_details["tolerance"] = tolerance.as_dict()
-        if tolerance.violation:
-            pytest.fail(tolerance.violation)
-        stats = compare(
-            output_name,
-            actual,
-            expected,
-            integer=tolerance.exact,
-            atol=tolerance.atol,
-            rtol=tolerance.rtol,
-        )
-        check_details.update(stats.as_dict())
-        return stats
-
-    return run
 
 
 @pytest.fixture(scope="session")
@@ -182,16 +136,6 @@ def benchmark_enabled(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 def fuzz_examples(bundle_session: BundleSession) -> int:
     return bundle_session.fuzz_examples
-
-
-def golden_rows(reference_inputs: Any, batch_size: int) -> None:
-    """A parity item compares exactly the rows its id names: fewer golden windows is a failure."""
-    __tracebackhide__ = True
-    if reference_inputs.shape[0] < batch_size:
-        pytest.fail(
-            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; parity at batch {batch_size} "
-            f"needs {batch_size}"
-        )
 
 
 def _first_line(exc: BaseException) -> str:

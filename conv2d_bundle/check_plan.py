@@ -1,38 +1,48 @@
-"""What a run of the bundle checks should cover: which checks belong to which target, which of them a
-session wants, and the full set it should have run, whatever the command line selected.
+"""What a run of the bundle checks should cover: where the checks are, which target each belongs to, which of
+them a session wants, and the full set it should have run, whatever the command line selected.
 
-The full set is collected independently of the run, from the checks package itself, so that a run that
+The checks live in three kinds of module: ``checks/test_general.py`` (every run), ``checks/test_targets.py``
+(what every target gets: its format is present and its runner reproduces the golden outputs, parametrized per
+selected target) and each target's own structural checks (``targets/<name>/test_<name>.py``, or any module a
+target of another package names). The full set is collected independently of the run, so that a run that
 selected a file, node ids, ``-k``/``-m``, ``--deselect`` or ``--lf`` (or that pytest-xdist distributed, with
-nothing collected on the controller) is measured against everything the target has, not against what
-happened to be collected.
+nothing collected on the controller) is measured against everything the target has.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from conv2d_bundle import targets
+
 #: the marker that says which target a check belongs to (namespaced: other suites may have a ``target``)
 MARKER = "conv2d_target"
+#: the marker of the checks parametrized over the selected targets (test_targets.py)
+PER_TARGET = "conv2d_per_target"
+#: the marker of the check that a target's format is in the bundle (the one check that runs without it)
+FORMAT_CHECK = "conv2d_format_check"
 NEEDS_TRUSTED_KEY = "conv2d_needs_trusted_key"
 NEEDS_BENCHMARK = "conv2d_needs_benchmark"
 CHECKS_DIR = Path(__file__).parent / "checks"
-TARGETS = ("onnx", "ios", "hailo")
-#: the check module of each target, in the checks package
-CHECK_MODULES = {"general": "test_general.py", **{t: f"test_{t}.py" for t in TARGETS}}
+GENERAL_MODULE = "test_general.py"
+SHARED_MODULE = "test_targets.py"
+_PARAM_TARGET = re.compile(r"\[([^\]-]+)")
 
 
 def check_id(nodeid: str) -> str:
-    """``test_onnx.py::test_parity[confidence-7]``: the file name relative to the checks folder, whatever the cwd."""
-    path, sep, rest = nodeid.partition("::")
-    return path.rsplit("/", 1)[-1] + sep + rest
+    """``test_targets.py::test_parity[onnx-confidence-7]``: the module's file name and the test's name, whatever
+    the working directory or rootdir (a module collected from outside the rootdir gets an odd nodeid)."""
+    parts = nodeid.split("::")
+    module = max((i for i, p in enumerate(parts) if p.endswith(".py")), default=0)
+    return "::".join([parts[module].rsplit("/", 1)[-1], *parts[module + 1 :]])
 
 
 def item_id(item: pytest.Item) -> str:
-    """:func:`check_id` of an item, also for one collected from outside the rootdir (whose nodeid is odd)."""
     chain = item.listchain()
     module = max(i for i, node in enumerate(chain) if isinstance(node, pytest.Module))
     return "::".join([item.path.name, *(node.name for node in chain[module + 1 :])])
@@ -41,6 +51,29 @@ def item_id(item: pytest.Item) -> str:
 def target_of(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker(MARKER)
     return str(marker.args[0]) if marker and marker.args else None
+
+
+def module_paths(names: Sequence[str]) -> dict[str, list[Path]]:
+    """Per target (``general`` first), the check modules whose checks belong to it."""
+    out = {"general": [CHECKS_DIR / GENERAL_MODULE]}
+    for name in names:
+        out[name] = [targets.get_target(name).check_module_path, CHECKS_DIR / SHARED_MODULE]
+    return out
+
+
+def target_of_id(cid: str) -> str | None:
+    """The target a check id belongs to, from its module (or, for the shared checks, its first parameter):
+    what a report needs for an xdist crash report, which carries no attribute of ours."""
+    module, _, rest = cid.partition("::")
+    if module == GENERAL_MODULE:
+        return "general"
+    if module == SHARED_MODULE:
+        m = _PARAM_TARGET.search(rest)
+        return m.group(1) if m else None
+    for name, target in targets.registry().items():
+        if target.checks.rsplit(".", 1)[-1] + ".py" == module:
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,29 +97,40 @@ class Wanted:
 
 @dataclass
 class Expected:
-    """The checks a session should run, per target (``general`` included), collected from the package."""
+    """The checks a session should run, per target (``general`` included), collected from the modules."""
 
     ids: dict[str, list[str]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # module file -> why it could not be collected
+    errors: dict[str, str] = field(
+        default_factory=dict
+    )  # target -> why a module of it could not be collected
     skipped: dict[str, str] = field(default_factory=dict)  # module file -> module-level skip reason
+    owners: dict[str, list[str]] = field(default_factory=dict)  # module file -> the targets it serves
 
 
 def collect_expected(session: pytest.Session, wanted: Wanted) -> Expected:
-    """Collect the checks modules of ``general`` and the wanted targets without running anything."""
+    """Collect the check modules of ``general`` and the wanted targets without running anything."""
     out = Expected()
-    for target in ("general", *wanted.targets):
-        name = CHECK_MODULES[target]
-        ids: list[str] = []
-        try:
-            path = CHECKS_DIR / name  # made as pytest makes it, so plugins that shape modules apply too
-            module = session.gethookproxy(path).pytest_pycollect_makemodule(module_path=path, parent=session)
-            ids = sorted(item_id(i) for i in _items(module) if wanted(i) and target_of(i) == target)
-        except pytest.skip.Exception as exc:  # a module-level skip: the whole module is not verified
-            out.skipped[name] = str(exc.msg)
-        except Exception as exc:  # an import or collection error in a check module: reported, never hidden
-            out.errors[name] = _first_line(str(exc)) or type(exc).__name__
-        out.ids[target] = ids
+    collected: dict[Path, list[pytest.Item]] = {}
+    for target, paths in module_paths(wanted.targets).items():
+        ids: set[str] = set()
+        for path in paths:
+            out.owners.setdefault(path.name, []).append(target)
+            if path not in collected:
+                collected[path] = _collect(session, path, out)
+            ids.update(item_id(i) for i in collected[path] if wanted(i) and target_of(i) == target)
+        out.ids[target] = sorted(ids)
     return out
+
+
+def _collect(session: pytest.Session, path: Path, out: Expected) -> list[pytest.Item]:
+    try:  # made as pytest makes it, so plugins that shape modules apply too
+        module = session.gethookproxy(path).pytest_pycollect_makemodule(module_path=path, parent=session)
+        return list(_items(module))
+    except pytest.skip.Exception as exc:  # a module-level skip: the whole module is not verified
+        out.skipped[path.name] = str(exc.msg)
+    except Exception as exc:  # an import or collection error in a check module: reported, never hidden
+        out.errors[path.name] = _first_line(str(exc)) or type(exc).__name__
+    return []
 
 
 def _items(node: pytest.Collector) -> Iterator[pytest.Item]:
@@ -128,10 +172,4 @@ def _first_line(text: str) -> str:
 
 
 def module_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-
-
-def known_module(nodeid: str) -> str | None:
-    """The target whose check module ``nodeid`` is in (the package's or a re-export of the same name)."""
-    name = module_of(nodeid)
-    return next((t for t, m in CHECK_MODULES.items() if m == name), None)
+    return check_id(nodeid).split("::", 1)[0]

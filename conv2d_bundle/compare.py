@@ -1,6 +1,6 @@
 """``compare``: two bundles side by side — metrics with deltas, config differences, formats, sizes, checks.
 
-:func:`compare_bundles` returns the spec's dict (``bundles``, ``metrics``, ``config``, ``formats``) plus
+:func:`compare_bundles` returns a dict (``bundles``, ``metrics``, ``config``, ``formats``) plus
 ``sizes`` and ``validation``; :func:`render_markdown` turns it into a deterministic Markdown report (no
 paths, no times), and :func:`check_gates` applies ``--fail-if-worse METRIC:THRESHOLD`` gates.
 """
@@ -91,7 +91,7 @@ def compare_bundles(
         for key in sorted(set(c1) | set(c2))
         if c1.get(key) != c2.get(key) or (key in c1) != (key in c2)
     }
-    f1, f2 = set(b1.get_available_formats()), set(b2.get_available_formats())
+    f1, f2 = set(b1.describe_formats()), set(b2.describe_formats())
     s1, s2 = format_sizes(b1), format_sizes(b2)
     sizes = {
         name: {

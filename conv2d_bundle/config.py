@@ -7,9 +7,10 @@ one round trip and nothing is written when it is bad. numpy/yaml only: no torch 
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,14 @@ import yaml
 
 from conv2d_bundle.errors import ConfigError
 
-SUPPORTED_FORMATS = ("onnx", "coreml", "hailo")
 OUTPUT_DTYPES = ("int64", "int32", "float32", "float16")
 OUTPUT_KINDS = ("codes", "probabilities", "tensor")
 COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
-# The devices whose HEF compatibility rule is known (DESIGN.md, "Hailo"): a HEF for anything else could be
+# The devices whose HEF compatibility rule is known (targets/hailo/hef.py): a HEF for anything else could be
 # compiled but never checked against its device, so the config refuses it rather than pass it unchecked.
 HAILO_ARCHS = ("hailo8", "hailo8l")
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is generous and bounds memory
+MODEL_KEYS = ("architecture", "target", "name", "kwargs", "input_name", "input_shape", "outputs")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -185,17 +186,30 @@ def resolve_path(value: str | Path, base_dir: Path | None) -> Path:
 class _Validator:
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.explained: set[str] = set()  # keys a misspelling already accounts for: no follow-up errors
 
     def bad(self, where: str, message: str) -> None:
+        if any(where == e or where.startswith(f"{e}.") for e in self.explained):
+            return  # "model.input_shape: expected 4 integers" only follows from "modle.input_shape"
         self.problems.append(f"{where}: {message}")
+
+    def unknown_keys(self, where: str, mapping: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+        """Each unknown key once, with the closest known one; a misspelt key explains its missing twin."""
+        prefix = f"{where}." if where else ""
+        for key in mapping:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
+            self.bad(f"{prefix}{key}", f"unknown {what} ({hint})")
+            if close and close[0] not in mapping:
+                self.explained.add(f"{prefix}{close[0]}")
 
     def run(self, data: Any) -> ExperimentConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"expected a mapping at the top level, got {_describe(data)}")
-        known = {"name", "model", "labels", "training", "metrics", "export", "data"}
-        for key in data:
-            if key not in known:
-                self.bad(str(key), f"unknown section (known: {', '.join(sorted(known))})")
+        known = ("name", "model", "labels", "training", "metrics", "export", "data")
+        self.unknown_keys("", data, known, "section")
         model_data = self.model(data.get("model"))
         labels = self.labels(data.get("labels"), model_data)
         metrics = self.metrics(data.get("metrics", {}))
@@ -228,6 +242,7 @@ class _Validator:
         if not isinstance(m, Mapping):
             self.bad("model", f"required mapping, got {_describe(m)}")
             return {}
+        self.unknown_keys("model", m, MODEL_KEYS, "key")
         arch, target = m.get("architecture"), m.get("target")
         if arch is None and target is None:
             self.bad(
@@ -255,17 +270,7 @@ class _Validator:
         out["input_name"] = self.name("model.input_name", m.get("input_name", defaults.get("input_name")))
         out["input_shape"] = self.shape(m.get("input_shape", defaults.get("input_shape")))
         out["outputs"] = self.outputs(m.get("outputs", defaults.get("outputs")), out["kwargs"], arch)
-        for key in m:
-            if key not in {
-                "architecture",
-                "target",
-                "name",
-                "kwargs",
-                "input_name",
-                "input_shape",
-                "outputs",
-            }:
-                self.bad(f"model.{key}", "unknown key")
+
         return out
 
     def name(self, where: str, value: Any) -> str:
@@ -435,14 +440,17 @@ def parse_formats(value: Any, validator: _Validator | None = None) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
+    from conv2d_bundle.targets import format_names
+
+    known = format_names()
     names = [str(x).strip().lower() for x in items if str(x).strip()]
-    unknown = [n for n in names if n not in SUPPORTED_FORMATS]
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        msg = f"unknown format(s) {unknown or names} (known: {', '.join(SUPPORTED_FORMATS)})"
+        msg = f"unknown format(s) {unknown or names} (known: {', '.join(known)})"
         if validator is None:
             raise ConfigError(f"formats: {msg}")
         validator.bad("export.formats", msg)
-    return [f for f in SUPPORTED_FORMATS if f in names]
+    return [f for f in known if f in names]
 
 
 def _model_spec(m: Mapping[str, Any]) -> ModelSpec:

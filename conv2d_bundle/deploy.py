@@ -1,6 +1,6 @@
 """Deploy a bundle: verify it for its target, then copy it to a local directory or to ``host:path``.
 
-The spec's ``deploy_to_edge`` is the model: validate for the target first and refuse a failing bundle
+Validate for the target first and refuse a failing bundle
 (``force`` overrides), then copy. A local copy goes to ``<dest>/.tmp-deploy-*``, its manifest is verified
 there, and only then is it renamed to ``<dest>/<exp_hash>``: no half-copied bundle ever has the final name.
 A remote destination gets ``rsync -a -e ssh`` (the bundle's sealed layout is the deployment unit; the

@@ -33,3 +33,20 @@ def experiment_hash(normalized_config: Mapping[str, Any], weights_sha256: str) -
 
 def is_exp_hash(name: str) -> bool:
     return len(name) == EXP_HASH_LENGTH and all(c in "0123456789abcdef" for c in name)
+
+
+def recompute_exp_hash(bundle_dir: Path) -> str:
+    """A bundle's identity from its own files: its config.yaml (read safely, normalized as create normalizes
+    it) and the weights' sha256 in metadata.json. BundleError (ConfigError, BundleIntegrityError) when either
+    is unreadable. The one recomputation the checks and ``import`` share."""
+    from conv2d_bundle.config import load_config
+    from conv2d_bundle.errors import BundleIntegrityError
+    from conv2d_bundle.schema import read_json
+
+    meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
+    weights = meta.get("model", {}).get("weights_sha256") if isinstance(meta, dict) else None
+    if not isinstance(weights, str) or len(weights) != 64:
+        raise BundleIntegrityError(
+            "metadata.json model.weights_sha256 is missing: the hash cannot be recomputed"
+        )
+    return experiment_hash(load_config(bundle_dir / "config.yaml").data, weights)

@@ -1,6 +1,6 @@
 """MANIFEST.json: the sha256 and size of every file of a bundle but itself and ``validation/``.
 
-Shape (fixed by DESIGN.md)::
+Shape (the bundle contract)::
 
     {"schema_version": 1, "algorithm": "sha256",
      "files": {"models/model.onnx": {"sha256": "<hex>", "size": 1234}, ...}}
@@ -20,6 +20,7 @@ from conv2d_bundle.digest import sha256_file
 from conv2d_bundle.errors import BundleIntegrityError
 
 MANIFEST_NAME = "MANIFEST.json"
+SIGNATURE_NAME = "MANIFEST.json.sig"  # a detached signature of the manifest (signing.py)
 SCHEMA_VERSION = 1
 #: paths that are not content: reports written by verify, and the manifest and its signature
 UNSEALED = ("validation/",)

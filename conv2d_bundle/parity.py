@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from conv2d_bundle.tolerance import Tolerance, TolerancePolicy
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,39 @@ def _compare_values(
         rtol=rtol,
         min_atol_to_pass=need,
     )
+
+
+def compare_output(
+    spec: Any, actual: Any, expected: Any, policy: TolerancePolicy | None = None
+) -> tuple[Tolerance, ParityStats]:
+    """One output of an export against its golden values under the verifier's tolerance policy: the one
+    comparison every parity check (and every exporter's own check) makes. A bundle asking for a looser
+    tolerance than the policy's cap gets ``tolerance.violation`` (and the comparison at the cap)."""
+    tolerance = (policy or TolerancePolicy()).resolve(spec)
+    stats = compare(
+        spec.name, actual, expected, integer=tolerance.exact, atol=tolerance.atol, rtol=tolerance.rtol
+    )
+    return tolerance, stats
+
+
+def check_outputs(
+    got: Mapping[str, Any], expected: Mapping[str, Any], specs: Sequence[Any], what: str
+) -> dict[str, dict[str, Any]]:
+    """Every configured output of a runner's result against the golden outputs (the exporters' own check
+    before sealing); ParityError listing every output that is missing, loose or off."""
+    from conv2d_bundle.errors import ParityError
+
+    figures, failed = {}, []
+    for spec in specs:
+        if spec.name not in got:
+            failed.append(f"{spec.name}: not produced (has {sorted(got)})")
+            continue
+        tolerance, stats = compare_output(spec, got[spec.name], expected[spec.name])
+        figures[spec.name] = {k: stats.as_dict()[k] for k in ("max_abs_error", "mismatches", "passed")}
+        if tolerance.violation:
+            failed.append(tolerance.violation)
+        elif not stats.passed:
+            failed.append(stats.describe())
+    if failed:
+        raise ParityError(f"{what} does not match torch: " + "; ".join(failed))
+    return figures

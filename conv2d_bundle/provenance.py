@@ -48,5 +48,5 @@ def created_by() -> str:
 
 
 def utc_now() -> str:
-    """ISO 8601 UTC with microseconds and a Z, as the spec's metadata shows."""
+    """ISO 8601 UTC with microseconds and a Z, as metadata.json holds it."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

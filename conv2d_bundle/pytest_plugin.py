@@ -17,20 +17,22 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle import check_fixtures, hypothesis_storage
+from conv2d_bundle import check_fixtures, hypothesis_storage, targets
 from conv2d_bundle.check_fixtures import PROFILES, BundleSession, details_key, state_key
 from conv2d_bundle.check_plan import (
+    CHECKS_DIR,
+    FORMAT_CHECK,
     MARKER,
     NEEDS_BENCHMARK,
     NEEDS_TRUSTED_KEY,
-    TARGETS,
+    PER_TARGET,
     Wanted,
     describe_selection,
     target_of,
 )
+from conv2d_bundle.errors import BundleError
 from conv2d_bundle.report import ValidationReport, runtime_versions
 
-KNOWN_TARGETS = ("general", *TARGETS, "all")
 #: the largest batch the parity checks run (also 1 and 7); capped at the bundle's golden rows
 PARITY_BATCH_SIZES = (1, 7, 64)
 _REPORT_PLUGIN = "conv2d_bundle_report"
@@ -48,8 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--target",
         default="general",
         type=parse_targets,
-        help=f"deployment target(s) to verify, comma-separated: {', '.join(KNOWN_TARGETS)}; general checks "
-        "always run (default: general)",
+        help="deployment target(s) to verify, comma-separated: general, the installed targets "
+        f"({', '.join(targets.target_names())}) or all; general checks always run (default: general)",
     )
     group.addoption(
         "--strict-targets",
@@ -76,27 +78,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def parse_targets(value: str) -> str:
     """``onnx``, ``ios,hailo`` or ``all``: each name known, or a usage error listing the known ones."""
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in KNOWN_TARGETS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown target {', '.join(unknown) or repr(value)} (known: {', '.join(KNOWN_TARGETS)})"
-        )
-    return ",".join(dict.fromkeys(names))
+    try:
+        return ",".join(targets.parse_target_list(value))
+    except BundleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_profile(value: str) -> str:
     if value not in PROFILES:
         raise argparse.ArgumentTypeError(f"unknown profile {value!r} (known: quick, default, thorough)")
     return value
-
-
-def selected_targets(value: str) -> list[str]:
-    """The targets whose checks run besides the general ones, in a stable order."""
-    names = value.split(",")
-    if "all" in names:
-        return list(TARGETS)
-    return [t for t in TARGETS if t in names]
 
 
 def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
@@ -128,6 +119,10 @@ def _policy(config: pytest.Config) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(name): the deployment target a bundle check belongs to")
+    config.addinivalue_line("markers", f"{PER_TARGET}: a bundle check parametrized over the selected targets")
+    config.addinivalue_line(
+        "markers", f"{FORMAT_CHECK}: the check that runs whether the target's format is there"
+    )
     config.addinivalue_line("markers", f"{NEEDS_TRUSTED_KEY}: a bundle check run only with --trusted-key")
     config.addinivalue_line("markers", f"{NEEDS_BENCHMARK}: a bundle check run only with --benchmark")
     ref = config.getoption("bundle", None)
@@ -138,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("target")
     state = BundleSession(
         bundle=bundle,
-        targets=selected_targets(target),
+        targets=targets.selected(target.split(",")),
         expect_hash=config.getoption("expect_hash") or bundle.bundle_dir.name,
         strict=config.getoption("strict_targets"),
         profile=config.getoption("check_profile"),
@@ -177,9 +172,32 @@ def _wanted(config: pytest.Config, state: BundleSession) -> Wanted:
     return Wanted(state.targets, bool(config.getoption("trusted_key")), bool(config.getoption("benchmark")))
 
 
+class _ChecksPackage(pytest.Package):
+    """The checks package, plus the structural checks of each selected target, which live in the target's
+    own package (``targets/<name>/test_<name>.py``, or wherever a target of another package keeps them)."""
+
+    def collect(self) -> Any:
+        yield from super().collect()
+        state = self.config.stash[state_key]
+        for name in state.targets:
+            path = targets.get_target(name).check_module_path
+            module = self.session.gethookproxy(path).pytest_pycollect_makemodule(
+                module_path=path, parent=self
+            )
+            if module is not None:
+                yield module
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if state_key not in parent.config.stash or path.resolve() != CHECKS_DIR.resolve():
+        return None
+    return _ChecksPackage.from_parent(parent, path=path)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    checks = [item for item in items if target_of(item)]
-    if not checks:
+    ours = [item for item in items if target_of(item) or item.get_closest_marker(PER_TARGET)]
+    if not ours:
         return
     state = config.stash.get(state_key, None)
     if state is None:
@@ -187,10 +205,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "bundle checks need a bundle: pass --bundle DIR (or a hash prefix with --artifacts)"
         )
     wanted = _wanted(config, state)
-    keep = [item for item in items if target_of(item) is None or wanted(item)]
+    # a per-target check with no target selected (--target general) is pytest's empty parameter set: dropped
+    keep = [item for item in items if item not in ours or (target_of(item) and wanted(item))]
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A target whose format the bundle lacks fails once (``test_format_built``); its other checks are not
+    run, each skipped with the same reason, instead of failing the same way one by one."""
+    name = target_of(item)
+    state = item.config.stash.get(state_key, None)
+    if state is None or name in (None, "general") or item.get_closest_marker(FORMAT_CHECK):
+        return
+    missing = state.missing_formats.get(name)
+    if missing:
+        pytest.skip(f"not checked: {missing} (see test_targets.py::test_format_built[{name}])")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -235,8 +267,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     a broken bundle shows as failed checks, never as a collection error.
     """
     state = metafunc.config.stash.get(state_key, None)
-    if state is None or metafunc.definition.get_closest_marker(MARKER) is None:
+    definition = metafunc.definition
+    if state is None or not (
+        definition.get_closest_marker(MARKER) or definition.get_closest_marker(PER_TARGET)
+    ):
         return
+    if "target_name" in metafunc.fixturenames:  # the checks every target gets, one item per target
+        metafunc.parametrize(
+            "target_name",
+            [pytest.param(t, marks=getattr(pytest.mark, MARKER)(t), id=t) for t in state.targets],
+            scope="session",
+        )
     if "output_name" in metafunc.fixturenames:
         try:
             names = list(state.bundle.config.model.output_names)

@@ -23,15 +23,7 @@ from typing import Any
 import pytest
 
 from conv2d_bundle import atomic
-from conv2d_bundle.check_plan import (
-    TARGETS,
-    Expected,
-    Wanted,
-    check_id,
-    collect_expected,
-    known_module,
-    module_of,
-)
+from conv2d_bundle.check_plan import Expected, Wanted, check_id, collect_expected, module_of, target_of_id
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, judge
 
@@ -124,6 +116,7 @@ class ValidationReport:
         self.bundle_dir = bundle_dir
         self.exp_hash = exp_hash
         self.targets = list(targets)
+        self.all_targets = [t for t in self.targets if t != "all"]  # what "all" covers in this session
         self.strict = strict
         self.wanted = wanted
         self.selection = selection  # file / node id / -k / -m / --deselect / --lf: only some checks chosen
@@ -141,7 +134,7 @@ class ValidationReport:
         target = getattr(report, "conv2d_target", None)
         crash = report.when not in PHASES  # xdist's report for an item whose worker died ("???")
         if target is None and crash:
-            target = known_module(report.nodeid)  # crash reports carry no attributes of ours
+            target = target_of_id(check_id(report.nodeid))  # crash reports carry no attributes of ours
         if target is None:
             return
         cid = check_id(report.nodeid)
@@ -177,26 +170,29 @@ class ValidationReport:
 
     # -- judging and writing ----------------------------------------------------------------------
     def _add_module_skips(self, expected: Expected) -> bool:
-        """A module skipped as a whole is one not-verified record (a failure with --strict-targets)."""
+        """A module skipped as a whole is one not-verified record per target it serves (a failure with
+        --strict-targets)."""
         converted = False
         for name, reason in sorted(expected.skipped.items()):
-            target = known_module(name) or "general"
-            rec = self.records.setdefault(name, CheckRecord(name, target))
-            rec.phases = {"setup": "skipped", "teardown": "passed"}
-            rec.skip_reason = reason
-            if self.strict:
-                rec.phases["setup"] = "failed"
-                rec.failure = f"not verified (--strict-targets): module skipped: {reason}"
-                converted = True
+            owners = expected.owners.get(name, ["general"])
+            for target in owners:
+                cid = name if len(owners) == 1 else f"{name}[{target}]"
+                rec = self.records.setdefault(cid, CheckRecord(cid, target))
+                rec.phases = {"setup": "skipped", "teardown": "passed"}
+                rec.skip_reason = reason
+                if self.strict:
+                    rec.phases["setup"] = "failed"
+                    rec.failure = f"not verified (--strict-targets): module skipped: {reason}"
+                    converted = True
         return converted
 
     def build(
         self, target: str, finished_at: str, expected: Expected, exit_status: int | None
     ) -> dict[str, Any]:
-        wanted = {"general"} | (set(TARGETS) if target == "all" else {target})
+        wanted = {"general", *(self.all_targets if target == "all" else [target])}
         records = sorted((r for r in self.records.values() if r.target in wanted), key=lambda r: r.id)
-        expected_ids = sorted({i for t in wanted for i in expected.ids.get(t, [])} | set(expected.skipped))
-        expected_ids = [i for i in expected_ids if known_module(i) in wanted]
+        module_skips = {r.id for r in records if r.id.split("[", 1)[0] in expected.skipped}
+        expected_ids = sorted({i for t in wanted for i in expected.ids.get(t, [])} | module_skips)
         outcomes = {r.id: r.outcome for r in records}
         errors = [f"{r.id}: {r.message}" for r in records if r.outcome in ("failed", "error")]
         reasons = [self.interrupted] if self.interrupted else []
@@ -206,7 +202,7 @@ class ValidationReport:
         reasons += [
             f"collection error: {name}: {msg}"
             for name, msg in sorted(expected.errors.items())
-            if known_module(name) in wanted and name not in self.collection_errors
+            if set(expected.owners.get(name, [])) & wanted and name not in self.collection_errors
         ]
         finished = [i for i in expected_ids if outcomes.get(i) in FINISHED]
         if len(finished) < len(expected_ids) and self.selection and not reasons:

@@ -7,6 +7,7 @@ raises BundleIntegrityError naming the file and the field, never a KeyError or T
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from conv2d_bundle.errors import BundleIntegrityError
@@ -25,6 +26,18 @@ _METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "validation": dict,
 }
 REQUIRED_METADATA = ("exp_hash", "created_at", "formats")
+
+
+def read_json(path: Path, *, what: str | None = None) -> Any:
+    """A JSON file of a bundle, parsed; BundleIntegrityError naming it when missing, unreadable or invalid."""
+    label = what or path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleIntegrityError(f"{label} is missing") from exc
+    except OSError as exc:
+        raise BundleIntegrityError(f"{label}: cannot read ({exc.strerror})") from exc
+    return parse_json(raw, label)
 
 
 def parse_json(raw: bytes, what: str) -> Any:

@@ -13,9 +13,7 @@ from typing import Any
 
 from conv2d_bundle import atomic
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
-from conv2d_bundle.manifest import MANIFEST_NAME
-
-SIGNATURE_NAME = "MANIFEST.json.sig"
+from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 
 def _crypto() -> tuple[Any, Any, Any]:

@@ -4,7 +4,7 @@ The bundle under test does not choose its own tolerance. The verifier holds a po
 dtype (and optionally per output name); a bundle's config may ask for a *tighter* tolerance, never a looser
 one. Integer outputs (codes) are always compared exactly.
 
-Built-in caps, chosen from the field's float32 defaults (DESIGN.md, "The verdict"):
+Built-in caps, chosen from the field's float32 defaults:
 
 - float32: atol 1e-4, rtol 1e-5. Optimum's ONNX validation uses atol 1e-5 and torch.testing float32
   1e-5 / 1.3e-6; Polygraphy prints abs 1e-5 / rel 1e-5; coremltools' own test helper allows atol 1e-4 /

@@ -17,17 +17,16 @@ from typing import Any
 
 import pytest
 
+from conv2d_bundle.check_plan import CHECKS_DIR
 from conv2d_bundle.errors import BundleError
 from conv2d_bundle.verdict import Verdict, verdict_of
 
 log = logging.getLogger(__name__)
-CHECKS_DIR = Path(__file__).parent / "checks"
-TARGET_OF_FORMAT = {"onnx": "onnx", "coreml": "ios", "hailo": "hailo"}
 
 
 @dataclass
 class ValidationResult:
-    """The spec's result shape, filled from a ``<target>_validation.json`` report and its verdict."""
+    """The result of validating a bundle for one target, filled from a ``<target>_validation.json`` report and its verdict."""
 
     passed: bool
     errors: list[str]
@@ -111,7 +110,7 @@ def pytest_args(
         "-p",
         "no:syrupy",
         "--rootdir",
-        str(CHECKS_DIR),
+        str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
         "-o",
         "addopts=",
         "-o",
@@ -177,7 +176,7 @@ def run_checks(
 
 
 class BundleValidator:
-    """The spec's validator. It runs the same pytest checks as ``pytest checks`` and ``conv2d pack verify``."""
+    """Validate bundles from Python. It runs the same pytest checks as ``pytest checks`` and ``conv2d pack verify``."""
 
     def __init__(self, profile: str = "default") -> None:
         self.profile = profile
@@ -186,10 +185,10 @@ class BundleValidator:
         return self.validate_for_target(bundle, "general")
 
     def validate_for_target(self, bundle: Any, target: str) -> ValidationResult:
-        from conv2d_bundle.pytest_plugin import KNOWN_TARGETS
+        from conv2d_bundle.targets import parse_target_list
 
-        if target not in KNOWN_TARGETS:
-            raise BundleError(f"unknown target {target!r} (known: {', '.join(KNOWN_TARGETS)})")
+        if len(parse_target_list(target)) != 1:  # BundleError for an unknown name
+            raise BundleError(f"validate_for_target takes one target, got {target!r}")
         bundle_dir = Path(getattr(bundle, "bundle_dir", bundle))
         run = run_pytest(bundle_dir, target, profile=self.profile)
         report = run.reports.get(target)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.digest import experiment_hash, is_exp_hash
+from conv2d_bundle.digest import is_exp_hash, recompute_exp_hash
 from conv2d_bundle.provenance import is_commit_sha
 
 pytestmark = pytest.mark.conv2d_target("general")
@@ -75,10 +75,12 @@ def test_exp_hash_matches_directory(metadata: Any, bundle_session: Any) -> None:
 
 
 def test_exp_hash_recomputes(bundle: Any, metadata: Any) -> None:
-    weights = metadata.get("model", {}).get("weights_sha256")
-    if not isinstance(weights, str) or len(weights) != 64:
-        pytest.fail("metadata.json model.weights_sha256 is missing: the hash cannot be recomputed")
-    recomputed = experiment_hash(bundle.config.data, weights)
+    from conv2d_bundle.errors import BundleError
+
+    try:
+        recomputed = recompute_exp_hash(bundle.bundle_dir)
+    except BundleError as exc:
+        pytest.fail(str(exc))
     if recomputed != metadata.get("exp_hash"):
         pytest.fail(
             f"config.yaml + weights_sha256 give {recomputed}, metadata.json says {metadata.get('exp_hash')}"

@@ -140,3 +140,42 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+class OutputsInConfigOrder(nn.Module):
+    """The user's model with its outputs as a tuple in the config's order, whatever ``forward`` returns.
+
+    A ``forward`` may return one tensor, a tuple or list (taken by position), a dict (taken by the configured
+    names, in any key order) or a namedtuple (by field name when the fields are the configured names, else
+    by position). Every exporter and the golden reference see this one order, so ``outputs[0]`` of every
+    format is the config's first output and carries its name.
+    """
+
+    def __init__(self, inner: nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.names = names
+        if callable(getattr(inner, "device_forward", None)):  # the Hailo split keeps working through it
+            self.device_forward = inner.device_forward
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return in_config_order(self.inner(x), self.names)
+
+
+def in_config_order(result: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
+    if isinstance(result, torch.Tensor):
+        return (result,)
+    if isinstance(result, Mapping):
+        missing = [n for n in names if n not in result]
+        if missing:
+            raise ModelLoadError(f"the model's outputs {sorted(result)} lack the configured {missing}")
+        return tuple(result[n] for n in names)
+    fields = getattr(result, "_fields", None)  # a namedtuple
+    if fields is not None and set(names) <= set(fields):
+        return tuple(getattr(result, n) for n in names)
+    return tuple(result)
+
+
+def outputs_in_config_order(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """Wrap ``model`` (already in eval mode) so that it returns :class:`OutputsInConfigOrder`'s tuple."""
+    return OutputsInConfigOrder(model, tuple(spec.output_names)).eval()

@@ -243,13 +243,13 @@ def test_bad_names_refused(tmp_path: Path, name: str) -> None:
 
 
 def test_failed_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conv2d_bundle import bundler
+    from conv2d_bundle import bundler, targets
     from conv2d_bundle.errors import ExportError
 
     def boom(ctx: object) -> None:
         raise ExportError("simulated converter crash")
 
-    monkeypatch.setitem(bundler.FORMAT_BUILDERS, "onnx", boom)
+    monkeypatch.setattr(targets.get_target("onnx"), "export", boom)
     with pytest.raises(ExportError, match="simulated"):
         bundler.ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx")
     assert visible(tmp_path) == []
@@ -375,13 +375,13 @@ def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:
 def test_a_failing_optional_format_is_recorded_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conv2d_bundle import bundler
+    from conv2d_bundle import bundler, targets
     from conv2d_bundle.errors import BundleWarning, ExportError
 
     def broken(ctx: object) -> None:
         raise ExportError("simulated converter bug")
 
-    monkeypatch.setitem(bundler.FORMAT_BUILDERS, "hailo", broken)
+    monkeypatch.setattr(targets.get_target("hailo"), "export", broken)
     monkeypatch.setattr(bundler, "available_formats", lambda: ["onnx", "hailo"])
     with pytest.warns(BundleWarning, match="hailo export failed"):
         bundle = bundler.ArtifactBundler(tmp_path / "a").create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL)

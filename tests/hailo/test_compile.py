@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conv2d_bundle.errors import BundleWarning, ConfigError, ExportError
-from conv2d_bundle.export import hailo_compile
-from conv2d_bundle.export.hailo_kit import calibration_set, export_device_onnx
-from conv2d_bundle.int8 import below_thresholds, thresholds
+from conv2d_bundle.targets.hailo import dfc as hailo_compile
+from conv2d_bundle.targets.hailo.int8 import below_thresholds, thresholds
+from conv2d_bundle.targets.hailo.kit import calibration_set, export_device_onnx
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, conv2d, last_json
 from tests.hailo.conftest import fake_env
 
@@ -57,7 +57,7 @@ def test_run_dfc_and_its_failures(
     for key, value in fake_env(hailortcli=False).items():
         monkeypatch.setenv(key, value)
     assert hailo_compile.run_dfc(_request(kit, tmp_path)) == "3.27.0"
-    from conv2d_bundle.hef import read_hef
+    from conv2d_bundle.targets.hailo.hef import read_hef
 
     assert read_hef(tmp_path / "out.hef").hw_arch == "HAILO8L"
     monkeypatch.setenv("FAKE_HAILO_FAIL", "optimize")

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from conv2d_bundle.export.hailo import NOT_COMPILED
-from conv2d_bundle.export.hailo_kit import run_device
-from conv2d_bundle.hailo_ops import HAILO_SUPPORTED_OPS, unsupported_ops
 from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.postprocess import fsq_codes, softmax
+from conv2d_bundle.targets.hailo.export import NOT_COMPILED
+from conv2d_bundle.targets.hailo.kit import run_device
+from conv2d_bundle.targets.hailo.ops import HAILO_SUPPORTED_OPS, unsupported_ops
 
 
 def _hailo(bundle: Path) -> dict:
@@ -101,8 +101,8 @@ def test_target_hailo_fails_only_on_the_missing_hef(
         "test_hailo.py::test_compile_script",
         "test_hailo.py::test_device_onnx_supported_ops",
         "test_hailo.py::test_calibration_set",
-        "test_hailo.py::test_split_parity[behavioral_codes]",
-        "test_hailo.py::test_split_parity[confidence]",
+        "test_targets.py::test_parity[hailo-behavioral_codes-64]",
+        "test_targets.py::test_parity[hailo-confidence-64]",
         "test_hailo.py::test_int8_agreement",
     ):
         assert name in ran, name

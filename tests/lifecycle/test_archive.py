@@ -240,5 +240,5 @@ def test_signature_travels_with_the_archive(bundle_copy: Path, tmp_path: Path) -
     (bundle_copy / "MANIFEST.json.sig").write_bytes(b"signature bytes")
     archive = create_archive(Bundle(bundle_copy), "zip", tmp_path)
     result = import_archive(archive, tmp_path / "out")
-    assert (result.bundle.bundle_dir / "MANIFEST.json.sig").read_bytes() == b"signature bytes"
+    assert (result.bundle_dir / "MANIFEST.json.sig").read_bytes() == b"signature bytes"
     assert not result.already_existed

@@ -30,11 +30,13 @@ def test_good_bundle_passes_and_reports(bundle_copy: Path, run_checks: Any) -> N
     assert report["target"] == "onnx" and report["schema_version"] == 2
     assert report["verdict"] == "passed" and report["complete"] is True and report["reasons"] == []
     assert report["counts"]["expected"] == len(report["checks_run"]) and report["not_run"] == []
-    assert "test_onnx.py::test_parity[confidence-7]" in report["checks_run"]
+    assert "test_targets.py::test_parity[onnx-confidence-7]" in report["checks_run"]
     assert "test_general.py::test_manifest_verifies" in report["checks_run"]
     assert all(c["outcome"] == "passed" and c["duration_s"] >= 0 for c in report["checks"])
     assert {"python", "onnx", "onnxruntime", "numpy"} <= set(report["environment"]["versions"])
-    parity = next(c for c in report["checks"] if c["id"] == "test_onnx.py::test_parity[confidence-64]")
+    parity = next(
+        c for c in report["checks"] if c["id"] == "test_targets.py::test_parity[onnx-confidence-64]"
+    )
     assert parity["details"]["max_abs_error"] < 1e-5 and "cosine_similarity" in parity["details"]
     general = json.loads((bundle_copy / "validation" / "general_validation.json").read_text())
     assert general["passed"] and all(i.startswith("test_general.py::") for i in general["checks_run"])
@@ -53,7 +55,7 @@ def test_same_results_with_xdist(bundle_copy: Path, run_checks: Any, tmp_path: P
     assert _junit_properties(junit)["conv2d.onnx.verdict"] == "passed"  # record_testsuite_property fails here
     details = {c["id"]: c.get("details") for c in parallel["checks"]}
     assert (
-        details["test_onnx.py::test_parity[behavioral_codes-64]"]["mismatches"] == 0
+        details["test_targets.py::test_parity[onnx-behavioral_codes-64]"]["mismatches"] == 0
     )  # figures cross workers
 
 
@@ -148,7 +150,11 @@ def _unknown_op(m: Any) -> None:
 
 
 SESSION_CHECKS = [
-    *(f"test_onnx.py::test_parity[{o}-{n}]" for o in ("behavioral_codes", "confidence") for n in (1, 7, 64)),
+    *(
+        f"test_targets.py::test_parity[onnx-{o}-{n}]"
+        for o in ("behavioral_codes", "confidence")
+        for n in (1, 7, 64)
+    ),
     "test_onnx.py::test_fuzz_valid_inputs",
     "test_onnx.py::test_fuzz_invalid_inputs",
 ]
@@ -256,7 +262,7 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
     args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
     args += ["-p", "no:cacheprovider"]
     result = pytester.runpytest(*args, "--check-profile", "quick")
-    result.assert_outcomes(passed=43, skipped=3, deselected=42)
+    result.assert_outcomes(passed=44, skipped=3, deselected=3)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
     assert report["skipped"] == [

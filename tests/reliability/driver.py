@@ -36,12 +36,12 @@ def main() -> None:
     point, action = sys.argv[1], sys.argv[2]
     args = sys.argv[sys.argv.index("--") + 1 :]
     from conv2d_bundle import bundler, manifest
-    from conv2d_bundle.export import onnx as onnx_export
+    from conv2d_bundle.targets.onnx import export as onnx_export
 
     if point == "onnx-export":
         _wrap(onnx_export, "export_onnx", action)
     elif point == "coreml-export":
-        from conv2d_bundle.export import coreml
+        from conv2d_bundle.targets.ios import export as coreml
 
         _wrap(coreml, "normalize_mlpackage", action)  # after conversion wrote the package
     elif point == "reference":

@@ -104,7 +104,7 @@ def test_json_bytes(raw: bytes) -> None:
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_hef_reader(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
-    from conv2d_bundle.hef import read_hef
+    from conv2d_bundle.targets.hailo.hef import read_hef
 
     path = tmp_path_factory.mktemp("hef") / "m.hef"
     path.write_bytes(b"\x01HEF" + raw)

@@ -154,3 +154,36 @@ def test_parse_formats() -> None:
     assert parse_formats("coreml, onnx") == ["onnx", "coreml"]
     with pytest.raises(ConfigError, match="unknown format"):
         parse_formats("onnx,tflite")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c.update(modle=c.pop("model")), "modle: unknown section (did you mean model?)"),
+        (lambda c: c.update(lables=c.pop("labels")), "lables: unknown section (did you mean labels?)"),
+        (
+            lambda c: c["model"].update(outptus=c["model"].pop("outputs")),
+            "model.outptus: unknown key (did you mean outputs?)",
+        ),
+        (
+            lambda c: c["model"].update(input_shpe=c["model"].pop("input_shape")),
+            "model.input_shpe: unknown key (did you mean input_shape?)",
+        ),
+    ],
+)
+def test_a_misspelt_key_is_reported_once_with_the_closest_one(edit: Any, expected: str) -> None:
+    """A user model's config (no built-in defaults to hide the gap): the misspelling is the only error, not
+    followed by the errors that only follow from it (before: 'model: required mapping, got nothing; labels: ...')."""
+    config = {
+        "model": {
+            "target": "tests.cli.test_any_model:TupleNet",
+            "input_name": "window",
+            "input_shape": [1, 2, 1, 12],
+            "outputs": [{"name": "logits"}, {"name": "embedding"}],
+        },
+        "labels": ["a", "b", "c", "d", "e"],
+    }
+    edit(config)
+    with pytest.raises(ConfigError) as info:
+        parse_config(config)
+    assert str(info.value) == expected

@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 import torch
 
 from conv2d_bundle.errors import ExportError, MissingExtraError
-from conv2d_bundle.export.coreml import (
+from conv2d_bundle.targets.ios.export import (
     CoreMLExport,
     export_coreml,
     normalize_mlmodel_spec,
@@ -207,7 +207,7 @@ def test_separate_processes_write_identical_files(ct: Any, tmp_path: Path) -> No
 def test_converter_noise_goes_to_debug_log(
     ct: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="conv2d_bundle.export.coreml")
+    caplog.set_level(logging.DEBUG, logger="conv2d_bundle.targets.ios.export")
     export_coreml(StandInModel(), INPUT_SHAPE, tmp_path / "m.mlpackage")
     out, err = capfd.readouterr()
     assert not [n for n in NOISE if n in out + err], out + err

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conv2d_bundle.errors import BundleError, HefError
-from conv2d_bundle.hef import (
+from conv2d_bundle.targets.hailo.hef import (
     HEF_MAGIC,
     HW_ARCH_NAMES,
     HefInfo,

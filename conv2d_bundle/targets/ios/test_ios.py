@@ -1,5 +1,5 @@
-"""iOS checks: the Core ML model is complete, loads, has the configured signature and metadata, and (on macOS)
-reproduces the golden outputs.
+"""iOS checks: the Core ML model is complete, loads, has the configured signature, spec version and metadata.
+Its parity through ``predict()`` (macOS only) is the shared check, ``conv2d_bundle/checks/test_targets.py``.
 
 coremltools opens packages read-write (it rewrites ``Manifest.json`` on every load), so every check that
 hands the model to coremltools works on a temporary copy: verifying never writes into the bundle, which may
@@ -10,26 +10,20 @@ here (coremltools may import it for itself).
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from conv2d_bundle.check_fixtures import golden_rows
-from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.errors import BundleError, BundleWarning
+from conv2d_bundle.targets.ios import NO_COREMLTOOLS
 
 pytestmark = pytest.mark.conv2d_target("ios")
 
 SIZE_WARNING_BYTES = 100 * 2**20
-NO_COREMLTOOLS = "coremltools not installed (pip install 'conv2d-bundle[coreml]')"
-NEEDS_MACOS = "Core ML prediction needs macOS"
 #: (model format, minimum deployment target) -> the specificationVersion coremltools writes for it
 SPEC_VERSIONS = {
     ("neuralnetwork", "iOS13"): 4,
@@ -103,19 +97,6 @@ def _dtype_name(array_type: Any) -> str:
     return ARRAY_DTYPES.get(name, name.lower())
 
 
-def _private_copy(src: Path, dst: Path) -> Path:
-    """Copy a model to ``dst`` as plain writable files, whatever the bundle's own permissions."""
-    if src.is_dir():
-        for dirpath, _dirnames, filenames in os.walk(src):
-            target = dst / Path(dirpath).relative_to(src)
-            target.mkdir(parents=True, exist_ok=True)
-            for name in filenames:
-                shutil.copyfile(Path(dirpath) / name, target / name)
-    else:
-        shutil.copyfile(src, dst)
-    return dst
-
-
 # -- fixtures (module-level: they belong to these checks alone) -------------------------------------
 @pytest.fixture(scope="session")
 def coreml_files(bundle: Any) -> CoreMLFiles:
@@ -133,7 +114,7 @@ def coreml_path(coreml_files: CoreMLFiles) -> Path:
 @pytest.fixture(scope="session")
 def coremltools() -> Any:
     """coremltools, imported with its start-up noise routed to the debug log; skips the check if absent."""
-    from conv2d_bundle.export.coreml import _converter_output_to_log  # one implementation of the routing
+    from conv2d_bundle.targets.ios.export import _converter_output_to_log  # one implementation of the routing
 
     try:
         with _converter_output_to_log():
@@ -166,27 +147,17 @@ def coreml_spec(coreml_files: CoreMLFiles, coreml_path: Path, coremltools: Any) 
 @pytest.fixture(scope="session")
 def coreml_model(coreml_files: CoreMLFiles, coreml_path: Path, coremltools: Any) -> Iterator[Any]:
     """``coremltools.models.MLModel`` opened from a temporary copy (compiled for prediction on macOS only)."""
-    from conv2d_bundle.export.coreml import _converter_output_to_log
+    from conv2d_bundle.targets.ios.runner import open_model
 
-    with tempfile.TemporaryDirectory(prefix="conv2d-coreml-check-") as tmp:
-        copy = _private_copy(coreml_path, Path(tmp) / coreml_path.name)
-        try:
-            with _converter_output_to_log():
-                model = coremltools.models.MLModel(str(copy), skip_model_load=platform.system() != "Darwin")
-        except (
-            Exception
-        ) as exc:  # coremltools raises many types (DecodeError, RuntimeError, ...) for a bad model
-            pytest.fail(f"coremltools cannot load {coreml_files.relpath}: {type(exc).__name__}: {exc}")
+    try:
+        model, tmp = open_model(coreml_path, compile_for_prediction=platform.system() == "Darwin")
+    except BundleError as exc:
+        pytest.fail(f"{coreml_files.relpath}: {exc}")
+    with tmp:
         yield model
 
 
 # -- checks -----------------------------------------------------------------------------------------
-def test_coreml_built(coreml_files: CoreMLFiles, coreml_path: Path, check_details: dict) -> None:
-    check_details.update(file=coreml_files.relpath, model_format=coreml_files.model_format)
-    if coreml_files.info.get("status") != "built":
-        pytest.fail(f"{coreml_files.relpath} exists but {coreml_files.why_missing()}")
-
-
 def test_package_structure(coreml_files: CoreMLFiles, coreml_path: Path, check_details: dict) -> None:
     """An .mlpackage has Manifest.json, every item it lists, the spec and (ML Program) the weights;
     a neuralnetwork model is one non-empty .mlmodel file."""
@@ -390,35 +361,3 @@ def test_size(coreml_path: Path, coreml_files: CoreMLFiles, check_details: dict)
             ),
             stacklevel=1,
         )
-
-
-def test_parity(
-    request: pytest.FixtureRequest,
-    reference_inputs: Any,
-    reference_outputs: Any,
-    model_spec: Any,
-    output_name: str,
-    batch_size: int,
-    compare_output: Any,
-    check_details: dict,
-) -> None:
-    """Golden outputs reproduced through ``predict()``: codes exactly (by value), floats within tolerance."""
-    if platform.system() != "Darwin":  # before loading anything: the model is only compiled on macOS
-        pytest.skip(NEEDS_MACOS)
-    coreml_model = request.getfixturevalue("coreml_model")
-    golden_rows(reference_inputs, batch_size)
-    if output_name not in reference_outputs:
-        pytest.fail(f"reference/outputs.npz has no {output_name}")
-    feed = {model_spec.input_name: np.ascontiguousarray(reference_inputs[:batch_size])}
-    try:
-        got = coreml_model.predict(feed)
-    except Exception as exc:  # Core ML reports every prediction failure as some runtime error
-        pytest.fail(f"Core ML predict() failed, batch {batch_size}: {type(exc).__name__}: {exc}")
-    if output_name not in got:
-        pytest.fail(f"Core ML predict() produced no {output_name} (has {sorted(got)})")
-    actual = np.asarray(got[output_name])
-    # integers are compared by value, not cast: float codes like 42.3 must not pass as 42
-    check_details.update(coreml_dtype=str(actual.dtype), batch_size=batch_size)
-    stats = compare_output(output_name, actual, reference_outputs[output_name][:batch_size])
-    if not stats.passed:
-        pytest.fail(f"Core ML parity, batch {batch_size}: {stats.describe()}")

@@ -1,7 +1,5 @@
-"""Exporters, one module per format (onnx.py, coreml.py, hailo.py), and the spec's ModelExporter facade.
-
-Each module imports its heavy dependency inside the function that needs it.
-"""
+"""``ModelExporter``: export a model to ONNX and Core ML without making a bundle (each target's exporter,
+``conv2d_bundle/targets/<name>/export.py``, does the work and imports its heavy dependency when called)."""
 
 from __future__ import annotations
 
@@ -15,17 +13,17 @@ log = logging.getLogger(__name__)
 
 
 class ModelExporter:
-    """The spec's API: export one model to every format this installation supports."""
+    """Export one model to every format this installation supports, outside a bundle."""
 
     def export_onnx(self, model: Any, input_shape: tuple[int, ...], output_path: Path, **kwargs: Any) -> Path:
-        from conv2d_bundle.export.onnx import export_onnx
+        from conv2d_bundle.targets.onnx.export import export_onnx
 
         return export_onnx(model, input_shape, Path(output_path), **kwargs).path
 
     def export_coreml(
         self, model: Any, input_shape: tuple[int, ...], output_path: Path, **kwargs: Any
     ) -> Path:
-        from conv2d_bundle.export.coreml import export_coreml
+        from conv2d_bundle.targets.ios.export import export_coreml
 
         return export_coreml(model, input_shape, Path(output_path), **kwargs).path
 

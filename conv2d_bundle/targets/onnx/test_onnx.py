@@ -1,4 +1,6 @@
-"""ONNX checks: the export loads, has the configured signature, and reproduces the golden outputs.
+"""ONNX checks: the export loads, has the configured signature, versions and metadata, answers any valid
+batch and refuses invalid inputs (fuzzing), and, with ``--benchmark``, how fast it runs. Its parity with the
+golden outputs is the shared check (``conv2d_bundle/checks/test_targets.py``) through the ONNX runner.
 
 numpy + onnx + onnxruntime only, so a bundle can be verified on the edge device itself.
 """
@@ -12,25 +14,38 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.check_fixtures import golden_rows
-from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.errors import BundleError, BundleWarning
+from conv2d_bundle.targets.onnx import ONNX_FILE
+from conv2d_bundle.targets.onnx.graph import (
+    MAX_IR_VERSION,
+    MIN_OPSET,
+    dims,
+    dtype,
+    graph_inputs,
+    load,
+    opset_of,
+)
+from conv2d_bundle.targets.onnx.runner import session
 
 pytestmark = pytest.mark.conv2d_target("onnx")
 
-MIN_OPSET = 11
-MAX_IR_VERSION = 9
-ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 6: "int32", 7: "int64"}
+
+@pytest.fixture(scope="session")
+def onnx_model(bundle: Any) -> Any:
+    """The parsed ``models/model.onnx`` (onnx ModelProto), loaded once."""
+    try:
+        return load(bundle.path(ONNX_FILE), ONNX_FILE)
+    except BundleError as exc:
+        pytest.fail(str(exc))
 
 
-def _dims(value_info: Any) -> list[Any]:
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-        for d in value_info.type.tensor_type.shape.dim
-    ]
-
-
-def _opset(model: Any) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+@pytest.fixture(scope="session")
+def onnx_session(bundle: Any) -> Any:
+    """One onnxruntime session on ``models/model.onnx`` for the whole pytest session."""
+    try:
+        return session(bundle.path(ONNX_FILE), ONNX_FILE)
+    except BundleError as exc:  # the export does not load: a failure, never a skip
+        pytest.fail(str(exc))
 
 
 def test_onnx_loads(onnx_model: Any) -> None:
@@ -48,35 +63,32 @@ def test_onnx_checker(onnx_model: Any) -> None:
 
 
 def test_input_signature(onnx_model: Any, model_spec: Any) -> None:
-    inputs = [
-        i for i in onnx_model.graph.input if i.name not in {t.name for t in onnx_model.graph.initializer}
-    ]
+    inputs = graph_inputs(onnx_model)
     if [i.name for i in inputs] != [model_spec.input_name]:
         pytest.fail(f"model.onnx inputs {[i.name for i in inputs]} != expected [{model_spec.input_name}]")
-    elem = ONNX_DTYPES.get(inputs[0].type.tensor_type.elem_type, str(inputs[0].type.tensor_type.elem_type))
+    elem = dtype(inputs[0])
     if elem != "float32":
         pytest.fail(f"input {model_spec.input_name} is {elem}, expected float32")
-    dims = _dims(inputs[0])
+    shape = dims(inputs[0])
     expected = ["N", *model_spec.input_shape[1:]]
-    if len(dims) != len(expected) or dims[1:] != expected[1:] or isinstance(dims[0], int):
-        pytest.fail(f"input shape {dims} != expected {expected} (dynamic batch, fixed other axes)")
+    if len(shape) != len(expected) or shape[1:] != expected[1:] or isinstance(shape[0], int):
+        pytest.fail(f"input shape {shape} != expected {expected} (dynamic batch, fixed other axes)")
 
 
 def test_output_signature(onnx_model: Any, model_spec: Any, output_name: str) -> None:
     outputs = {o.name: o for o in onnx_model.graph.output}
     if output_name not in outputs:
         pytest.fail(f"model.onnx has no output {output_name} (has {sorted(outputs)})")
-    elem = outputs[output_name].type.tensor_type.elem_type
-    dtype = ONNX_DTYPES.get(elem, str(elem))
-    if dtype != model_spec.output(output_name).dtype:
-        pytest.fail(f"output {output_name} is {dtype}, expected {model_spec.output(output_name).dtype}")
-    dims = _dims(outputs[output_name])
-    if not dims or isinstance(dims[0], int):
-        pytest.fail(f"output {output_name} shape {dims}: the batch axis is not dynamic")
+    got = dtype(outputs[output_name])
+    if got != model_spec.output(output_name).dtype:
+        pytest.fail(f"output {output_name} is {got}, expected {model_spec.output(output_name).dtype}")
+    shape = dims(outputs[output_name])
+    if not shape or isinstance(shape[0], int):
+        pytest.fail(f"output {output_name} shape {shape}: the batch axis is not dynamic")
 
 
 def test_opset(onnx_model: Any, metadata: Any, check_details: dict) -> None:
-    opset = _opset(onnx_model)
+    opset = opset_of(onnx_model)
     configured = metadata.get("formats", {}).get("onnx", {}).get("opset_version", MIN_OPSET)
     check_details.update(opset=opset, configured=configured)
     if opset < MIN_OPSET:
@@ -112,35 +124,6 @@ def test_embedded_metadata(onnx_model: Any, metadata: Any, bundle: Any) -> None:
         problems.append(f"version {props.get('version')!r} != {metadata.get('system_version')!r}")
     if problems:
         pytest.fail("model.onnx metadata_props: " + "; ".join(problems))
-
-
-def test_parity(
-    onnx_session: Any,
-    reference_inputs: Any,
-    reference_outputs: Any,
-    model_spec: Any,
-    output_name: str,
-    batch_size: int,
-    compare_output: Any,
-    check_details: dict,
-) -> None:
-    """Golden outputs reproduced: integers exactly, floats within the verifier's tolerance policy."""
-    golden_rows(reference_inputs, batch_size)
-    if output_name not in reference_outputs:
-        pytest.fail(f"reference/outputs.npz has no {output_name}")
-    got = dict(
-        zip(
-            [o.name for o in onnx_session.get_outputs()],
-            onnx_session.run(None, {model_spec.input_name: reference_inputs[:batch_size]}),
-            strict=True,
-        )
-    )
-    if output_name not in got:
-        pytest.fail(f"model.onnx produced no {output_name}")
-    check_details["batch_size"] = batch_size
-    stats = compare_output(output_name, got[output_name], reference_outputs[output_name][:batch_size])
-    if not stats.passed:
-        pytest.fail(f"parity, batch {batch_size}: {stats.describe()}")
 
 
 # -- property checks (hypothesis) -------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from conv2d_bundle.cli_options import artifacts_option
+from conv2d_bundle.cli.options import artifacts_option
 
 
 @click.command()

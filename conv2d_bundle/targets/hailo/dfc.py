@@ -1,6 +1,6 @@
 """Drive the Hailo Dataflow Compiler (``hailo_sdk_client``) where it is installed.
 
-The DFC runs in a child process (``python -m conv2d_bundle.export.hailo_compile``), so a hung compile is
+The DFC runs in a child process (``python -m conv2d_bundle.targets.hailo.dfc``), so a hung compile is
 stopped by a timeout and the DFC's heavy imports never enter the caller. The child follows the documented
 Python API: ``ClientRunner(hw_arch=...)``, ``translate_onnx_model``, ``load_model_script``,
 ``optimize(calib)``, ``compile()`` -> HEF bytes, and prints one JSON line with the DFC version.
@@ -48,7 +48,7 @@ def run_dfc(request: CompileRequest, timeout: float = DEFAULT_TIMEOUT) -> str:
     args = [
         sys.executable,
         "-m",
-        "conv2d_bundle.export.hailo_compile",
+        "conv2d_bundle.targets.hailo.dfc",
         "--onnx", str(request.onnx),
         "--calib", str(request.calib),
         "--script", str(request.script),
@@ -89,7 +89,7 @@ def _dfc_version(module: object) -> str:
 
 
 def _child(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conv2d_bundle.export.hailo_compile")
+    parser = argparse.ArgumentParser(prog="python -m conv2d_bundle.targets.hailo.dfc")
     for opt in ("--onnx", "--calib", "--script", "--hef", "--net-name", "--hw-arch", "--input-name"):
         parser.add_argument(opt, required=True)
     parser.add_argument("--input-shape", required=True)

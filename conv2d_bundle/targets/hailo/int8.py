@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from conv2d_bundle.errors import ExportError
+from conv2d_bundle.targets.onnx.graph import opset_of
 
 DEFAULT_MIN_CODE_AGREEMENT = 0.5
 DEFAULT_MIN_ARGMAX_AGREEMENT = 0.95
@@ -49,10 +50,7 @@ def quantize_static_qdq(
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    opset = max(
-        (o.version for o in onnx.load(str(device_onnx)).opset_import if o.domain in ("", "ai.onnx")),
-        default=0,
-    )
+    opset = opset_of(onnx.load(str(device_onnx)))
     per_channel = opset >= 13
 
     class _Reader(CalibrationDataReader):
@@ -95,7 +93,7 @@ def int8_agreement(
 ) -> dict[str, Any]:
     """Quantize ``device_onnx`` on the NHWC calibration set and compare host results on ``inputs``:
     ``code_agreement`` (fraction of identical codes) and ``argmax_agreement`` (identical class)."""
-    from conv2d_bundle.export.hailo_kit import run_device
+    from conv2d_bundle.targets.hailo.kit import run_device
 
     calib_nchw = np.ascontiguousarray(calib_nhwc.transpose(0, 3, 1, 2))
     with tempfile.TemporaryDirectory(prefix="conv2d-int8-") as tmp:

@@ -1,6 +1,6 @@
 """``conv2d pack archive|import|deploy|clean|compare|show|pin|unpin``: the bundle lifecycle commands.
 
-Registered on the ``pack`` group by :func:`register` (called at the end of ``cli.py``). Errors are raised as
+Registered on the ``pack`` group by ``conv2d_bundle/cli/__init__.py`` (:data:`COMMANDS`). Errors are raised as
 :class:`BundleError` subclasses; ``cli.py`` alone turns them into a message and an exit code.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from conv2d_bundle.cli_options import artifacts_option, target_option
+from conv2d_bundle.cli.options import artifacts_option, target_option
 from conv2d_bundle.errors import ValidationFailed
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -72,7 +72,7 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
     from conv2d_bundle.archive import import_archive
 
     result = import_archive(archive_path, output_dir, max_bytes=parse_size(max_size), max_entries=max_entries)
-    b = result.bundle
+    b = result
     if as_json:
         _echo_json(
             {
@@ -285,6 +285,4 @@ def unpin(bundle_ref: str, output_dir: Path) -> None:
     click.echo(f"unpinned: {do_unpin(output_dir, bundle_ref)}")
 
 
-def register(group: click.Group) -> None:
-    for command in (archive, import_cmd, deploy, clean, compare, show, pin, unpin):
-        group.add_command(command)
+COMMANDS = (archive, import_cmd, deploy, clean, compare, show, pin, unpin)

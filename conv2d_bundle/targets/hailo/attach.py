@@ -1,7 +1,7 @@
 """``attach-hef``: put a HEF compiled from the bundle's kit into the bundle, checked first, then re-sealed.
 
 Before anything is written: the bundle must verify against its MANIFEST (re-sealing must never launder a
-tampered bundle), the file must be a HEF whose integrity hash holds (:func:`conv2d_bundle.hef.read_hef`),
+tampered bundle), the file must be a HEF whose integrity hash holds (:func:`conv2d_bundle.targets.hailo.hef.read_hef`),
 compiled for an architecture the configured device accepts, with the kit's ``--net-name`` among its network
 groups. Then the HEF, metadata.json, the generated docs and MANIFEST.json are written under temporary names
 and renamed into place (MANIFEST last). On any refusal the bundle is byte-for-byte untouched.
@@ -20,10 +20,10 @@ from typing import Any
 from conv2d_bundle import atomic, bundle_docs
 from conv2d_bundle.bundle import Bundle
 from conv2d_bundle.errors import BundleIntegrityError, HefError
-from conv2d_bundle.hef import HefInfo, device_accepts, read_hef
 from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.targets.hailo import HEF_FILE
+from conv2d_bundle.targets.hailo.hef import HefInfo, device_accepts, read_hef
 
-HEF_FILE = "models/hailo.hef"
 DOCS = {
     "docs/README.md": bundle_docs.readme,
     "docs/deployment_guide.md": bundle_docs.deployment_guide,

@@ -1,9 +1,9 @@
 """Hailo: the compile kit in every bundle, and a HEF where the Dataflow Compiler is installed.
 
-``build_hailo_kit`` writes ``models/hailo/`` (see :mod:`conv2d_bundle.export.hailo_kit`), proves that the
+``build_hailo_kit`` writes ``models/hailo/`` (see :mod:`conv2d_bundle.targets.hailo.kit`), proves that the
 device part + host post-processing reproduce the golden outputs, measures int8 sensitivity, and, where
 ``hailo_sdk_client`` imports and the user asked for hailo, compiles ``models/hailo.hef``
-(:mod:`conv2d_bundle.export.hailo_compile`). A compiler failure leaves ``status: "kit"`` with the
+(:mod:`conv2d_bundle.targets.hailo.dfc`). A compiler failure leaves ``status: "kit"`` with the
 compiler's own message; the bundle still seals with the kit.
 """
 
@@ -15,20 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from conv2d_bundle import atomic, int8
+from conv2d_bundle import atomic
 from conv2d_bundle.errors import BundleError, ExportError, HefError
-from conv2d_bundle.export import hailo_compile, hailo_kit
+from conv2d_bundle.parity import check_outputs
+from conv2d_bundle.targets.hailo import DEVICE_ONNX, HEF_FILE, KIT_DIR, NOT_COMPILED, int8
+from conv2d_bundle.targets.hailo import dfc as hailo_compile
+from conv2d_bundle.targets.hailo import kit as hailo_kit
 
 log = logging.getLogger(__name__)
-HEF_FILE = "models/hailo.hef"
-NOT_COMPILED = "HEF not compiled: run models/hailo/compile.sh where the Hailo DFC 3.x is installed, then conv2d pack attach-hef"
 
 
 def build_hailo_kit(ctx: Any) -> dict[str, Any]:
     """Write the kit into ``ctx.staging``; compile a HEF where possible. Returns metadata ``formats.hailo``."""
     cfg, spec = ctx.config, ctx.config.model
     options = cfg.hailo_options
-    kit = ctx.staging / hailo_kit.KIT_DIR
+    kit = ctx.staging / KIT_DIR
     kit.mkdir(parents=True, exist_ok=True)
     hw_arch = str(options.get("hw_arch", "hailo8"))
     net_name = hailo_kit.net_name_for(spec.name)
@@ -36,7 +37,9 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
     device = hailo_kit.export_device_onnx(
         ctx.model, spec, kit / "model.onnx", opset=opset, metadata=ctx.onnx_metadata()
     )
-    parity = hailo_kit.check_split_parity(device.path, ctx.reference, spec, device.split)
+    got = hailo_kit.split_runner(device.path, spec, device.split)(ctx.reference.inputs)
+    # a ParityError (an ExportError): a kit that could never give the model's outputs is not deployable
+    parity = check_outputs(got, ctx.reference.outputs, spec.outputs, f"{DEVICE_ONNX} + host post-processing")
     calib, calib_info = hailo_kit.calibration_set(
         options,
         ctx.reference.inputs,
@@ -50,8 +53,8 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "status": "kit",
         "reason": NOT_COMPILED,
-        "kit_dir": hailo_kit.KIT_DIR,
-        "kit_files": [f"{hailo_kit.KIT_DIR}/{name}" for name in hailo_kit.KIT_FILES],
+        "kit_dir": KIT_DIR,
+        "kit_files": [f"{KIT_DIR}/{name}" for name in hailo_kit.KIT_FILES],
         "hw_arch": hw_arch,
         "net_name": net_name,
         "split": device.split,
@@ -106,9 +109,9 @@ def _int8(device: hailo_kit.DeviceExport, calib: np.ndarray, inputs: np.ndarray,
 
 
 def _compile(ctx: Any, meta: dict[str, Any], spec: Any) -> None:
-    from conv2d_bundle.hef import device_accepts, read_hef
+    from conv2d_bundle.targets.hailo.hef import device_accepts, read_hef
 
-    kit = ctx.staging / hailo_kit.KIT_DIR
+    kit = ctx.staging / KIT_DIR
     hef_path = ctx.staging / HEF_FILE
     request = hailo_compile.CompileRequest(
         onnx=kit / "model.onnx",

@@ -1,4 +1,4 @@
-"""Core ML export with coremltools, written byte-reproducibly (see DESIGN.md, "Core ML").
+"""Core ML export with coremltools, written byte-reproducibly.
 
 coremltools saves a different package on every run: ``Manifest.json`` gets random UUIDs, ``model.mlmodel``
 stores its metadata map in hash order and embeds the conversion date. :func:`normalize_mlpackage` fixes
@@ -43,8 +43,13 @@ class CoreMLExport:
     model_format: str  # "mlprogram" | "neuralnetwork"
     minimum_deployment_target: str  # "iOS15" | "iOS13" | ...
     specification_version: int
-    codes_dtype: str  # what the integer codes became (Core ML has no int64): "int32" or "float32"
+    output_dtypes: Mapping[str, str]  # each output's Core ML dtype (no int64: codes become int32 or float32)
     coremltools_version: str
+
+    @property
+    def codes_dtype(self) -> str:
+        """What the first output became (the example's integer codes)."""
+        return next(iter(self.output_dtypes.values()), "")
 
 
 def export_coreml(
@@ -135,15 +140,17 @@ def export_coreml(
             atomic.write_bytes(output_path, normalize_mlmodel_spec(spec))
     except OSError as exc:
         raise ExportError(f"cannot write Core ML model {output_path}: {exc}") from exc
-    codes = next((o for o in spec.description.output if o.name == output_names[0]), None)
-    array = None if codes is None else codes.type.multiArrayType
-    dtype = "" if array is None else type(array).ArrayDataType.Name(array.dataType)
+    dtypes = {}
+    for out in spec.description.output:
+        array = out.type.multiArrayType
+        name = type(array).ArrayDataType.Name(array.dataType)
+        dtypes[out.name] = _DTYPE_NAMES.get(name, name.lower())
     return CoreMLExport(
         output_path,
         model_format,
         minimum_deployment_target,
         spec.specificationVersion,
-        _DTYPE_NAMES.get(dtype, dtype.lower()),
+        {name: dtypes.get(name, "") for name in output_names},
         ct.__version__,
     )
 
@@ -290,3 +297,40 @@ def _converter_output_to_log() -> Iterator[None]:
         ]
         if any(lines):
             log.debug("converter output:\n%s", "\n".join(line for line in lines if line))
+
+
+def build(ctx: Any) -> dict[str, Any]:
+    """Export the staging bundle's model as Core ML; return its ``formats.coreml`` entry."""
+    from conv2d_bundle import provenance
+
+    spec, opts = ctx.config.model, ctx.config.coreml_options
+    result = export_coreml(
+        ctx.model,
+        spec.input_shape,
+        ctx.staging / "models" / "coreml.mlpackage",
+        input_name=spec.input_name,
+        output_names=spec.output_names,
+        batch_range=tuple(opts["batch_range"]),
+        minimum_deployment_target=opts["minimum_deployment_target"],
+        metadata={**ctx.onnx_metadata(), "system_version": provenance.system_version()},
+        version=provenance.system_version(),
+        short_description=f"{spec.name}: {', '.join(spec.output_names)} from {spec.input_name}",
+        input_descriptions={
+            spec.input_name: f"float32 window [N, {', '.join(map(str, spec.input_shape[1:]))}]"
+        },
+        output_descriptions={o.name: f"{o.kind} ({o.dtype} in the source model)" for o in spec.outputs},
+    )
+    entry = {
+        "status": "built",
+        "file": result.path.relative_to(ctx.staging).as_posix(),
+        "model_format": result.model_format,
+        "minimum_deployment_target": result.minimum_deployment_target,
+        "minimum_ios_version": result.minimum_deployment_target.removeprefix("iOS") + ".0",
+        "specification_version": result.specification_version,
+        "coremltools_version": result.coremltools_version,
+        **ctx.size_entry(result.path),
+    }
+    codes = next((o.name for o in spec.outputs if o.kind == "codes"), None)
+    if codes is not None:  # Core ML has no int64: what the integer codes became
+        entry["codes_dtype"] = result.output_dtypes.get(codes, "")
+    return entry

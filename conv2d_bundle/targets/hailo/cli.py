@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from conv2d_bundle.cli_options import artifacts_option
+from conv2d_bundle.cli.options import artifacts_option
 
 
 @click.command("attach-hef")
@@ -15,8 +15,8 @@ from conv2d_bundle.cli_options import artifacts_option
 @artifacts_option
 def attach_hef(bundle_ref: str, hef: Path, output_dir: Path) -> None:
     """Check HEF (integrity, architecture, network name) and seal it into BUNDLE (hash prefix or path)."""
-    from conv2d_bundle.attach import attach_hef as attach
     from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.targets.hailo.attach import attach_hef as attach
 
     result = attach(get_bundle(output_dir, bundle_ref), hef)
     for note in result.warnings:

@@ -1,5 +1,6 @@
-"""Hailo checks: the compile kit is complete and compilable, the device/host split reproduces the golden
-outputs, and the HEF (once compiled or attached) is intact, for the configured device and this network.
+"""Hailo checks: the compile kit is complete and compilable, and the HEF (once compiled or attached) is intact,
+for the configured device and this network. That the device/host split reproduces the golden outputs is the
+shared parity check (``conv2d_bundle/checks/test_targets.py``) through the Hailo runner.
 
 numpy + onnx + onnxruntime only (no torch, no Hailo software); ``hailortcli parse-hef`` is used where it is
 on PATH and skipped, with that reason, elsewhere.
@@ -15,16 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.errors import BundleWarning, HefError
+from conv2d_bundle.errors import BundleError, BundleWarning, HefError
+from conv2d_bundle.targets.hailo import DEVICE_ONNX, NOT_COMPILED
+from conv2d_bundle.targets.hailo import HEF_FILE as HEF
+from conv2d_bundle.targets.hailo import KIT_DIR as KIT
+from conv2d_bundle.targets.onnx.graph import MAX_IR_VERSION, dims, graph_inputs, load, opset_of
 
 pytestmark = pytest.mark.conv2d_target("hailo")
 
-KIT = "models/hailo"
-HEF = "models/hailo.hef"
 KIT_FILES = ("model.onnx", "calib_set.npy", "model_script.alls", "compile.sh", "README.md")
-NOT_COMPILED = "HEF not compiled: run models/hailo/compile.sh where the Hailo DFC 3.x is installed, then conv2d pack attach-hef"
 DEVICE_OPSETS = (11, 13)
-MAX_IR_VERSION = 9
 MIN_CALIBRATION = 64
 HEF_WARN_BYTES = 10 * 2**20
 COMPILE_COMMANDS = ("hailo parser onnx", "hailo optimize", "hailo compiler")
@@ -45,15 +46,10 @@ def hailo_options(bundle: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def device_model(bundle: Any) -> Any:
-    import onnx
-
-    path = bundle.path(f"{KIT}/model.onnx")
-    if not path.is_file():
-        pytest.fail(f"{KIT}/model.onnx is missing")
     try:
-        return onnx.load(str(path))
-    except Exception as exc:  # DecodeError and others: a damaged file
-        pytest.fail(f"{KIT}/model.onnx cannot be parsed: {type(exc).__name__}: {exc}")
+        return load(bundle.path(DEVICE_ONNX), DEVICE_ONNX)
+    except BundleError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +73,12 @@ def hef_path(bundle: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def hef_info(hef_path: Path) -> Any:
-    from conv2d_bundle.hef import read_hef
+    from conv2d_bundle.targets.hailo.hef import read_hef
 
     try:
         return read_hef(hef_path)
     except HefError as exc:
         pytest.fail(f"{HEF}: {exc}")
-
-
-def _dims(value_info: Any) -> list[Any]:
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-        for d in value_info.type.tensor_type.shape.dim
-    ]
 
 
 # -- the kit ----------------------------------------------------------------------------------------
@@ -138,19 +127,18 @@ def test_model_script(bundle: Any, hailo_info: Any) -> None:
 
 
 def test_device_onnx_static(device_model: Any, model_spec: Any, hailo_info: Any, check_details: dict) -> None:
-    init = {t.name for t in device_model.graph.initializer}
-    inputs = [i for i in device_model.graph.input if i.name not in init]
+    inputs = graph_inputs(device_model)
     if [i.name for i in inputs] != [model_spec.input_name]:
         pytest.fail(f"{KIT}/model.onnx inputs {[i.name for i in inputs]} != [{model_spec.input_name}]")
     expected = [1, *model_spec.input_shape[1:]]
-    dims = _dims(inputs[0])
-    check_details["input_shape"] = dims
-    if dims != expected:
-        pytest.fail(f"{KIT}/model.onnx input shape {dims} != expected {expected} (batch 1, static)")
+    shape = dims(inputs[0])
+    check_details["input_shape"] = shape
+    if shape != expected:
+        pytest.fail(f"{KIT}/model.onnx input shape {shape} != expected {expected} (batch 1, static)")
     dynamic = {
-        o.name: _dims(o)
+        o.name: dims(o)
         for o in device_model.graph.output
-        if not all(isinstance(d, int) and d > 0 for d in _dims(o))
+        if not all(isinstance(d, int) and d > 0 for d in dims(o))
     }
     if dynamic:
         pytest.fail(f"{KIT}/model.onnx has dynamic output axes: {dynamic}")
@@ -161,7 +149,7 @@ def test_device_onnx_static(device_model: Any, model_spec: Any, hailo_info: Any,
 
 
 def test_device_onnx_versions(device_model: Any, check_details: dict) -> None:
-    opset = max((o.version for o in device_model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    opset = opset_of(device_model)
     check_details.update(opset=opset, ir_version=device_model.ir_version)
     if opset not in DEVICE_OPSETS:
         pytest.fail(
@@ -174,7 +162,7 @@ def test_device_onnx_versions(device_model: Any, check_details: dict) -> None:
 
 
 def test_device_onnx_supported_ops(device_model: Any, check_details: dict) -> None:
-    from conv2d_bundle.hailo_ops import unsupported_ops
+    from conv2d_bundle.targets.hailo.ops import unsupported_ops
 
     ops = sorted({n.op_type for n in device_model.graph.node})
     check_details["ops"] = ops
@@ -205,37 +193,8 @@ def test_calibration_set(calib: Any, model_spec: Any, hailo_info: Any, check_det
         )
 
 
-@pytest.fixture(scope="module")
-def split_outputs(
-    bundle: Any, device_model: Any, reference_inputs: Any, model_spec: Any, hailo_info: Any
-) -> Any:
-    from conv2d_bundle.export.hailo_kit import host_outputs, run_device
-
-    try:
-        device = run_device(bundle.path(f"{KIT}/model.onnx"), reference_inputs, model_spec.input_name)
-    except Exception as exc:  # onnxruntime's Fail / InvalidArgument: the device part does not run
-        pytest.fail(f"{KIT}/model.onnx does not run in onnxruntime: {str(exc).splitlines()[0]}")
-    try:
-        return host_outputs(device, model_spec, bool(hailo_info.get("split")))
-    except KeyError as exc:
-        pytest.fail(f"{KIT}/model.onnx lacks the device output {exc} the host post-processing needs")
-
-
-def test_split_parity(
-    split_outputs: Any, reference_outputs: Any, output_name: str, compare_output: Any
-) -> None:
-    """Device ONNX in onnxruntime + host post-processing reproduce the golden outputs (codes exactly)."""
-    if output_name not in split_outputs:
-        pytest.fail(f"device part + host produce no {output_name}")
-    if output_name not in reference_outputs:
-        pytest.fail(f"reference/outputs.npz has no {output_name}")
-    stats = compare_output(output_name, split_outputs[output_name], reference_outputs[output_name])
-    if not stats.passed:
-        pytest.fail(f"{KIT}/model.onnx + host post-processing: {stats.describe()}")
-
-
 def test_int8_agreement(hailo_info: Any, hailo_options: Any, check_details: dict) -> None:
-    from conv2d_bundle.int8 import below_thresholds, thresholds
+    from conv2d_bundle.targets.hailo.int8 import below_thresholds, thresholds
 
     figures = hailo_info.get("int8")
     if not isinstance(figures, dict):
@@ -274,7 +233,7 @@ def test_hef_integrity(hef_info: Any, check_details: dict) -> None:
 
 
 def test_hef_architecture(hef_info: Any, hailo_options: Any, check_details: dict) -> None:
-    from conv2d_bundle.hef import device_accepts
+    from conv2d_bundle.targets.hailo.hef import device_accepts
 
     hw_arch = hailo_options.get("hw_arch", "hailo8")
     check_details.update(hef_arch=hef_info.hw_arch, hw_arch=hw_arch)
@@ -309,7 +268,7 @@ def test_hef_parse_hef(
     hef_path: Path, hef_info: Any, model_spec: Any, hailo_options: Any, check_details: dict
 ) -> None:
     """Cross-check with HailoRT's own reader, where it is installed."""
-    from conv2d_bundle.hef import device_accepts, find_hailortcli, run_parse_hef
+    from conv2d_bundle.targets.hailo.hef import device_accepts, find_hailortcli, run_parse_hef
 
     if find_hailortcli() is None:
         pytest.skip("hailortcli is not on PATH (it comes with HailoRT): parse-hef cross-check not run")

@@ -1,4 +1,5 @@
-"""ONNX export with the TorchScript exporter (the only route to opset 11-17; see DESIGN.md, "ONNX")."""
+"""ONNX export with the TorchScript exporter: the only route to opset 11-17 (the dynamo exporter always writes
+opset >= 18 and IR 10, which the Hailo parser refuses)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from conv2d_bundle import atomic
-from conv2d_bundle.errors import ExportError, ParityError
+from conv2d_bundle.errors import ExportError
+from conv2d_bundle.targets.onnx.graph import MAX_IR_VERSION
 
 log = logging.getLogger(__name__)
-MAX_IR_VERSION = 9  # IR 10 is rejected by the Hailo parser and older runtimes
 
 
 @dataclass(frozen=True)
@@ -82,31 +83,31 @@ def export_onnx(
     return OnnxExport(output_path, opset, proto.ir_version, "torchscript")
 
 
-def check_onnx_parity(
-    path: Path,
-    inputs: Any,
-    expected: Mapping[str, Any],
-    tolerances: Mapping[str, tuple[float, float, bool]],
-    *,
-    input_name: str,
-) -> list[dict[str, Any]]:
-    """Run the file in onnxruntime on ``inputs``; raise ParityError with the numbers when it disagrees.
+def build(ctx: Any) -> dict[str, Any]:
+    """Export ``models/model.onnx`` into the staging bundle and check it against the golden outputs."""
+    from conv2d_bundle.parity import check_outputs
+    from conv2d_bundle.targets.onnx import ONNX_FILE
+    from conv2d_bundle.targets.onnx.runner import session_runner
 
-    ``tolerances`` maps output name -> (atol, rtol, integer). Returns each output's statistics.
-    """
-    import onnxruntime as ort
-
-    from conv2d_bundle.parity import compare
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    got = dict(zip(names, sess.run(None, {input_name: inputs}), strict=True))
-    stats = []
-    for name, (atol, rtol, integer) in tolerances.items():
-        if name not in got:
-            raise ParityError(f"ONNX parity: output {name!r} missing from {path.name} (has {names})")
-        stats.append(compare(name, got[name], expected[name], integer=integer, atol=atol, rtol=rtol))
-    failed = [s for s in stats if not s.passed]
-    if failed:
-        raise ParityError("ONNX export does not match torch: " + "; ".join(s.describe() for s in failed))
-    return [s.as_dict() for s in stats]
+    spec = ctx.config.model
+    out = ctx.staging / ONNX_FILE
+    info = export_onnx(
+        ctx.model,
+        spec.input_shape,
+        out,
+        input_name=spec.input_name,
+        output_names=spec.output_names,
+        opset=ctx.config.onnx_opset,
+        metadata=ctx.onnx_metadata(),
+    )
+    got = session_runner(out, spec.input_name, ONNX_FILE)(ctx.reference.inputs)
+    parity = check_outputs(got, ctx.reference.outputs, spec.outputs, "the ONNX export")
+    return {
+        "status": "built",
+        "file": ONNX_FILE,
+        "opset_version": info.opset,
+        "ir_version": info.ir_version,
+        "exporter": info.exporter,
+        **ctx.size_entry(out),
+        "parity": parity,
+    }

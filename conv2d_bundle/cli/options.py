@@ -44,8 +44,19 @@ def existing_artifacts_dir(output_dir: Path) -> Path:
     return output_dir
 
 
-#: what ``--target`` accepts on the CLI (pytest_plugin.KNOWN_TARGETS, kept here so the CLI imports no pytest)
-TARGET_CHOICES = ("general", "onnx", "ios", "hailo", "all")
+class TargetList(click.ParamType):
+    """``--target``: ``general``, an installed target, several comma-separated (``onnx,ios``) or ``all``."""
+
+    name = "target"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from conv2d_bundle.errors import BundleError
+        from conv2d_bundle.targets import parse_target_list
+
+        try:
+            return ",".join(parse_target_list(value))
+        except BundleError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def target_option(help_text: str) -> Callable[[F], F]:
@@ -56,8 +67,13 @@ def target_option(help_text: str) -> Callable[[F], F]:
             "--target",
             default="general",
             show_default=True,
-            type=click.Choice(TARGET_CHOICES),
-            help=help_text,
+            type=TargetList(),
+            help=f"{help_text}: general, the installed targets (conv2d pack targets), a comma list, or all",
         )(f)
 
     return decorate
+
+
+def one_line(text: str) -> str:
+    """An error message as one line (the CLI prints every error on one)."""
+    return " ".join(text.split())

@@ -1,1 +1,0 @@
-from conv2d_bundle.checks.test_onnx import *  # noqa: F403 - the checks ship in the package

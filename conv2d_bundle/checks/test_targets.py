@@ -1,0 +1,102 @@
+"""The checks every target gets: its format is in the bundle, and its runner reproduces the golden outputs.
+
+One parity check for every runtime: the plugin parametrizes it over the selected targets x the configured
+outputs x batch sizes 1, 7 and 64 (capped at the golden windows), so an id reads
+``test_parity[onnx-confidence-7]``. Each target's runner loads the exported model and runs the golden inputs
+(ONNX in onnxruntime, Core ML through ``predict()``, the Hailo kit's device part plus the host
+post-processing, ...); the comparison is the verifier's (integers exactly, floats within its tolerance
+policy). Where a target's runner cannot execute on this host, its parity items are skipped with the reason
+the target gives (``conv2d pack targets`` lists them), never passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from conv2d_bundle.errors import BundleError
+from conv2d_bundle.targets import get_target
+
+pytestmark = pytest.mark.conv2d_per_target
+
+Outputs = Callable[[int], Mapping[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def target_outputs(target_name: str, bundle: Any, reference_inputs: Any) -> Iterator[Outputs]:
+    """The target's outputs on the first ``n`` golden windows, each batch size run once per session."""
+    target = get_target(target_name)
+    capability = target.capability()
+    if not capability.executes:
+        pytest.skip(capability.reason)
+    try:
+        runner = target.runner(bundle)
+    except BundleError as exc:  # the export does not load: every parity item of the target errors, saying so
+        pytest.fail(str(exc))
+    cache: dict[int, Mapping[str, Any]] = {}
+
+    def outputs(n: int) -> Mapping[str, Any]:
+        if n not in cache:
+            try:
+                cache[n] = runner(reference_inputs[:n])
+            except BundleError as exc:
+                pytest.fail(f"{target.title}, batch {n}: {exc}")
+            except Exception as exc:  # a runtime refusing the golden inputs: the export does not run
+                pytest.fail(
+                    f"{target.title}, batch {n}: {target.runs_as} failed: {type(exc).__name__}: {exc}"
+                )
+        return cache[n]
+
+    yield outputs
+
+
+@pytest.mark.conv2d_format_check
+def test_format_built(target_name: str, bundle: Any, check_details: dict) -> None:
+    """The bundle holds the target's format: without it, this fails once and the target's checks are not run."""
+    target = get_target(target_name)
+    check_details.update(format=target.format)
+    missing = target.missing(bundle)
+    if missing:
+        pytest.fail(missing)
+
+
+def test_parity(
+    target_name: str,
+    target_outputs: Outputs,
+    reference_inputs: Any,
+    reference_outputs: Any,
+    model_spec: Any,
+    tolerance_policy: Any,
+    output_name: str,
+    batch_size: int,
+    check_details: dict,
+) -> None:
+    """The golden outputs reproduced by the target's runner: integers exactly, floats within the verifier's
+    tolerance policy; a parity item compares exactly the rows its id names."""
+    from conv2d_bundle.parity import compare_output
+
+    if reference_inputs.shape[0] < batch_size:
+        pytest.fail(
+            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; parity at batch {batch_size} "
+            f"needs {batch_size}"
+        )
+    if output_name not in reference_outputs:
+        pytest.fail(f"reference/outputs.npz has no {output_name}")
+    got = target_outputs(batch_size)
+    if output_name not in got:
+        pytest.fail(f"{get_target(target_name).title} produced no {output_name} (has {sorted(got)})")
+    check_details["batch_size"] = batch_size
+    tolerance, stats = compare_output(
+        model_spec.output(output_name),
+        got[output_name],
+        reference_outputs[output_name][:batch_size],
+        tolerance_policy,
+    )
+    check_details["tolerance"] = tolerance.as_dict()
+    if tolerance.violation:
+        pytest.fail(tolerance.violation)
+    check_details.update(stats.as_dict())
+    if not stats.passed:
+        pytest.fail(f"{target_name} parity, batch {batch_size}: {stats.describe()}")

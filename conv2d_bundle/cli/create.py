@@ -1,0 +1,161 @@
+"""``conv2d pack create`` and ``conv2d pack list``: build a bundle, and see which bundles there are."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv2d_bundle.cli.options import artifacts_option, existing_artifacts_dir
+from conv2d_bundle.config import COREML_TARGETS
+from conv2d_bundle.errors import BundleWarning
+
+
+@click.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(path_type=Path), help="experiment YAML"
+)
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="checkpoint (state dict)"
+)
+@click.option("--name", "exp_name", help="experiment name (default: config name or model name)")
+@artifacts_option
+@click.option("--formats", help="comma-separated: onnx,coreml,hailo (default: every format installed)")
+@click.option("--force", is_flag=True, help="rebuild even if the bundle exists")
+@click.option(
+    "--allow-pickle", is_flag=True, help="load a pickled checkpoint (runs code from the file: trust it)"
+)
+@click.option(
+    "--coreml-target",
+    type=click.Choice(COREML_TARGETS),
+    help="minimum iOS for Core ML (config export.coreml.minimum_deployment_target; iOS13/14: neuralnetwork)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def create(
+    config_path: Path,
+    model_path: Path,
+    exp_name: str | None,
+    output_dir: Path,
+    formats: str | None,
+    force: bool,
+    allow_pickle: bool,
+    coreml_target: str | None,
+    as_json: bool,
+) -> None:
+    """Build the bundle of a config + checkpoint (idempotent: same inputs, same EXP_HASH)."""
+    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.config import load_config, parse_config
+    from conv2d_bundle.progress import StepDisplay
+
+    config: Any = config_path
+    if coreml_target:  # an option that changes the export changes the config, and so the hash
+        loaded = load_config(config_path)
+        data = json.loads(json.dumps(loaded.data))
+        data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
+        config = parse_config(data, base_dir=loaded.base_dir)
+    # progress on stderr: a spinner on a terminal, else plain lines (with --json: only on a terminal)
+    with (
+        StepDisplay(only_on_terminal=as_json) as progress,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always", BundleWarning)
+        bundle = ArtifactBundler(output_dir).create_bundle(
+            config,
+            model_path,
+            exp_name=exp_name,
+            formats=formats,
+            force=force,
+            allow_pickle=allow_pickle,
+            progress=progress,
+        )
+    for w in caught:
+        if issubclass(w.category, BundleWarning):
+            click.echo(f"warning: {w.message}", err=True)
+    meta = bundle.metadata
+    info = {
+        "exp_hash": bundle.exp_hash,
+        "exp_name": bundle.exp_name,
+        "bundle_dir": str(bundle.bundle_dir),
+        "formats": {k: v.get("status") for k, v in meta.get("formats", {}).items()},
+        "already_existed": bundle.already_existed,
+        "validation": meta.get("validation", {}),
+    }
+    if as_json:
+        click.echo(json.dumps(info, sort_keys=True))
+        return
+    state = "already exists" if bundle.already_existed else "created"
+    click.echo(f"Bundle {state}: {bundle.exp_hash}")
+    click.echo(f"  Path: {bundle.bundle_dir}")
+    for name, fmt in sorted(meta.get("formats", {}).items()):
+        click.echo(f"  {name}: {fmt.get('status')}" + (f" ({fmt['reason']})" if fmt.get("reason") else ""))
+    onnx_parity = meta.get("formats", {}).get("onnx", {}).get("parity", {})
+    for out, p in sorted(onnx_parity.items()):
+        click.echo(
+            f"  parity {out}: {'ok' if p.get('passed') else 'FAILED'} (max abs error {p.get('max_abs_error'):.2g})"
+        )
+    for target, v in sorted(meta.get("validation", {}).items()):
+        unverified = f", {v['not_verified']} not verified (skipped here)" if v.get("not_verified") else ""
+        click.echo(
+            f"  checks {target}: {'passed' if v.get('passed') else 'FAILED'}, {v.get('warnings', 0)} warnings"
+            + unverified
+        )
+
+
+@click.command(name="list")
+@artifacts_option
+@click.option("--verbose", "verbose_list", is_flag=True, help="show created time, path, formats, accuracy")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
+    """List bundles, newest first."""
+    from conv2d_bundle.bundle import list_bundles
+
+    bundles = list_bundles(existing_artifacts_dir(output_dir))
+    if as_json:
+        rows = [
+            {
+                "exp_hash": b.exp_hash,
+                "exp_name": b.exp_name,
+                "created_at": b.created_at,
+                "bundle_dir": str(b.bundle_dir),
+                "formats": b.get_available_formats(),
+                "format_status": b.format_status(),
+                "accuracy": b.metadata.get("model", {}).get("accuracy"),
+            }
+            for b in bundles
+        ]
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not bundles:
+        click.echo(f"No bundles in {output_dir}")
+        return
+    from conv2d_bundle.progress import print_table, stdout_is_terminal
+
+    if stdout_is_terminal():
+        columns = ["hash", "name"] + (["created", "formats", "accuracy", "path"] if verbose_list else [])
+        table_rows = [
+            [b.exp_hash, b.exp_name]
+            + (
+                [
+                    b.created_at,
+                    ", ".join(b.describe_formats()),
+                    b.metadata.get("model", {}).get("accuracy"),
+                    str(b.bundle_dir),
+                ]
+                if verbose_list
+                else []
+            )
+            for b in bundles
+        ]
+        print_table(columns, table_rows, title=f"{len(bundles)} bundle(s) in {output_dir}")
+        return
+    click.echo(f"Found {len(bundles)} bundle{'s' if len(bundles) != 1 else ''} in {output_dir}:")
+    for b in bundles:
+        click.echo(f"  {b.exp_hash}  {b.exp_name}")
+        if verbose_list:
+            click.echo(f"    Created: {b.created_at}")
+            click.echo(f"    Path: {b.bundle_dir}")
+            click.echo(f"    Formats: {', '.join(b.describe_formats()) or '-'}")
+            click.echo(f"    Accuracy: {b.metadata.get('model', {}).get('accuracy', 'N/A')}")
