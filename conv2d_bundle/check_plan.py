@@ -107,17 +107,25 @@ class Expected:
     owners: dict[str, list[str]] = field(default_factory=dict)  # module file -> the targets it serves
 
 
-def collect_expected(session: pytest.Session, wanted: Wanted) -> Expected:
-    """Collect the check modules of ``general`` and the wanted targets without running anything."""
+def collect_expected(
+    session: pytest.Session, wanted: Wanted, seen: dict[Path, list[pytest.Item]] | None = None
+) -> Expected:
+    """Collect the check modules of ``general`` and the wanted targets without running anything.
+
+    ``seen``: modules the run itself collected whole, before any deselection (by resolved path): their items
+    are reused instead of collected a second time.
+    """
     out = Expected()
     collected: dict[Path, list[pytest.Item]] = {}
+    for path, items in (seen or {}).items():
+        collected[path] = items
     for target, paths in module_paths(wanted.targets).items():
         ids: set[str] = set()
         for path in paths:
             out.owners.setdefault(path.name, []).append(target)
-            if path not in collected:
-                collected[path] = _collect(session, path, out)
-            ids.update(item_id(i) for i in collected[path] if wanted(i) and target_of(i) == target)
+            if path.resolve() not in collected:
+                collected[path.resolve()] = _collect(session, path, out)
+            ids.update(item_id(i) for i in collected[path.resolve()] if wanted(i) and target_of(i) == target)
         out.ids[target] = sorted(ids)
     return out
 
@@ -139,6 +147,17 @@ def _items(node: pytest.Collector) -> Iterator[pytest.Item]:
             yield child
         elif isinstance(child, pytest.Collector):
             yield from _items(child)
+
+
+def whole_modules(config: pytest.Config, items: Sequence[pytest.Item]) -> dict[Path, list[pytest.Item]]:
+    """The items of each module, as collected before any deselection, when the run collected modules whole
+    (no node-id arguments, no ``--lf``, which filters items while collecting): else nothing to reuse."""
+    if config.getoption("lf", False) or any("::" in str(a) for a in config.args):
+        return {}
+    out: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        out.setdefault(item.path.resolve(), []).append(item)
+    return out
 
 
 def describe_selection(config: pytest.Config) -> str:

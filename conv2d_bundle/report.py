@@ -23,7 +23,15 @@ from typing import Any
 import pytest
 
 from conv2d_bundle import atomic
-from conv2d_bundle.check_plan import Expected, Wanted, check_id, collect_expected, module_of, target_of_id
+from conv2d_bundle.check_plan import (
+    Expected,
+    Wanted,
+    check_id,
+    collect_expected,
+    module_of,
+    target_of_id,
+    whole_modules,
+)
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, judge
 
@@ -125,6 +133,7 @@ class ValidationReport:
         self.warnings: dict[str, list[str]] = {}
         self.collection_errors: dict[str, str] = {}
         self.interrupted = ""
+        self.seen: dict[Path, list[pytest.Item]] = {}  # modules this run collected whole (serial runs)
         self.versions: dict[str, str] = {}
         self.written: list[Path] = []
         self.summaries: dict[str, dict[str, Any]] = {}
@@ -151,6 +160,10 @@ class ValidationReport:
             rec.failure = getattr(report, "conv2d_message", "") or _first_line(report.longreprtext)
         elif report.skipped:
             rec.skip_reason = _skip_reason(report)
+
+    @pytest.hookimpl(tryfirst=True)  # before -k/-m/--deselect: the items as collected
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        self.seen = whole_modules(config, items)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -253,7 +266,7 @@ class ValidationReport:
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file: the verdict goes into it
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        expected = collect_expected(session, self.wanted)
+        expected = collect_expected(session, self.wanted, self.seen)
         if self._add_module_skips(expected) and session.exitstatus == EXIT_OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a strict module-level skip fails the run
         status = int(session.exitstatus)
