@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # torch is pinned through constraints.txt (the CPU wheel on disk); an unpinned torch pulls a CUDA build.
 INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint typecheck clean bench gate
+.PHONY: demo test lint typecheck clean bench gate mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,21 @@ bench: $(STAMP)
 	$(INSTALL) 'polygraphy>=0.49'
 	$(BIN)/python -m bench --json bench/results.json
 
+# Mutation testing (not part of `make test`; tests/README.md has the latest figures and every survivor): mutmut over
+# the verdict-critical modules ([tool.mutmut] in pyproject.toml), each mutant judged by the fast in-process tests
+# under tests/unit that reach it. The example bundle is built once beforehand ($$CONV2D_TEST_BUNDLE) for the
+# thousands of short sessions that follow. MUTANTS='conv2d_bundle.verdict*' runs only those mutants.
+MUTANTS ?=
+mutation: $(STAMP)
+	$(INSTALL) 'mutmut==3.8.1'
+	rm -rf mutants
+	@work=$$(mktemp -d -t conv2d-mutation-XXXXXX); \
+	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name dogs_v1 \
+		--output-dir "$$work" --json > "$$work/create.json" && \
+	CONV2D_TEST_BUNDLE=$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["bundle_dir"])' \
+		"$$work/create.json") CONV2D_SHARED=$(CURDIR)/../shared $(BIN)/mutmut run --max-children 2 $(MUTANTS); \
+	status=$$?; rm -rf "$$work"; exit $$status
+	$(BIN)/python mutation/summary.py | tee mutants/summary.txt
+
 clean:
-	rm -rf artifacts .hypothesis
+	rm -rf artifacts .hypothesis mutants

@@ -7,6 +7,7 @@ read-only; tests that break a bundle take ``bundle_copy``, a private copy under 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,13 +20,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "examples" / "dogs.yaml"
 EXAMPLE_MODEL = ROOT / "examples" / "conv2d_fsq.pt"
-SHARED = ROOT.parent / "shared"
+# ../shared beside the clone; `make mutation` runs the tests from a copy (mutants/) and says where it is
+SHARED = Path(os.environ.get("CONV2D_SHARED") or ROOT.parent / "shared")
 
 
 @pytest.fixture(scope="session")
 def example_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example bundle with every format this installation builds (read-only use)."""
+    """The example bundle with every format this installation builds (read-only use).
+
+    ``$CONV2D_TEST_BUNDLE`` names one built beforehand: `make mutation` builds it once for thousands of
+    short sessions (the bundle's own code is not what they mutate)."""
     from conv2d_bundle.bundler import ArtifactBundler
+
+    prebuilt = os.environ.get("CONV2D_TEST_BUNDLE")
+    if prebuilt:
+        return Path(prebuilt)
 
     out = tmp_path_factory.mktemp("example-artifacts")
     return ArtifactBundler(out).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, exp_name="dogs_v1").bundle_dir

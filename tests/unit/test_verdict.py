@@ -1,0 +1,176 @@
+"""The verdict rules, as pure functions: judge() at session end, verdict_of() for any report read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conv2d_bundle.verdict import EXIT_INTERRUPTED, EXIT_OK, EXIT_TESTS_FAILED, Verdict, judge, verdict_of
+
+
+def _judge(**kw: Any) -> Verdict:
+    args: dict[str, Any] = {
+        "outcomes": {"a": "passed", "b": "passed"},
+        "errors": [],
+        "expected": ["a", "b"],
+        "reasons": [],
+        "exit_status": EXIT_OK,
+    }
+    args.update(kw)
+    return judge(**args)
+
+
+def test_complete_run_with_every_check_passed_is_passed() -> None:
+    v = _judge()
+    assert (v.status, v.passed, v.complete, v.reasons, v.errors) == ("passed", True, True, (), ())
+    assert v.counts == {"expected": 2, "passed": 2, "failed": 0, "skipped": 0, "not_run": 0}
+    assert v.describe() == "passed"
+
+
+def test_skips_are_not_verified_but_complete() -> None:
+    v = _judge(outcomes={"a": "passed", "b": "skipped"})
+    assert v.passed and v.complete and v.skipped == 1
+    assert v.describe() == "not verified (1 skipped)"
+    assert v.counts["skipped"] == 1 and v.counts["passed"] == 1
+
+
+def test_a_failure_fails_whatever_else_happened() -> None:
+    v = _judge(outcomes={"a": "failed", "b": "passed"}, errors=["a: broke"], exit_status=EXIT_TESTS_FAILED)
+    assert v.status == "failed" and not v.passed and v.complete
+    assert v.describe() == "failed (1 error)" and v.counts["failed"] == 1
+    two = _judge(outcomes={"a": "failed", "b": "error"}, errors=["a: x", "b: y"], exit_status=1)
+    assert two.describe() == "failed (2 errors)" and two.counts["failed"] == 2
+    assert Verdict("failed", True).describe() == "failed"
+
+
+def test_a_check_that_did_not_run_makes_it_incomplete() -> None:
+    v = _judge(outcomes={"a": "passed"})
+    assert v.status == "incomplete" and not v.complete
+    assert v.reasons == ("1 of 2 checks did not run",) and v.counts["not_run"] == 1
+    assert v.describe() == "incomplete: 1 of 2 checks did not run"
+    interrupted = _judge(outcomes={"a": "passed", "b": "not run"}, reasons=["interrupted"], exit_status=2)
+    assert interrupted.reasons == ("interrupted",)  # the known reason replaces the generic one
+
+
+def test_a_crash_is_incomplete_and_named() -> None:
+    v = _judge(outcomes={"a": "passed", "b": "crashed"}, exit_status=EXIT_TESTS_FAILED)
+    assert v.status == "incomplete" and v.reasons == ("worker crashed: b",)
+    assert v.counts["not_run"] == 1 and v.counts["passed"] == 1
+
+
+def test_never_better_than_pytest_exit_status() -> None:
+    v = _judge(exit_status=EXIT_INTERRUPTED)
+    assert v.status == "incomplete" and v.reasons == ("pytest exit status 2 (interrupted)",)
+    unexplained = _judge(exit_status=EXIT_TESTS_FAILED)
+    assert unexplained.reasons == ("pytest exit status 1 (tests failed)",)
+    explained = _judge(exit_status=EXIT_TESTS_FAILED, failures_elsewhere=True)
+    assert explained.passed  # another target's failure is why pytest exited 1
+    odd = _judge(exit_status=9)
+    assert odd.reasons == ("pytest exit status 9 (unknown)",)
+    assert _judge(exit_status=None).passed
+
+
+def test_nothing_ran_is_not_a_pass() -> None:
+    v = _judge(outcomes={}, expected=[])
+    assert v.status == "incomplete" and v.reasons == ("no check ran",)
+    skipped_only = _judge(outcomes={"a": "skipped"}, expected=["a"])
+    assert skipped_only.reasons == ("no check ran",)
+
+
+def test_reasons_are_listed_once_in_order() -> None:
+    v = _judge(reasons=["interrupted", "collection error: x.py: y", "interrupted"], exit_status=2)
+    assert v.reasons == ("interrupted", "collection error: x.py: y")
+
+
+def _report(**kw: Any) -> dict[str, Any]:
+    return {
+        "verdict": "passed",
+        "complete": True,
+        "errors": [],
+        "reasons": [],
+        "skipped": [],
+        "counts": {"passed": 3},
+        "pytest_exit_status": 0,
+        **kw,
+    }
+
+
+def test_verdict_of_a_passed_report() -> None:
+    v = verdict_of(_report())
+    assert v.passed and v.complete and v.counts == {"passed": 3} and v.skipped == 0
+    assert verdict_of(_report(skipped=[{"id": "x"}])).skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("report", "status", "reasons"),
+    [
+        (_report(errors=["a: b"]), "failed", ()),
+        (_report(complete=False), "incomplete", ()),
+        (_report(complete="yes"), "incomplete", ()),  # only a real true is complete
+        (_report(verdict="failed", errors=["a: b"]), "failed", ()),
+        (
+            _report(verdict="incomplete", complete=False, reasons=["interrupted"]),
+            "incomplete",
+            ("interrupted",),
+        ),
+        (_report(verdict="fine"), "incomplete", ("unknown verdict 'fine'",)),
+        (_report(errors=7), "incomplete", ("malformed report: errors is not a list",)),
+        (_report(reasons="x"), "incomplete", ("malformed report: reasons is not a list",)),
+        (_report(skipped={"a": 1}), "incomplete", ("malformed report: skipped is not a list",)),
+        (_report(counts=[1]), "passed", ()),
+    ],
+)
+def test_verdict_of_reports_that_are_not_a_pass(
+    report: dict[str, Any], status: str, reasons: tuple[str, ...]
+) -> None:
+    v = verdict_of(report)
+    assert (v.status, v.reasons) == (status, reasons)
+    assert v.passed is (status == "passed")
+
+
+def test_verdict_of_a_malformed_report_with_errors_fails() -> None:
+    v = verdict_of(_report(errors=["a: b"], skipped=5))
+    assert (
+        v.status == "failed" and not v.complete and v.reasons == ("malformed report: skipped is not a list",)
+    )
+
+
+def test_verdict_of_no_report() -> None:
+    v = verdict_of(None)
+    assert (v.status, v.complete, v.reasons) == ("incomplete", False, ("no report was written",))
+    assert verdict_of("not a mapping").reasons == ("no report was written",)  # type: ignore[arg-type]
+
+
+def test_verdict_of_against_a_worse_exit_status() -> None:
+    v = verdict_of(_report(), EXIT_INTERRUPTED)
+    assert v.status == "incomplete" and not v.complete
+    assert v.reasons == ("pytest exit status 2 (interrupted)",)
+    assert verdict_of(_report(), 7).reasons == ("pytest exit status 7 (unknown)",)
+    # the status the report was judged against at session end is not held against it a second time
+    assert verdict_of(_report(pytest_exit_status=1), 1).passed
+    assert verdict_of(_report(), 0).passed and verdict_of(_report(), None).passed
+    assert verdict_of(_report(errors=["a: b"]), 2).status == "failed"  # a failure stays a failure
+
+
+@pytest.mark.parametrize(
+    ("report", "status", "complete", "reasons"),
+    [
+        ({"passed": True, "errors": []}, "passed", True, ()),
+        (
+            {"passed": True, "errors": [], "partial": True, "selection": "-k x"},
+            "incomplete",
+            False,
+            ("selected: -k x",),
+        ),
+        ({"passed": True, "errors": [], "partial": True}, "incomplete", False, ("selected: some checks",)),
+        ({"passed": False, "errors": []}, "failed", True, ()),
+        ({"passed": "yes", "errors": []}, "failed", True, ()),
+        ({"passed": True, "errors": ["a: b"]}, "failed", True, ()),
+    ],
+)
+def test_verdict_of_schema_1_reports(
+    report: dict[str, Any], status: str, complete: bool, reasons: tuple[str, ...]
+) -> None:
+    v = verdict_of(report)
+    assert (v.status, v.complete, v.reasons) == (status, complete, reasons)
