@@ -126,9 +126,7 @@ def verdict_of(report: Mapping[str, Any] | None, exit_code: int | None = None) -
         partial = bool(report.get("partial"))
         complete = not partial
         reasons = (f"selected: {report.get('selection') or 'some checks'}",) if partial else ()
-        status = (
-            FAILED if errors or report.get("passed") is not True else (PASSED if complete else INCOMPLETE)
-        )
+        status = FAILED if errors or report.get("passed") is not True else PASSED  # partial: see below
     if malformed:
         status, complete, reasons = (FAILED if errors else INCOMPLETE), False, (*reasons, *malformed)
     if status not in (PASSED, FAILED, INCOMPLETE):

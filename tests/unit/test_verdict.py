@@ -96,6 +96,11 @@ def _report(**kw: Any) -> dict[str, Any]:
     }
 
 
+def test_describe_lists_every_reason() -> None:
+    assert Verdict("incomplete", False, ("a", "b")).describe() == "incomplete: a; b"
+    assert Verdict("incomplete", False).describe() == "incomplete: unknown reason"
+
+
 def test_verdict_of_a_passed_report() -> None:
     v = verdict_of(_report())
     assert v.passed and v.complete and v.counts == {"passed": 3} and v.skipped == 0
@@ -127,6 +132,11 @@ def test_verdict_of_reports_that_are_not_a_pass(
     v = verdict_of(report)
     assert (v.status, v.reasons) == (status, reasons)
     assert v.passed is (status == "passed")
+
+
+def test_verdict_of_keeps_the_errors() -> None:
+    v = verdict_of(_report(errors=["a: broke", 3]))
+    assert v.errors == ("a: broke", "3")
 
 
 def test_verdict_of_a_malformed_report_with_errors_fails() -> None:
