@@ -78,8 +78,9 @@ class BuildContext:
 
 
 def available_formats() -> list[str]:
-    """Formats this installation can build (each target says; Core ML needs coremltools)."""
-    return [t.format for t in targets.registry().values() if t.exportable() is None]
+    """Formats a create builds when none are named: those this installation can build (Core ML needs
+    coremltools), but for the ones built only when asked for by name (ExecuTorch: its export takes ~20 s)."""
+    return [t.format for t in targets.registry().values() if t.default and t.exportable() is None]
 
 
 class ArtifactBundler:

@@ -368,6 +368,11 @@ class _Validator:
         if not isinstance(value, Mapping):
             self.bad("export", f"expected a mapping, got {_describe(value)}")
             value = {}
+        from conv2d_bundle.targets import format_names
+
+        # a target of its own (another package's, or executorch) keeps its options in export.<format>
+        own = [f for f in format_names() if f not in ("onnx", "coreml", "hailo")]
+        self.unknown_keys("export", value, ("formats", "onnx", "coreml", "hailo", "reference", *own), "key")
         formats = value.get("formats")
         if formats is not None:
             formats = tuple(parse_formats(formats, self))
@@ -407,6 +412,9 @@ class _Validator:
             "hailo": {**hailo, "hw_arch": hw_arch},
             "reference": {**ref, "num_samples": n, "seed": seed},
         }
+        for name in own:
+            if name in value:
+                export[name] = self.section(f"export.{name}", value[name])
         if formats is not None:
             export["formats"] = list(formats)
         return self.free_form("export", export), formats

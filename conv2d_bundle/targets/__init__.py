@@ -52,6 +52,14 @@ class Capability:
 EXECUTES_HERE = Capability(True, "executes here")
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it (a finder that refuses it: not)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class Target:
     """A deployment target. Subclasses set the attributes and implement the methods they need.
 
@@ -67,6 +75,8 @@ class Target:
     extra: str = ""
     #: how the runner runs, in a few words (for ``conv2d pack targets`` and the parity failure messages)
     runs_as: str = ""
+    #: built by a ``create`` that names no formats (where exportable); else only when asked for by name
+    default: bool = True
 
     # -- exporting ----------------------------------------------------------------------------------
     def exportable(self) -> str | None:

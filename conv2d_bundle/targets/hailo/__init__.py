@@ -8,11 +8,10 @@ host post-processing (numpy), which is what the HEF plus the host will compute, 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target
+from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target, installed
 
 KIT_DIR = "models/hailo"
 DEVICE_ONNX = f"{KIT_DIR}/model.onnx"
@@ -43,7 +42,7 @@ class HailoTarget(Target):
         return None
 
     def capability(self) -> Capability:
-        if importlib.util.find_spec("onnxruntime") is None:
+        if not installed("onnxruntime"):
             return Capability(False, "onnxruntime is not installed")
         return EXECUTES_HERE
 

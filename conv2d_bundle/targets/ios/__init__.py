@@ -4,12 +4,11 @@ coremltools. Its structure and spec are checked anywhere coremltools is installe
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 from collections.abc import Mapping
 from typing import Any
 
-from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target
+from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target, installed
 
 NO_COREMLTOOLS = "coremltools not installed (pip install 'conv2d-bundle[coreml]')"
 NEEDS_MACOS = "Core ML prediction needs macOS"
@@ -24,7 +23,7 @@ class IosTarget(Target):
     runs_as = "Core ML predict() (macOS only)"
 
     def exportable(self) -> str | None:
-        return None if importlib.util.find_spec("coremltools") is not None else NO_COREMLTOOLS
+        return None if installed("coremltools") else NO_COREMLTOOLS
 
     def export(self, ctx: Any) -> dict[str, Any]:
         from conv2d_bundle.targets.ios.export import build
@@ -32,7 +31,7 @@ class IosTarget(Target):
         return build(ctx)
 
     def capability(self) -> Capability:
-        if importlib.util.find_spec("coremltools") is None:
+        if not installed("coremltools"):
             return Capability(False, NO_COREMLTOOLS)
         if platform.system() != "Darwin":
             return Capability(False, NEEDS_MACOS)

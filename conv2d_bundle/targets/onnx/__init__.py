@@ -5,11 +5,10 @@ Its parity executes on any host with onnxruntime, the edge device included: nump
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target
+from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target, installed
 
 ONNX_FILE = "models/model.onnx"
 
@@ -27,7 +26,7 @@ class OnnxTarget(Target):
         return build(ctx)
 
     def capability(self) -> Capability:
-        if importlib.util.find_spec("onnxruntime") is None:
+        if not installed("onnxruntime"):
             return Capability(False, "onnxruntime is not installed")
         return EXECUTES_HERE
 
