@@ -1,10 +1,19 @@
-"""Compare an export's outputs with the golden ones, and say by how much they differ (numpy only)."""
+"""Compare an export's outputs with the golden ones, and say by how much they differ (numpy only).
+
+Every comparison carries the figures people compare exports by, passed or not: max / mean / p99 absolute and
+relative error, cosine similarity, PSNR and SNR in dB, and for class outputs (``kind: probabilities``) the
+top-1 agreement, for code outputs (``kind: codes``) the code agreement. Only the tolerance gates; the figures
+are evidence for the report.
+
+PSNR = 20 log10((max|ref| + 1e-5) / (RMSE + 1e-10)), as Qualcomm AI Hub computes it;
+SNR = 10 log10(mean(ref^2) / mean((out - ref)^2)), both guarded against division by zero by 1e-20.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +37,14 @@ class ParityStats:
     atol: float
     rtol: float
     min_atol_to_pass: float  # with rtol fixed, the smallest atol that would have passed
+    mean_abs_error: float = float("nan")
+    mean_rel_error: float = float("nan")
+    p99_rel_error: float = float("nan")
+    psnr_db: float = float("nan")
+    snr_db: float = float("nan")
+    #: "top1" (class outputs: same argmax) or "codes" (same code), and the fraction of agreement
+    agreement_kind: str | None = None
+    agreement: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: infinite or NaN figures become strings ("inf", "nan"), as JSON has no such numbers."""
@@ -40,22 +57,33 @@ class ParityStats:
             return f"{self.output}: shape {list(self.shape)} != expected {list(self.expected_shape)}"
         if self.total == 0:
             return f"{self.output}: nothing compared (0 values, shape {list(self.shape)})"
+        what = {"top1": "top-1", "codes": "code"}.get(self.agreement_kind or "")
+        agree = "" if self.agreement is None else f", {what} agreement {self.agreement:.1%}"
         if self.integer:
             return (
                 f"{self.output}: {self.mismatches}/{self.total} values differ "
-                f"(max abs error {self.max_abs_error:g})"
+                f"(max abs error {self.max_abs_error:g}{agree})"
             )
         return (
             f"{self.output}: {self.mismatches}/{self.total} outside atol={self.atol:g} rtol={self.rtol:g}; "
             f"max abs {self.max_abs_error:.3g}, max rel {self.max_rel_error:.3g}, p99 abs {self.p99_abs_error:.3g}, "
-            f"cosine {self.cosine_similarity:.9f}; would pass with atol >= {self.min_atol_to_pass:.3g}"
+            f"cosine {self.cosine_similarity:.9f}, PSNR {self.psnr_db:.1f} dB{agree}; "
+            f"would pass with atol >= {self.min_atol_to_pass:.3g}"
         )
 
 
 def compare(
-    name: str, actual: Any, expected: Any, *, integer: bool, atol: float = 1e-5, rtol: float = 1e-5
+    name: str,
+    actual: Any,
+    expected: Any,
+    *,
+    integer: bool,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    kind: str = "tensor",
 ) -> ParityStats:
-    """Integer outputs must match exactly; float outputs within ``|a - e| <= atol + rtol * |e|``."""
+    """Integer outputs must match exactly; float outputs within ``|a - e| <= atol + rtol * |e|``.
+    ``kind`` (the output's config kind) adds the top-1 or code agreement to the figures."""
     a, e = np.asarray(actual), np.asarray(expected)
     shape, expected_shape = tuple(int(x) for x in a.shape), tuple(int(x) for x in e.shape)
     if shape != expected_shape:
@@ -81,7 +109,17 @@ def compare(
             name, False, shape, expected_shape, integer, 0, 0, 0.0, 0.0, 0.0, 0.0, atol, rtol, 0.0
         )
     with np.errstate(all="ignore"):  # infinities and NaN are judged below, not warned about
-        return _compare_values(name, af, ef, shape, integer, atol, rtol)
+        stats = _compare_values(name, af, ef, shape, integer, atol, rtol)
+    return replace(stats, **_agreement(kind, a, e))
+
+
+def _agreement(kind: str, a: np.ndarray, e: np.ndarray) -> dict[str, Any]:
+    if kind == "codes":
+        return {"agreement_kind": "codes", "agreement": float(np.mean(a == e))}
+    if kind == "probabilities" and a.ndim >= 1:
+        same = np.argmax(a, axis=-1) == np.argmax(e, axis=-1)
+        return {"agreement_kind": "top1", "agreement": float(np.mean(same))}
+    return {}
 
 
 def _compare_values(
@@ -97,6 +135,9 @@ def _compare_values(
         over = np.where(nan, np.inf, err - rtol * np.abs(np.nan_to_num(ef)))
         mismatches = int(np.count_nonzero(over > atol))
         need = float(max(over.max(), 0.0))
+    diff = np.where(nan, np.nan, af - ef)
+    mse = float(np.mean(diff * diff))
+    signal = float(np.mean(ef * ef))
     norm = float(np.linalg.norm(af) * np.linalg.norm(ef))
     cosine = float(np.dot(af, ef) / norm) if norm > 0 and np.isfinite(norm) else float(np.array_equal(af, ef))
     return ParityStats(
@@ -114,6 +155,11 @@ def _compare_values(
         atol=atol,
         rtol=rtol,
         min_atol_to_pass=need,
+        mean_abs_error=float(err.mean()),
+        mean_rel_error=float(rel.mean()),
+        p99_rel_error=float(np.percentile(rel, 99)),
+        psnr_db=float(20 * np.log10((np.max(np.abs(ef)) + 1e-5) / (math.sqrt(mse) + 1e-10))),
+        snr_db=float(10 * np.log10((signal + 1e-20) / (mse + 1e-20))),
     )
 
 
@@ -125,7 +171,13 @@ def compare_output(
     tolerance than the policy's cap gets ``tolerance.violation`` (and the comparison at the cap)."""
     tolerance = (policy or TolerancePolicy()).resolve(spec)
     stats = compare(
-        spec.name, actual, expected, integer=tolerance.exact, atol=tolerance.atol, rtol=tolerance.rtol
+        spec.name,
+        actual,
+        expected,
+        integer=tolerance.exact,
+        atol=tolerance.atol,
+        rtol=tolerance.rtol,
+        kind=getattr(spec, "kind", "tensor"),
     )
     return tolerance, stats
 

@@ -38,6 +38,13 @@ def test_good_bundle_passes_and_reports(bundle_copy: Path, run_checks: Any) -> N
         c for c in report["checks"] if c["id"] == "test_targets.py::test_parity[onnx-confidence-64]"
     )
     assert parity["details"]["max_abs_error"] < 1e-5 and "cosine_similarity" in parity["details"]
+    figures = parity["details"]  # the figures are evidence on a passing item too
+    assert figures["psnr_db"] > 80 and figures["agreement_kind"] == "top1" and figures["agreement"] == 1.0
+    assert {"mean_abs_error", "mean_rel_error", "p99_rel_error", "snr_db"} <= set(figures)
+    codes = next(
+        c for c in report["checks"] if c["id"] == "test_targets.py::test_parity[onnx-behavioral_codes-7]"
+    )
+    assert codes["details"]["agreement_kind"] == "codes" and codes["details"]["agreement"] == 1.0
     general = json.loads((bundle_copy / "validation" / "general_validation.json").read_text())
     assert general["passed"] and all(i.startswith("test_general.py::") for i in general["checks_run"])
 
