@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from bench import Row
 from bench.create_rows import rows_create_all, rows_create_onnx
+from bench.executorch_rows import rows_executorch
 from bench.latency_rows import rows_latency
 from bench.parallel_rows import rows_parallel
 from bench.storage_rows import rows_hash, rows_list
@@ -33,6 +34,8 @@ ROWS: dict[str, RowGroup] = {
     "hash": lambda ws, n, q: rows_hash(ws, n, 64 if q else 512),
     "parallel": lambda ws, n, q: rows_parallel(ws, 6 if q else 50),
     "latency": lambda ws, n, q: rows_latency(ws, 300 if q else 2000),
+    "executorch_latency": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_latency"),
+    "executorch_export": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_export"),
 }
 
 

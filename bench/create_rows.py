@@ -30,7 +30,8 @@ EXPORTERS_ALONE = """\
 import json, sys, tempfile, time
 from pathlib import Path
 import torch
-from conv2d_bundle.bundler import FORMAT_BUILDERS, BuildContext
+from conv2d_bundle import targets
+from conv2d_bundle.bundler import BuildContext
 from conv2d_bundle.config import load_config
 from conv2d_bundle.models.loading import load_model
 from conv2d_bundle.reference import make_reference
@@ -42,7 +43,7 @@ times = {"reference": time.perf_counter() - t}
 ctx = BuildContext(model, cfg, "0" * 12, Path(tempfile.mkdtemp(dir=sys.argv[3])), ref, True)
 for fmt in ("onnx", "coreml", "hailo"):
     t = time.perf_counter()
-    FORMAT_BUILDERS[fmt](ctx)
+    targets.by_format(fmt).export(ctx)
     times[fmt] = time.perf_counter() - t
 print(json.dumps(times))
 """
