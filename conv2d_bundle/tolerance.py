@@ -18,6 +18,17 @@ Built-in caps, chosen from the field's float32 defaults:
     float16: {atol: 1e-3, rtol: 1e-3}
     outputs:                 # optional, by output name; wins over the dtype
       confidence: {atol: 1e-5, rtol: 0}
+    int8:                    # optional: what a quantized runtime (the HEF on a Hailo device, the DFC's
+      min_code_agreement: 0.9    # quantized emulator) must keep; each key defaults to the built-in value
+      min_argmax_agreement: 0.95
+      min_psnr_db: 30
+
+Built-in int8 floors (:class:`Int8Policy`), for outputs of a quantized runtime against the golden float ones:
+codes agree on at least 90% of the golden windows, the class argmax on at least 95%, and float outputs reach a
+PSNR of 30 dB, Qualcomm AI Hub's "typically good" mark for device vs torch outputs (PSNR as in
+:func:`conv2d_bundle.parity.compare`). The codes floor is well above what whole-graph int8 keeps (~35%) and just
+above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
+keeps the latent at 16 bits, so a faithful device keeps more (the kit's own estimate for the example: 98.4%). A bundle's ``export.hailo.min_*`` values only warn at create time; they never gate here.
 """
 
 from __future__ import annotations
@@ -32,6 +43,29 @@ from conv2d_bundle.errors import ConfigError
 
 BUILTIN = "built-in policy"
 BUILTIN_CAPS: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float16": (1e-3, 1e-3)}
+BUILTIN_INT8: dict[str, float] = {
+    "min_code_agreement": 0.9,
+    "min_argmax_agreement": 0.95,
+    "min_psnr_db": 30.0,
+}
+
+
+@dataclass(frozen=True)
+class Int8Policy:
+    """The floors a quantized runtime's outputs must reach against the golden float outputs."""
+
+    min_code_agreement: float = BUILTIN_INT8["min_code_agreement"]
+    min_argmax_agreement: float = BUILTIN_INT8["min_argmax_agreement"]
+    min_psnr_db: float = BUILTIN_INT8["min_psnr_db"]
+    source: str = BUILTIN
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "min_code_agreement": self.min_code_agreement,
+            "min_argmax_agreement": self.min_argmax_agreement,
+            "min_psnr_db": self.min_psnr_db,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,6 +101,7 @@ class TolerancePolicy:
     caps: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(BUILTIN_CAPS))
     outputs: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = BUILTIN
+    int8: Int8Policy = field(default_factory=Int8Policy)
 
     @classmethod
     def load(cls, path: str | Path) -> TolerancePolicy:
@@ -76,17 +111,18 @@ class TolerancePolicy:
         data = read_yaml(Path(path), what="tolerance policy")
         if not isinstance(data, Mapping):
             raise ConfigError(f"tolerance policy {path}: expected a mapping of dtype: {{atol, rtol}}")
-        unknown = sorted(set(data) - {*BUILTIN_CAPS, "outputs", "schema_version"})
+        unknown = sorted(set(data) - {*BUILTIN_CAPS, "outputs", "int8", "schema_version"})
         if unknown:
             raise ConfigError(
-                f"tolerance policy {path}: unknown keys {unknown} (known: {sorted(BUILTIN_CAPS)}, outputs)"
+                f"tolerance policy {path}: unknown keys {unknown} (known: {sorted(BUILTIN_CAPS)}, outputs, int8)"
             )
         caps = {k: _pair(data[k], f"{path}: {k}") for k in BUILTIN_CAPS if k in data}
         outputs_data = data.get("outputs") or {}
         if not isinstance(outputs_data, Mapping):
             raise ConfigError(f"tolerance policy {path}: outputs: expected a mapping of name: {{atol, rtol}}")
         outputs = {str(k): _pair(v, f"{path}: outputs.{k}") for k, v in outputs_data.items()}
-        return cls({**BUILTIN_CAPS, **caps}, outputs, f"--tolerance-policy {path}")
+        source = f"--tolerance-policy {path}"
+        return cls({**BUILTIN_CAPS, **caps}, outputs, source, _int8(data.get("int8"), path, source))
 
     def cap(self, name: str, dtype: str) -> tuple[float, float, str]:
         if name in self.outputs:
@@ -130,6 +166,7 @@ class TolerancePolicy:
             "caps": {k: {"atol": a, "rtol": r} for k, (a, r) in sorted(self.caps.items())},
             "outputs": {k: {"atol": a, "rtol": r} for k, (a, r) in sorted(self.outputs.items())},
             "integers": "exact",
+            "int8": self.int8.as_dict(),
         }
 
 
@@ -143,3 +180,30 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
             raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}")
         out.append(float(v))
     return out[0], out[1]
+
+
+def _int8(value: Any, path: str | Path, source: str) -> Int8Policy:
+    """The ``int8:`` section: agreements are fractions in [0, 1], the PSNR floor a finite number of dB."""
+    if value is None:
+        return Int8Policy()
+    if not isinstance(value, Mapping) or not value or set(value) - set(BUILTIN_INT8):
+        raise ConfigError(
+            f"tolerance policy {path}: int8: expected a mapping with some of {sorted(BUILTIN_INT8)}, got {value!r}"
+        )
+    floors = dict(BUILTIN_INT8)
+    for key, v in value.items():
+        fraction = key != "min_psnr_db"
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ConfigError(f"tolerance policy {path}: int8.{key}: expected a number, got {v!r}")
+        if fraction and not 0 <= v <= 1:
+            raise ConfigError(
+                f"tolerance policy {path}: int8.{key}: expected a fraction in [0, 1], got {v!r}"
+            )
+        floors[str(key)] = float(v)
+    named = ", ".join(sorted(str(k) for k in value))
+    return Int8Policy(
+        floors["min_code_agreement"],
+        floors["min_argmax_agreement"],
+        floors["min_psnr_db"],
+        f"{source} (int8: {named}; the rest built in)" if len(value) < len(BUILTIN_INT8) else source,
+    )

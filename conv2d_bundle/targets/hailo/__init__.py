@@ -16,6 +16,8 @@ from conv2d_bundle.targets import EXECUTES_HERE, Capability, Runner, Target, ins
 KIT_DIR = "models/hailo"
 DEVICE_ONNX = f"{KIT_DIR}/model.onnx"
 HEF_FILE = "models/hailo.hef"
+#: the DFC's quantized emulator on the golden inputs (written by compile.sh, sealed in by attach-hef)
+EMULATOR_FILE = f"{KIT_DIR}/emulator_outputs.npz"
 NOT_COMPILED = "HEF not compiled: run models/hailo/compile.sh where the Hailo DFC 3.x is installed, then conv2d pack attach-hef"
 
 
@@ -63,10 +65,30 @@ class HailoTarget(Target):
             else "The whole model runs on the device.\n"
         )
         hef = "`models/hailo.hef` is attached." if info.get("status") == "built" else NOT_COMPILED + "."
+        exp_hash = meta.get("exp_hash", "<hash>")
         return f"""## Hailo-8 / Hailo-8L
 `{KIT_DIR}/` is the compile kit (device-part ONNX, calibration set, model script, `compile.sh`) for
 `--hw-arch {info.get("hw_arch")}`. {hef}
-{finish}"""
+{finish}
+Where the Hailo DFC is installed, `bash {KIT_DIR}/compile.sh build/` compiles the HEF and runs the DFC's
+quantized emulator on the golden inputs (`build/emulator_outputs.npz`); seal both in with
+`conv2d pack attach-hef {exp_hash} build/{info.get("net_name")}.hef --emulator-outputs build/emulator_outputs.npz`.
+
+### Verifying on the board (Raspberry Pi with a Hailo-8 / 8L)
+With HailoRT and its Python API (`hailo_platform`) installed from Hailo's packages, and the bundle copied over:
+```
+pip install conv2d-bundle          # the checks need numpy, onnx and onnxruntime: no torch
+pytest --pyargs conv2d_bundle.checks --bundle {exp_hash} --artifacts artifacts --target hailo --strict-targets
+pytest --pyargs conv2d_bundle.checks --bundle {exp_hash} --artifacts artifacts --target hailo --benchmark
+```
+`validation/hailo_validation.json` then holds `test_hef_on_device[<output>]` for every output: the golden
+inputs (NHWC) run through the HEF by HailoRT (float in, float out: HailoRT quantizes and dequantizes), the host
+post-processing applied, and code agreement, argmax agreement and PSNR against the golden outputs, each with
+the verifier's int8 floor (built in: codes >= 90%, argmax >= 95%, PSNR >= 30 dB; `--tolerance-policy FILE`
+with an `int8:` section sets others). With `--benchmark`, `test_hef_benchmark` adds the HEF's latency and
+throughput on the device. Without HailoRT or a device these checks are skipped, "needs a Hailo device with
+HailoRT", with the reason; `--strict-targets` fails them.
+"""
 
     def cli_commands(self) -> list[Any]:
         from conv2d_bundle.targets.hailo.cli import attach_hef

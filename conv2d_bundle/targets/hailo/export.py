@@ -76,7 +76,7 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
         {
             "model_script.alls": hailo_kit.model_script(net_name, calib.shape[0], device.split),
             "compile.sh": hailo_kit.compile_script(
-                net_name, hw_arch, spec.input_name, device.end_node_names, ctx.exp_hash
+                net_name, hw_arch, spec.input_name, device.end_node_names, ctx.exp_hash, device.output_names
             ),
             "README.md": hailo_kit.kit_readme(meta, spec),
         },

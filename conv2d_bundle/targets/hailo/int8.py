@@ -131,3 +131,47 @@ def below_thresholds(figures: Mapping[str, Any], limits: Mapping[str, float]) ->
                 "or keep the tail at 16 bits"
             )
     return out
+
+
+def judge_output(
+    spec: Any, got: Any, expected: Any, policy: Any, what: str
+) -> tuple[dict[str, Any], list[str]]:
+    """One output of a quantized runtime (``what``: the HEF on the device, the DFC's emulator) against its
+    golden float values, under the verifier's int8 policy (:class:`conv2d_bundle.tolerance.Int8Policy`):
+    codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR.
+    Returns (figures for the report, one message per floor missed); figures come from
+    :func:`conv2d_bundle.parity.compare`, so they are the same numbers every parity report shows."""
+    from conv2d_bundle.parity import compare
+
+    kind = getattr(spec, "kind", "tensor")
+    integer = bool(spec.is_integer)
+    stats = compare(spec.name, got, expected, integer=integer, atol=0.0, rtol=0.0, kind=kind)
+    figures: dict[str, Any] = {
+        k: stats.as_dict()[k]
+        for k in ("shape", "expected_shape", "total", "max_abs_error", "mean_abs_error", "cosine_similarity")
+    }
+    if stats.shape != stats.expected_shape or stats.total == 0:
+        return figures, [f"{what}: {stats.describe()}"]
+    floors: list[tuple[str, float | None, float, str]] = []
+    if integer:
+        agreement = stats.agreement if stats.agreement_kind == "codes" else 1 - stats.mismatches / stats.total
+        floors.append(("code_agreement", agreement, policy.min_code_agreement, "min_code_agreement"))
+    else:
+        if stats.agreement_kind == "top1":
+            floors.append(
+                ("argmax_agreement", stats.agreement, policy.min_argmax_agreement, "min_argmax_agreement")
+            )
+        floors.append(("psnr_db", stats.psnr_db, policy.min_psnr_db, "min_psnr_db"))
+        figures["snr_db"] = stats.as_dict()["snr_db"]
+    failures = []
+    for key, value, floor, name in floors:
+        measured = float(value) if value is not None else float("nan")
+        figures[key] = round(measured, 4) if np.isfinite(measured) else str(measured)
+        if not measured >= floor:  # NaN is below every floor
+            shown = f"{measured:.1f} dB" if key == "psnr_db" else f"{measured:.1%}"
+            limit = f"{floor:g} dB" if key == "psnr_db" else f"{floor:.1%}"
+            failures.append(
+                f"{what}: {spec.name} {key.replace('_', ' ')} {shown} < int8.{name} {limit} ({policy.source})"
+            )
+    figures["policy"] = policy.as_dict()
+    return figures, failures

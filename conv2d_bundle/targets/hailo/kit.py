@@ -3,6 +3,7 @@ and a README. Everything here runs without the Hailo software."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import warnings
@@ -198,14 +199,51 @@ def model_script(net_name: str, calib_size: int, split: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: compile.sh's emulator step: the quantized HAR on the golden inputs through the DFC's quantized emulator
+#: (``ClientRunner(har=...)``, ``runner.infer_context(InferenceContext.SDK_QUANTIZED)``, ``runner.infer(ctx,
+#: NHWC array)``: float32 outputs, one per output layer in the HN's ``net_params.output_layers_order``; each
+#: HN layer lists the ONNX nodes it came from as ``original_names``), saved by the kit's device-output names.
+EMULATE_PY = """import json, os, sys
+import numpy as np
+from hailo_sdk_client import ClientRunner, InferenceContext
+
+har, inputs, out = sys.argv[1:4]
+by_node = json.loads(sys.argv[4])  # ONNX end node -> the kit's device output name
+x = np.ascontiguousarray(np.load(inputs, allow_pickle=False).transpose(0, 2, 3, 1), dtype=np.float32)
+runner = ClientRunner(har=har)
+hn = runner.get_hn_dict()
+names = []
+for layer in hn["net_params"]["output_layers_order"]:
+    hits = [by_node[n] for n in hn["layers"][layer].get("original_names", []) if n in by_node]
+    if not hits:
+        sys.exit(f"emulator: output layer {layer} comes from none of the end nodes {sorted(by_node)}")
+    names.append(hits[0])
+with runner.infer_context(InferenceContext.SDK_QUANTIZED) as ctx:
+    got = runner.infer(ctx, x)
+got = list(got) if isinstance(got, (list, tuple)) else [got]
+if len(got) != len(names):
+    sys.exit(f"emulator: {len(got)} outputs, the HN lists {len(names)}")
+tmp = out + ".partial.npz"
+np.savez(tmp, **{n: np.asarray(v, dtype=np.float32) for n, v in zip(names, got)})
+os.replace(tmp, out)
+print(f"emulator outputs: {out} ({', '.join(names)}, {x.shape[0]} golden windows)")
+"""
+
+
 def compile_script(
-    net_name: str, hw_arch: str, input_name: str, end_nodes: Sequence[str], exp_hash: str
+    net_name: str,
+    hw_arch: str,
+    input_name: str,
+    end_nodes: Sequence[str],
+    exp_hash: str,
+    device_outputs: Sequence[str] = (),
 ) -> str:
     ends = " ".join(f"'{n}'" for n in end_nodes)
+    mapping = json.dumps(dict(zip(end_nodes, device_outputs or end_nodes, strict=True)), sort_keys=True)
     return f"""#!/usr/bin/env bash
 # Compile models/hailo/model.onnx into a HEF with the Hailo Dataflow Compiler 3.x (hailo_sdk_client).
 # Usage: bash compile.sh [OUTPUT_DIR]   (default ./hailo_build; never inside the sealed bundle)
-# Then:  conv2d pack attach-hef {exp_hash} OUTPUT_DIR/{net_name}.hef
+# Then:  conv2d pack attach-hef {exp_hash} OUTPUT_DIR/{net_name}.hef --emulator-outputs OUTPUT_DIR/emulator_outputs.npz
 set -euo pipefail
 KIT="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 OUT="$(mkdir -p "${{1:-hailo_build}}" && cd "${{1:-hailo_build}}" && pwd)"
@@ -216,10 +254,14 @@ hailo parser onnx "$KIT/model.onnx" --net-name {net_name} --hw-arch {hw_arch} \\
 hailo optimize "$OUT/{net_name}.har" --hw-arch {hw_arch} \\
   --calib-set-path "$KIT/calib_set.npy" --model-script "$KIT/model_script.alls" \\
   --output-har-path "$OUT/{net_name}_quantized.har"
+# int8 evidence before the board: the quantized emulator on the bundle's golden inputs
+python3 - "$OUT/{net_name}_quantized.har" "$KIT/../../reference/inputs.npy" "$OUT/emulator_outputs.npz" \\
+  '{mapping}' <<'PY'
+{EMULATE_PY}PY
 hailo compiler "$OUT/{net_name}_quantized.har" --hw-arch {hw_arch} --output-dir "$OUT"
 
 echo "HEF: $OUT/{net_name}.hef"
-echo "next: conv2d pack attach-hef {exp_hash} $OUT/{net_name}.hef"
+echo "next: conv2d pack attach-hef {exp_hash} $OUT/{net_name}.hef --emulator-outputs $OUT/emulator_outputs.npz"
 """
 
 

@@ -2,8 +2,13 @@
 for the configured device and this network. That the device/host split reproduces the golden outputs is the
 shared parity check (``conv2d_bundle/checks/test_targets.py``) through the Hailo runner.
 
-numpy + onnx + onnxruntime only (no torch, no Hailo software); ``hailortcli parse-hef`` is used where it is
-on PATH and skipped, with that reason, elsewhere.
+int8 evidence, judged under the verifier's int8 policy (``--tolerance-policy``'s ``int8:``, else built in):
+the DFC's quantized emulator outputs where they were attached (any host), and the HEF itself run on a Hailo
+device through HailoRT (``hailo_platform``) where one answers; elsewhere that check is skipped with the
+reason, "needs a Hailo device with HailoRT".
+
+numpy + onnx + onnxruntime only (no torch); ``hailortcli parse-hef`` is used where it is on PATH and skipped,
+with that reason, elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 import pytest
 
 from conv2d_bundle.errors import BundleError, BundleWarning, HefError
-from conv2d_bundle.targets.hailo import DEVICE_ONNX, NOT_COMPILED
+from conv2d_bundle.targets.hailo import DEVICE_ONNX, EMULATOR_FILE, NOT_COMPILED
 from conv2d_bundle.targets.hailo import HEF_FILE as HEF
 from conv2d_bundle.targets.hailo import KIT_DIR as KIT
 from conv2d_bundle.targets.onnx.graph import MAX_IR_VERSION, dims, graph_inputs, load, opset_of
@@ -285,3 +290,159 @@ def test_hef_parse_hef(
     shapes = [i.get("shape") for i in parsed.get("inputs", [])]
     if shapes and [h, w, c] not in shapes:
         pytest.fail(f"hailortcli parse-hef input shapes {shapes} do not include [{h}, {w}, {c}] (NHWC)")
+
+
+# -- int8 evidence: the DFC's quantized emulator, the HEF on a device ---------------------------------
+BENCHMARK_RUNS = 200
+BENCHMARK_BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def device_parts(hailo_info: Any, device_model: Any) -> Any:
+    """The kit's device outputs (name, end node, ONNX shape), to map HailoRT's or the emulator's outputs."""
+    from conv2d_bundle.targets.hailo.device import device_outputs
+
+    try:
+        return device_outputs(hailo_info, {o.name: dims(o) for o in device_model.graph.output})
+    except HefError as exc:
+        pytest.fail(str(exc))
+
+
+def _host(device: Any, model_spec: Any, hailo_info: Any) -> Any:
+    from conv2d_bundle.targets.hailo.kit import host_outputs
+
+    return host_outputs(device, model_spec, bool(hailo_info.get("split")))
+
+
+def _judge(
+    what: str, got: Any, reference_outputs: Any, model_spec: Any, policy: Any, output_name: str, details: dict
+) -> None:
+    from conv2d_bundle.targets.hailo.int8 import judge_output
+
+    if output_name not in reference_outputs:
+        pytest.fail(f"reference/outputs.npz has no {output_name}")
+    if output_name not in got:
+        pytest.fail(f"{what} gave no {output_name} after the host post-processing (has {sorted(got)})")
+    figures, failures = judge_output(
+        model_spec.output(output_name), got[output_name], reference_outputs[output_name], policy.int8, what
+    )
+    details.update(figures)
+    if failures:
+        pytest.fail("; ".join(failures))
+
+
+@pytest.fixture(scope="module")
+def emulator_outputs(bundle: Any, hailo_info: Any, device_parts: Any, model_spec: Any) -> Any:
+    import zipfile
+
+    from conv2d_bundle.targets.hailo.device import to_onnx_layout
+
+    path = bundle.path(EMULATOR_FILE)
+    if not path.is_file():
+        if hailo_info.get("emulator"):
+            pytest.fail(
+                f"metadata.json formats.hailo records emulator outputs, but {EMULATOR_FILE} is missing"
+            )
+        pytest.skip(
+            "int8 emulator outputs not attached: compile.sh writes emulator_outputs.npz (the DFC's quantized "
+            "emulator on the golden inputs); attach it with conv2d pack attach-hef ... --emulator-outputs FILE"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            raw = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        pytest.fail(f"{EMULATOR_FILE} cannot be read as .npz: {exc}")
+    missing = [part.name for part in device_parts if part.name not in raw]
+    if missing:
+        pytest.fail(f"{EMULATOR_FILE} lacks the device outputs {missing} (has {sorted(raw)})")
+    try:
+        device = {
+            p.name: to_onnx_layout(raw[p.name], p.shape, f"{EMULATOR_FILE}:{p.name}") for p in device_parts
+        }
+    except HefError as exc:
+        pytest.fail(str(exc))
+    return _host(device, model_spec, hailo_info)
+
+
+def test_emulator_int8(
+    emulator_outputs: Any,
+    reference_outputs: Any,
+    model_spec: Any,
+    tolerance_policy: Any,
+    output_name: str,
+    check_details: dict,
+) -> None:
+    """The DFC's quantized emulator (``SDK_QUANTIZED``, run by compile.sh on the golden inputs) against the
+    golden outputs, under the verifier's int8 policy: the int8 evidence a host without the board can check."""
+    check_details["source"] = EMULATOR_FILE
+    _judge(
+        "the DFC's quantized emulator",
+        emulator_outputs,
+        reference_outputs,
+        model_spec,
+        tolerance_policy,
+        output_name,
+        check_details,
+    )
+
+
+@pytest.fixture(scope="module")
+def hef_session(hef_path: Path, device_parts: Any) -> Any:
+    from conv2d_bundle.targets.hailo.device import NEEDS, DeviceUnavailable, open_hef
+
+    try:
+        with open_hef(hef_path, device_parts) as session:
+            yield session
+    except DeviceUnavailable as exc:
+        pytest.skip(f"{NEEDS}: {exc}")
+    except HefError as exc:
+        pytest.fail(f"{HEF}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def device_results(hef_session: Any, reference_inputs: Any, model_spec: Any, hailo_info: Any) -> Any:
+    nhwc = np.ascontiguousarray(reference_inputs.transpose(0, 2, 3, 1), dtype=np.float32)
+    try:
+        device = hef_session.infer(nhwc)
+    except HefError as exc:
+        pytest.fail(f"{HEF} on the device: {exc}")
+    except Exception as exc:  # HailoRT's own exception family: the HEF does not run the golden windows
+        pytest.fail(f"{HEF} on the device: HailoRT failed on the golden windows: {type(exc).__name__}: {exc}")
+    return _host(device, model_spec, hailo_info)
+
+
+def test_hef_on_device(
+    hef_session: Any,
+    device_results: Any,
+    reference_outputs: Any,
+    model_spec: Any,
+    tolerance_policy: Any,
+    output_name: str,
+    check_details: dict,
+) -> None:
+    """The golden inputs (NHWC) through the HEF on the Hailo device (HailoRT quantizes the float input and
+    dequantizes the outputs), then the host post-processing, against the golden outputs under the verifier's
+    int8 policy: code agreement, argmax agreement and PSNR."""
+    check_details.update(vstreams=dict(hef_session.vstreams), input_vstream=hef_session.input_name)
+    _judge(
+        "the HEF on the device",
+        device_results,
+        reference_outputs,
+        model_spec,
+        tolerance_policy,
+        output_name,
+        check_details,
+    )
+
+
+@pytest.mark.conv2d_needs_benchmark
+def test_hef_benchmark(
+    benchmark_enabled: bool, hef_session: Any, reference_inputs: Any, check_details: dict
+) -> None:
+    """HEF latency (single window) and throughput (batch 64) on the Hailo device (``--benchmark``)."""
+    from conv2d_bundle.targets.hailo.device import benchmark
+
+    if not benchmark_enabled:
+        pytest.skip("latency is measured with --benchmark")
+    nhwc = np.ascontiguousarray(reference_inputs.transpose(0, 2, 3, 1), dtype=np.float32)
+    check_details.update(benchmark(hef_session, nhwc, BENCHMARK_RUNS, BENCHMARK_BATCH))
