@@ -14,10 +14,12 @@ Built-in caps, chosen from the field's float32 defaults:
 
 ``--tolerance-policy FILE`` (YAML or JSON) replaces the built-in caps::
 
-    float32: {atol: 1e-4, rtol: 1e-5}
-    float16: {atol: 1e-3, rtol: 1e-3}
+    float32: {atol: 1.0e-4, rtol: 1.0e-5}
+    float16: {atol: 1.0e-3, rtol: 1.0e-3}
     outputs:                 # optional, by output name; wins over the dtype
-      confidence: {atol: 1e-5, rtol: 0}
+      confidence: {atol: 1.0e-5, rtol: 0}
+
+(YAML reads ``1e-5`` without a dot as text, not a number: write ``1.0e-5``, as config.yaml does.)
 """
 
 from __future__ import annotations
@@ -140,6 +142,15 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
     for key in ("atol", "rtol"):
         v = value.get(key, 0.0)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}")
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(v, str) and _is_float(v) else ""
+            raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}{hint}")
         out.append(float(v))
     return out[0], out[1]
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
