@@ -352,6 +352,12 @@ def test_another_targets_failure_explains_exit_status_1(tmp_path: Path) -> None:
     plugin.records["test_ios.py::test_spec"].phases = {"setup": "passed", "crash": "failed"}
     crashed = plugin.build("onnx", "t", _expected(onnx=["test_onnx.py::test_opset"]), 1)
     assert crashed["verdict"] == "passed"  # a crash elsewhere also explains it
+    plugin.records["test_ios.py::test_spec"].phases = {"setup": "failed", "teardown": "passed"}
+    errored = plugin.build("onnx", "t", _expected(onnx=["test_onnx.py::test_opset"]), 1)
+    assert errored["verdict"] == "passed"  # and so does an error in another target's setup
+    plugin.records["test_ios.py::test_spec"].phases = {"setup": "skipped", "teardown": "passed"}
+    unexplained = plugin.build("onnx", "t", _expected(onnx=["test_onnx.py::test_opset"]), 1)
+    assert unexplained["reasons"] == ["pytest exit status 1 (tests failed)"]
 
 
 def test_a_check_that_did_not_run_is_listed_and_makes_it_incomplete(tmp_path: Path) -> None:
