@@ -339,7 +339,9 @@ def _skip_reason(report: pytest.TestReport) -> str:
 def _collect_error_line(report: pytest.CollectReport) -> str:
     lines = [ln.strip() for ln in report.longreprtext.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("E ")]  # pytest's "E   ImportError: ..." lines
-    return (errors[-1][1:].strip() if errors else (lines[-1] if lines else "collection failed"))[:300]
+    return (
+        errors[-1].removeprefix("E").strip() if errors else (lines[-1] if lines else "collection failed")
+    )[:300]
 
 
 def _first_line(text: str) -> str:

@@ -14,10 +14,10 @@ Built-in caps, chosen from the field's float32 defaults:
 
 ``--tolerance-policy FILE`` (YAML or JSON) replaces the built-in caps::
 
-    float32: {atol: 1e-4, rtol: 1e-5}
-    float16: {atol: 1e-3, rtol: 1e-3}
+    float32: {atol: 1.0e-4, rtol: 1.0e-5}
+    float16: {atol: 1.0e-3, rtol: 1.0e-3}
     outputs:                 # optional, by output name; wins over the dtype
-      confidence: {atol: 1e-5, rtol: 0}
+      confidence: {atol: 1.0e-5, rtol: 0}
     int8:                    # optional: what a quantized runtime (the HEF on a Hailo device, the DFC's
       min_code_agreement: 0.9    # quantized emulator) must keep; each key defaults to the built-in value
       min_argmax_agreement: 0.95
@@ -29,6 +29,8 @@ PSNR of 30 dB, Qualcomm AI Hub's "typically good" mark for device vs torch outpu
 :func:`conv2d_bundle.parity.compare`). The codes floor is well above what whole-graph int8 keeps (~35%) and just
 above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
 keeps the latent at 16 bits, so a faithful device keeps more (the kit's own estimate for the example: 98.4%). A bundle's ``export.hailo.min_*`` values only warn at create time; they never gate here.
+
+(YAML reads ``1e-5`` without a dot as text, not a number: write ``1.0e-5``, as config.yaml does.)
 """
 
 from __future__ import annotations
@@ -177,7 +179,8 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
     for key in ("atol", "rtol"):
         v = value.get(key, 0.0)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}")
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(v, str) and _is_float(v) else ""
+            raise ConfigError(f"tolerance policy {where}.{key}: expected a number >= 0, got {v!r}{hint}")
         out.append(float(v))
     return out[0], out[1]
 
@@ -207,3 +210,11 @@ def _int8(value: Any, path: str | Path, source: str) -> Int8Policy:
         floors["min_psnr_db"],
         f"{source} (int8: {named}; the rest built in)" if len(value) < len(BUILTIN_INT8) else source,
     )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,482 @@
+"""The pytest plugin's options and hooks, called in-process with stand-ins for pytest's objects: what a
+session is configured with, which checks it keeps, how a missing format or --strict-targets shows in a check's
+report, and how the checks are parametrized from the bundle's config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from conv2d_bundle import pytest_plugin as plugin
+from conv2d_bundle.check_fixtures import details_key, state_key
+from conv2d_bundle.report import ValidationReport
+from conv2d_bundle.tolerance import TolerancePolicy
+
+
+class FakePluginManager:
+    def __init__(self) -> None:
+        self.plugins: dict[str, Any] = {}
+
+    def register(self, obj: Any, name: str) -> None:
+        self.plugins[name] = obj
+
+    def get_plugin(self, name: str) -> Any:
+        return self.plugins.get(name)
+
+    def unregister(self, obj: Any, name: str) -> None:
+        assert self.plugins.pop(name) is obj
+
+
+class FakeConfig:
+    def __init__(self, collectonly: bool = False, args: tuple[str, ...] = (), **options: Any) -> None:
+        self.options = {
+            "target": "general",
+            "check_profile": "default",
+            "strict_targets": False,
+            "benchmark": False,
+            **options,
+        }
+        self.stash = pytest.Stash()
+        self.pluginmanager = FakePluginManager()
+        self.ini_lines: list[tuple[str, str]] = []
+        self.cleanups: list[Any] = []
+        self.option = SimpleNamespace(collectonly=collectonly)
+        self.args = list(args)
+        self.deselected: list[Any] = []
+        self.hook = SimpleNamespace(pytest_deselected=lambda items: self.deselected.extend(items))
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+    def addinivalue_line(self, name: str, line: str) -> None:
+        self.ini_lines.append((name, line))
+
+    def add_cleanup(self, func: Any) -> None:
+        self.cleanups.append(func)
+
+    def cleanup(self) -> None:
+        for func in self.cleanups:
+            func()
+
+
+def _state(targets: list[str], **kw: Any) -> Any:
+    kw.setdefault("strict", False)
+    return SimpleNamespace(targets=targets, **kw)
+
+
+class FakeItem:
+    def __init__(self, *marks: pytest.MarkDecorator, state: Any = None, name: str = "item") -> None:
+        self.marks = {m.mark.name: m.mark for m in marks}
+        self.config = FakeConfig()
+        if state is not None:
+            self.config.stash[state_key] = state
+        self.stash = pytest.Stash()
+        self.name = name
+
+    def get_closest_marker(self, name: str) -> Any:
+        return self.marks.get(name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def onnx_mark() -> pytest.MarkDecorator:
+    return pytest.mark.conv2d_target("onnx")
+
+
+# -- options ------------------------------------------------------------------------------------------------
+
+
+def test_target_option_parses_and_names_the_known_targets() -> None:
+    assert plugin.parse_targets("onnx") == "onnx"
+    assert plugin.parse_targets("ios,onnx") == "ios,onnx"
+    with pytest.raises(argparse.ArgumentTypeError, match="nosuch") as info:
+        plugin.parse_targets("nosuch")
+    assert "onnx" in str(info.value)
+
+
+def test_check_profile_option() -> None:
+    for profile in ("quick", "default", "thorough", "seal"):
+        assert plugin.parse_profile(profile) == profile
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        plugin.parse_profile("fast")
+    assert str(info.value) == "unknown profile 'fast' (known: quick, default, thorough)"
+
+
+def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
+    """This very session has the plugin loaded without --bundle: its options are there, with their defaults."""
+    config = request.config
+    defaults = {
+        "bundle": None,
+        "artifacts": None,
+        "target": "general",
+        "strict_targets": False,
+        "check_profile": "default",
+        "tolerance_policy": None,
+        "trusted_key": None,
+        "expect_hash": None,
+        "benchmark": False,
+    }
+    assert {name: config.getoption(name) for name in defaults} == defaults
+    parser = config._parser
+    group = next(g for g in parser._groups if g.name == "conv2d_bundle")
+    assert group._arggroup.title == "conv2d-bundle: verify a deployment bundle"
+    helps = {opt.names()[0]: opt.attrs().get("help", "") for opt in group.options}
+    assert list(helps) == [
+        "--bundle",
+        "--artifacts",
+        "--target",
+        "--strict-targets",
+        "--check-profile",
+        "--tolerance-policy",
+        "--trusted-key",
+        "--expect-hash",
+        "--benchmark",
+    ]
+    assert helps["--bundle"] == "bundle directory, or a hash prefix looked up in --artifacts"
+    assert "$CONV2D_ARTIFACTS or ./artifacts" in helps["--artifacts"]
+    assert "comma-separated" in helps["--target"] and "onnx" in helps["--target"]
+    assert "(default: general)" in helps["--target"]
+    assert "skipped check as failed" in helps["--strict-targets"]
+    assert "quick, default (a few seconds) or thorough" in helps["--check-profile"]
+    assert "never looser" in helps["--tolerance-policy"]
+    assert "Ed25519 public key" in helps["--trusted-key"]
+    assert helps["--expect-hash"] == argparse.SUPPRESS
+    assert "latency and throughput" in helps["--benchmark"]
+
+
+# -- configure: the session's bundle, policy and report -------------------------------------------------------
+
+
+def test_without_bundle_only_the_markers_are_registered() -> None:
+    config = FakeConfig()
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    assert [name for name, _ in config.ini_lines] == ["markers"] * 5
+    assert [line.split(":")[0] for _, line in config.ini_lines] == [
+        "conv2d_target(name)",
+        "conv2d_per_target",
+        "conv2d_format_check",
+        "conv2d_needs_trusted_key",
+        "conv2d_needs_benchmark",
+    ]
+    assert state_key not in config.stash and config.pluginmanager.plugins == {}
+
+
+def test_a_bundle_directory_configures_the_session_and_its_report(tmp_path: Path) -> None:
+    config = FakeConfig(bundle=str(tmp_path), target="onnx,ios", strict_targets=True, check_profile="quick")
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    try:
+        state = config.stash[state_key]
+        assert state.bundle.bundle_dir == tmp_path.absolute()
+        assert (state.targets, state.expect_hash, state.strict, state.profile) == (
+            ["onnx", "ios"],
+            tmp_path.name,
+            True,
+            "quick",
+        )
+        assert state.policy == TolerancePolicy()
+        report = config.pluginmanager.plugins["conv2d_bundle_report"]
+        assert isinstance(report, ValidationReport)
+        assert (report.bundle_dir, report.exp_hash, report.targets) == (
+            tmp_path.absolute(),
+            tmp_path.name,
+            ["onnx", "ios"],
+        )
+        assert report.strict is True and report.selection == ""
+        assert report.wanted == plugin.Wanted(["onnx", "ios"], False, False)
+        assert report.tolerance_policy == TolerancePolicy().as_dict()
+        assert config.pluginmanager.plugins["conv2d_bundle_fixtures"] is plugin.check_fixtures
+        assert len(config.cleanups) == 1
+    finally:
+        config.cleanup()
+    plugin.pytest_unconfigure(config)  # type: ignore[arg-type]
+    assert config.pluginmanager.plugins == {} and state_key not in config.stash
+    plugin.pytest_unconfigure(config)  # type: ignore[arg-type]  # twice: nothing left to undo
+
+
+def test_all_targets_add_an_all_report_and_options_reach_the_report(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("float32: {atol: 1.0e-6, rtol: 0}\n")
+    config = FakeConfig(
+        args=("checks/test_general.py",),
+        bundle=str(tmp_path),
+        target=plugin.parse_targets("all"),
+        expect_hash="abc",
+        trusted_key="key.pem",
+        benchmark=True,
+        tolerance_policy=str(policy),
+    )
+    config.options["target"] += ",all"
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    try:
+        state = config.stash[state_key]
+        report = config.pluginmanager.plugins["conv2d_bundle_report"]
+        assert report.targets == [*state.targets, "all"] and "onnx" in state.targets
+        assert state.expect_hash == "abc" and report.exp_hash == "abc"
+        assert report.wanted == plugin.Wanted(state.targets, True, True)
+        assert report.selection == "checks/test_general.py"
+        assert state.policy.caps["float32"] == (1e-6, 0.0)
+        assert report.tolerance_policy["source"] == f"--tolerance-policy {policy}"
+    finally:
+        config.cleanup()
+
+
+@pytest.mark.parametrize("kind", ["worker", "collectonly"])
+def test_no_report_on_xdist_workers_or_with_collect_only(tmp_path: Path, kind: str) -> None:
+    config = FakeConfig(collectonly=kind == "collectonly", bundle=str(tmp_path), target="onnx")
+    if kind == "worker":
+        config.workerinput = {}  # type: ignore[attr-defined]
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    config.cleanup()
+    assert state_key in config.stash
+    assert list(config.pluginmanager.plugins) == ["conv2d_bundle_fixtures"]
+
+
+def test_a_bundle_reference_that_is_not_found_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = FakeConfig(bundle="deadbeef", artifacts=str(tmp_path / "given"))
+    with pytest.raises(pytest.UsageError) as info:
+        plugin.pytest_configure(config)  # type: ignore[arg-type]
+    missing = "--bundle deadbeef: no bundle deadbeef: artifacts directory {} does not exist"
+    assert str(info.value) == missing.format(tmp_path / "given")
+    monkeypatch.setenv("CONV2D_ARTIFACTS", str(tmp_path / "from-env"))
+    with pytest.raises(pytest.UsageError) as info:
+        plugin._resolve_bundle(FakeConfig(), "deadbeef")  # type: ignore[arg-type]
+    assert str(info.value) == missing.format(tmp_path / "from-env")
+
+
+def test_a_malformed_tolerance_policy_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("float32: {atol: -1}\n")
+    with pytest.raises(pytest.UsageError) as info:
+        plugin._policy(FakeConfig(tolerance_policy=str(bad)))  # type: ignore[arg-type]
+    assert (
+        str(info.value)
+        == f"--tolerance-policy: tolerance policy {bad}: float32.atol: expected a number >= 0, got -1"
+    )
+
+
+# -- which checks a session keeps --------------------------------------------------------------------------
+
+
+def test_other_suites_items_are_left_alone_without_a_bundle() -> None:
+    config = FakeConfig()
+    items: list[Any] = [FakeItem(), FakeItem(pytest.mark.slow)]
+    plugin.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
+    assert len(items) == 2 and config.deselected == []
+
+
+@pytest.mark.parametrize("mark", [pytest.mark.conv2d_target("general"), pytest.mark.conv2d_per_target])
+def test_bundle_checks_without_a_bundle_are_a_usage_error(mark: pytest.MarkDecorator) -> None:
+    with pytest.raises(pytest.UsageError, match=r"bundle checks need a bundle: pass --bundle DIR"):
+        plugin.pytest_collection_modifyitems(FakeConfig(), [FakeItem(mark)])  # type: ignore[arg-type, list-item]
+
+
+def test_only_the_wanted_checks_are_kept_and_the_rest_deselected() -> None:
+    config = FakeConfig()
+    config.stash[state_key] = _state(["onnx"])
+    theirs = FakeItem(name="theirs")
+    general = FakeItem(pytest.mark.conv2d_target("general"), name="general")
+    onnx = FakeItem(onnx_mark(), name="onnx")
+    ios = FakeItem(pytest.mark.conv2d_target("ios"), name="ios")
+    signed = FakeItem(
+        pytest.mark.conv2d_target("general"), pytest.mark.conv2d_needs_trusted_key, name="signed"
+    )
+    unparametrized = FakeItem(pytest.mark.conv2d_per_target, name="per-target without a target")
+    items: list[Any] = [theirs, general, onnx, ios, signed, unparametrized]
+    plugin.pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
+    assert items == [theirs, general, onnx]
+    assert config.deselected == [ios, signed, unparametrized]
+    all_wanted: list[Any] = [theirs, general, onnx]
+    plugin.pytest_collection_modifyitems(config, all_wanted)  # type: ignore[arg-type]
+    assert all_wanted == [theirs, general, onnx] and len(config.deselected) == 3
+
+
+# -- a missing format: one failure, the rest skipped -----------------------------------------------------------
+
+
+def test_a_targets_checks_are_skipped_when_its_format_is_missing() -> None:
+    state = _state(["onnx"], missing_formats={"onnx": "model.onnx is missing", "ios": None})
+    with pytest.raises(pytest.skip.Exception) as info:
+        plugin.pytest_runtest_setup(FakeItem(onnx_mark(), state=state))  # type: ignore[arg-type]
+    assert (
+        info.value.msg == "not checked: model.onnx is missing (see test_targets.py::test_format_built[onnx])"
+    )
+    for item in (
+        FakeItem(onnx_mark(), pytest.mark.conv2d_format_check, state=state),  # the one check that says so
+        FakeItem(pytest.mark.conv2d_target("ios"), state=state),  # its format is there
+        FakeItem(pytest.mark.conv2d_target("general"), state=_state([], missing_formats={"general": "x"})),
+        FakeItem(state=state),
+        FakeItem(onnx_mark()),  # no bundle session
+    ):
+        assert plugin.pytest_runtest_setup(item) is None  # type: ignore[arg-type]
+
+
+# -- what a check's report carries ---------------------------------------------------------------------------
+
+
+def _raised(exc: BaseException) -> pytest.ExceptionInfo[BaseException]:
+    with pytest.raises(BaseException) as info:
+        raise exc
+    return info
+
+
+def _makereport(
+    item: Any, when: str, outcome: str = "passed", excinfo: Any = None, longrepr: Any = None
+) -> Any:
+    report = pytest.TestReport("x.py::t", ("x.py", 1, "t"), {}, outcome, longrepr, when)  # type: ignore[arg-type]
+    hook = plugin.pytest_runtest_makereport(item, SimpleNamespace(when=when, excinfo=excinfo))  # type: ignore[arg-type]
+    next(hook)
+    with pytest.raises(StopIteration):
+        hook.send(SimpleNamespace(get_result=lambda: report))
+    return report
+
+
+def test_a_checks_report_carries_its_target_details_and_versions() -> None:
+    item = FakeItem(onnx_mark(), state=_state(["onnx"]))
+    item.stash[details_key] = {"max_abs_error": 1e-7}
+    call = _makereport(item, "call")
+    assert call.conv2d_target == "onnx" and call.conv2d_details == {"max_abs_error": 1e-7}
+    assert not hasattr(call, "conv2d_versions") and not hasattr(call, "conv2d_message")
+    teardown = _makereport(item, "teardown")
+    assert teardown.conv2d_versions["python"] and teardown.conv2d_versions["pytest"] == pytest.__version__
+    plain = _makereport(FakeItem(state=_state(["onnx"])), "call")
+    assert not hasattr(plain, "conv2d_target")  # another suite's test
+
+
+def test_a_failed_checks_report_carries_its_message() -> None:
+    item = FakeItem(onnx_mark(), state=_state(["onnx"]))
+    failed = _makereport(item, "call", "failed", _raised(AssertionError("parity off\nassert 1 == 2")))
+    assert failed.conv2d_message == "parity off"
+    assert not hasattr(failed, "conv2d_details")
+    passed = _makereport(item, "call", "passed", _raised(AssertionError("x")))  # e.g. an xfail: not a failure
+    assert not hasattr(passed, "conv2d_message")
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (pytest.fail.Exception("the check's own words"), "the check's own words"),
+        (AssertionError("first part\nassert x\nmore"), "first part"),
+        (AssertionError("\nassert x"), "assertion failed"),
+        (AssertionError(), "assertion failed"),
+        (ValueError("bad value\nsecond line"), "ValueError: bad value"),
+        (KeyError("k"), "KeyError: 'k'"),
+        (RuntimeError(), "RuntimeError"),
+    ],
+)
+def test_failure_messages(exc: BaseException, message: str) -> None:
+    assert plugin._failure_message(_raised(exc)) == message
+
+
+@pytest.mark.parametrize("when", ["setup", "call", "teardown"])
+def test_strict_targets_turns_a_skip_into_a_failure(when: str) -> None:
+    item = FakeItem(onnx_mark(), state=_state(["onnx"], strict=True))
+    report = _makereport(item, when, "skipped", longrepr=("x.py", 1, "Skipped: no runtime"))
+    assert report.outcome == "failed"
+    assert report.longrepr == "--strict-targets: not verified: Skipped: no runtime"
+    assert report.conv2d_message == "not verified (--strict-targets): no runtime"
+    text = _makereport(item, when, "skipped", longrepr="skipped as text")
+    assert text.longrepr == "--strict-targets: not verified: skipped as text"
+    lenient = _makereport(
+        FakeItem(onnx_mark(), state=_state(["onnx"])), when, "skipped", longrepr=("x", 1, "r")
+    )
+    assert lenient.outcome == "skipped"
+    no_session = _makereport(FakeItem(onnx_mark()), when, "skipped", longrepr=("x", 1, "r"))
+    assert no_session.outcome == "skipped"
+
+
+# -- parametrizing the checks from the bundle ------------------------------------------------------------------
+
+
+class FakeMetafunc:
+    def __init__(self, fixturenames: list[str], *marks: pytest.MarkDecorator, state: Any = None) -> None:
+        self.config = FakeConfig()
+        if state is not None:
+            self.config.stash[state_key] = state
+        self.definition = FakeItem(*marks)
+        self.fixturenames = fixturenames
+        self.calls: list[tuple[str, list[Any], dict[str, Any]]] = []
+
+    def parametrize(self, name: str, values: list[Any], **kw: Any) -> None:
+        self.calls.append((name, values, kw))
+
+
+def _bundle(outputs: Any = ("confidence", "codes"), rows: Any = 64) -> Any:
+    model = SimpleNamespace(output_names=outputs)
+    return SimpleNamespace(config=SimpleNamespace(model=model, reference_options={"num_samples": rows}))
+
+
+def test_checks_are_parametrized_per_target_output_and_batch_size() -> None:
+    state = _state(["onnx", "ios"], bundle=_bundle())
+    metafunc = FakeMetafunc(
+        ["target_name", "output_name", "batch_size"], pytest.mark.conv2d_per_target, state=state
+    )
+    plugin.pytest_generate_tests(metafunc)  # type: ignore[arg-type]
+    (target, targets, kw), output, batch = metafunc.calls
+    assert target == "target_name" and kw == {"scope": "session"}
+    assert [(p.values, p.id, [m.args for m in p.marks]) for p in targets] == [
+        (("onnx",), "onnx", [("onnx",)]),
+        (("ios",), "ios", [("ios",)]),
+    ]
+    assert all(m.name == "conv2d_target" for p in targets for m in p.marks)
+    assert output == ("output_name", ["confidence", "codes"], {})
+    assert batch == ("batch_size", [1, 7, 64], {})
+
+
+def test_a_target_check_gets_its_outputs_even_from_an_unreadable_config() -> None:
+    class Unreadable:
+        @property
+        def config(self) -> Any:
+            raise ValueError("config.yaml: bad")
+
+    metafunc = FakeMetafunc(["output_name"], onnx_mark(), state=_state(["onnx"], bundle=Unreadable()))
+    plugin.pytest_generate_tests(metafunc)  # type: ignore[arg-type]
+    assert metafunc.calls == [("output_name", ["<config.yaml unreadable>"], {})]
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_other_tests_are_not_parametrized(with_state: bool) -> None:
+    state = _state(["onnx"], bundle=_bundle()) if with_state else None
+    unmarked = FakeMetafunc(["target_name", "output_name", "batch_size"], state=state)
+    plugin.pytest_generate_tests(unmarked)  # type: ignore[arg-type]
+    marked = FakeMetafunc(["target_name", "output_name", "batch_size"], onnx_mark(), state=None)
+    plugin.pytest_generate_tests(marked)  # type: ignore[arg-type]
+    assert unmarked.calls == [] and marked.calls == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "sizes"),
+    [
+        (64, [1, 7, 64]),
+        (100, [1, 7, 64]),
+        (10, [1, 7, 10]),
+        (7, [1, 7]),
+        (3, [1, 3]),
+        (1, [1]),
+        ("bad", [1, 7, 64]),
+    ],
+)
+def test_parity_batch_sizes_are_capped_at_the_golden_rows(rows: Any, sizes: list[int]) -> None:
+    assert plugin.parity_batch_sizes(_bundle(rows=rows)) == sizes
+    assert plugin.PARITY_BATCH_SIZES == (1, 7, 64)
+
+
+def test_parity_batch_sizes_of_an_unreadable_config() -> None:
+    assert plugin.parity_batch_sizes(SimpleNamespace()) == [1, 7, 64]
+
+
+# -- the checks directory ------------------------------------------------------------------------------------
+
+
+def test_only_the_checks_directory_of_a_bundle_session_is_ours(tmp_path: Path) -> None:
+    with_state = SimpleNamespace(config=FakeConfig())
+    with_state.config.stash[state_key] = _state(["onnx"])
+    assert plugin.pytest_collect_directory(tmp_path, with_state) is None  # type: ignore[arg-type]
+    without = SimpleNamespace(config=FakeConfig())
+    assert plugin.pytest_collect_directory(plugin.CHECKS_DIR, without) is None  # type: ignore[arg-type]
