@@ -48,7 +48,7 @@ from conv2d_bundle.reference import (
     save_npy,
     save_npz,
 )
-from conv2d_bundle.taps import TAPS_FILE, TAPS_INDEX, record_taps
+from conv2d_bundle.taps import TAPS_FILE, TAPS_INDEX
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".tmp-"
@@ -163,7 +163,11 @@ class ArtifactBundler:
             say("writing the golden reference")
             ref_opts = cfg.reference_options
             reference = make_reference(
-                torch_model, cfg.model, num_samples=ref_opts["num_samples"], seed=ref_opts["seed"]
+                torch_model,
+                cfg.model,
+                num_samples=ref_opts["num_samples"],
+                seed=ref_opts["seed"],
+                taps=ref_opts.get("taps"),
             )
             atomic.write_bytes(staging / INPUTS_FILE, save_npy(reference.inputs))
             atomic.write_bytes(staging / OUTPUTS_FILE, save_npz(reference.outputs))
@@ -172,7 +176,7 @@ class ArtifactBundler:
                 reference.inputs, reference.outputs, spec.input_name, spec.output_names
             ).items():
                 atomic.write_bytes(staging / relpath, data)
-            taps = record_taps(torch_model, reference.inputs, ref_opts.get("taps"))
+            taps = reference.taps
             atomic.write_bytes(staging / TAPS_FILE, save_npz(taps.values))
             atomic.write_json(staging / TAPS_INDEX, taps.index())
             ctx = BuildContext(torch_model, cfg, exp_hash, staging, reference, explicit, taps=taps)

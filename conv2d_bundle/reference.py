@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,24 @@ class ReferenceData:
     outputs: Mapping[str, np.ndarray]
     screened: bool
     candidates_drawn: int
+    taps: Any = None  # conv2d_bundle.taps.Taps, recorded in the same forward pass as the outputs
 
 
-def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, seed: int = 0) -> ReferenceData:
-    """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them."""
+def make_reference(
+    model: object,
+    spec: ModelSpec,
+    *,
+    num_samples: int = 64,
+    seed: int = 0,
+    taps: Sequence[str] | None = None,
+) -> ReferenceData:
+    """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them; the same
+    run records the taps (``taps``: module names, None the default ones; :mod:`conv2d_bundle.taps`)."""
     import torch
+
+    from conv2d_bundle.taps import TapRecorder
+
+    recorder = TapRecorder(model, taps)  # ConfigError for an unknown module before anything runs
 
     rng = np.random.default_rng(seed)
     shape = tuple(spec.input_shape[1:])
@@ -57,8 +71,9 @@ def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, see
                 batch = batch[rounding_margin(latent) >= MIN_MARGIN]
             kept.extend(batch)
         inputs = np.ascontiguousarray(np.stack(kept[:num_samples]).astype(np.float32))
-        outputs = run_torch(model, inputs, spec)
-    return ReferenceData(inputs, outputs, callable(screen), drawn)
+        with recorder:
+            outputs = run_torch(model, inputs, spec)
+    return ReferenceData(inputs, outputs, callable(screen), drawn, recorder.taps())
 
 
 def run_torch(model: object, inputs: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:

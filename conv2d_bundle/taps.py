@@ -52,61 +52,79 @@ def tapped_root(model: Any) -> Any:
 
 
 def record_taps(model: Any, inputs: np.ndarray, names: Sequence[str] | None = None) -> Taps:
-    """Run ``model`` on ``inputs`` with forward hooks on the tapped modules and keep their outputs.
+    """Run ``model`` on ``inputs`` and keep the tapped modules' outputs (see :class:`TapRecorder`)."""
+    import torch
+
+    with TapRecorder(model, names) as recorder, torch.no_grad():
+        model(torch.from_numpy(inputs))
+    return recorder.taps()
+
+
+class TapRecorder:
+    """Forward hooks on the tapped modules for the length of a ``with`` block: the golden forward pass records
+    the taps too, so they cost no second pass over the golden inputs.
 
     ``names`` None: every top-level child that the forward pass calls and that returns one tensor (a child
     only some method uses, such as the built-in model's ``fsq``, is not a tap). Named taps must exist
     (ConfigError with the closest name), be called, and return a tensor. A module called twice keeps its
     first call's output: that is the first place its value exists in the graph.
     """
-    import torch
 
-    root = tapped_root(model)
-    modules = dict(root.named_modules())
-    explicit = names is not None
-    wanted = list(names) if names is not None else [n for n, _ in root.named_children()]
-    unknown = [n for n in wanted if n not in modules or not n]
-    if unknown:
-        known = [n for n in modules if n]
-        problems = []
-        for n in unknown:
-            close = difflib.get_close_matches(n, known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else f"modules: {', '.join(known[:12])}"
-            problems.append(f"export.reference.taps: no module {n!r} in the model ({hint})")
-        raise ConfigError("; ".join(problems))
+    def __init__(self, model: Any, names: Sequence[str] | None = None) -> None:
+        root = tapped_root(model)
+        self.modules = dict(root.named_modules())
+        self.explicit = names is not None
+        self.wanted = list(names) if names is not None else [n for n, _ in root.named_children()]
+        unknown = [n for n in self.wanted if n not in self.modules or not n]
+        if unknown:
+            known = [n for n in self.modules if n]
+            problems = []
+            for n in unknown:
+                close = difflib.get_close_matches(n, known, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}?" if close else f"modules: {', '.join(known[:12])}"
+                problems.append(f"export.reference.taps: no module {n!r} in the model ({hint})")
+            raise ConfigError("; ".join(problems))
+        self.seen: dict[str, Any] = {}
+        self.order: list[str] = []
+        self.handles: list[Any] = []
 
-    seen: dict[str, Any] = {}
-    order: list[str] = []
-
-    def hook_for(name: str) -> Any:
+    def _hook_for(self, name: str) -> Any:
         def hook(_module: Any, _args: Any, output: Any) -> None:
-            if name not in seen:
-                seen[name] = output
-                order.append(name)
+            if name not in self.seen:
+                self.seen[name] = output
+                self.order.append(name)
 
         return hook
 
-    handles = [modules[n].register_forward_hook(hook_for(n)) for n in dict.fromkeys(wanted)]
-    try:
-        with torch.no_grad():
-            model(torch.from_numpy(inputs))
-    finally:
-        for h in handles:
-            h.remove()
-    values: dict[str, np.ndarray] = {}
-    problems = []
-    for n in order:
-        out = seen[n]
-        if isinstance(out, torch.Tensor):
-            values[n] = np.ascontiguousarray(out.detach().cpu().numpy())
-        elif explicit:
-            problems.append(f"export.reference.taps: {n} returns {type(out).__name__}, not one tensor")
-    if explicit:
-        problems += [
-            f"export.reference.taps: {n} is never called by the model's forward"
-            for n in wanted
-            if n not in seen
+    def __enter__(self) -> TapRecorder:
+        self.handles = [
+            self.modules[n].register_forward_hook(self._hook_for(n)) for n in dict.fromkeys(self.wanted)
         ]
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return Taps(tuple(n for n in order if n in values), values)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def taps(self) -> Taps:
+        """What the forward pass in the block gave; ConfigError for a named tap it did not give."""
+        import torch
+
+        values: dict[str, np.ndarray] = {}
+        problems = []
+        for n in self.order:
+            out = self.seen[n]
+            if isinstance(out, torch.Tensor):
+                values[n] = np.ascontiguousarray(out.detach().cpu().numpy())
+            elif self.explicit:
+                problems.append(f"export.reference.taps: {n} returns {type(out).__name__}, not one tensor")
+        if self.explicit:
+            problems += [
+                f"export.reference.taps: {n} is never called by the model's forward"
+                for n in self.wanted
+                if n not in self.seen
+            ]
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return Taps(tuple(n for n in self.order if n in values), values)

@@ -64,3 +64,26 @@ def test_map_and_locate_a_perturbed_layer(tiny: tuple[TinyNet, np.ndarray], tmp_
     assert found.describe().startswith("diverges at head (max abs ")
     assert found.describe().endswith(f"agrees up to conv ({found.taps[0].max_abs_error:.2g})")
     assert [t.agrees for t in found.taps] == [True, False, True]  # embed does not depend on head
+
+
+def test_the_golden_forward_pass_records_the_taps(tiny: tuple[TinyNet, np.ndarray]) -> None:
+    """make_reference records the taps in its own forward pass (no second pass at create): same values."""
+    from conv2d_bundle.config import parse_config
+    from conv2d_bundle.reference import make_reference
+
+    model, _ = tiny
+    spec = parse_config(
+        {
+            "model": {
+                "target": "tests.usermodels.tiny:TinyNet",
+                "input_name": "x",
+                "input_shape": [1, 3, 1, 20],
+                "outputs": [{"name": "class_probs"}, {"name": "embedding"}],
+            },
+            "labels": ["a", "b", "c"],
+        }
+    ).model
+    ref = make_reference(model, spec, num_samples=8, seed=1)
+    again = record_taps(model, ref.inputs)
+    assert ref.taps.names == again.names == ("conv", "head", "embed")
+    assert all(np.array_equal(ref.taps.values[n], again.values[n]) for n in again.names)
