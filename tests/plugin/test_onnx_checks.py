@@ -414,7 +414,7 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
     args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
     args += ["-p", "no:cacheprovider"]
     result = pytester.runpytest(*args, "--check-profile", "quick")
-    result.assert_outcomes(passed=44, skipped=3, deselected=3)
+    result.assert_outcomes(passed=45, skipped=3, deselected=3)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
     assert report["skipped"] == [
