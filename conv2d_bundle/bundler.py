@@ -40,7 +40,15 @@ from conv2d_bundle.errors import (
 )
 from conv2d_bundle.locks import build_lock
 from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.reference import INPUTS_FILE, OUTPUTS_FILE, make_reference, save_npy, save_npz
+from conv2d_bundle.reference import (
+    INPUTS_FILE,
+    OUTPUTS_FILE,
+    make_reference,
+    onnx_test_data,
+    save_npy,
+    save_npz,
+)
+from conv2d_bundle.taps import TAPS_FILE, TAPS_INDEX
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".tmp-"
@@ -58,6 +66,7 @@ class BuildContext:
     reference: Any
     explicit_formats: bool
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    taps: Any = None  # conv2d_bundle.taps.Taps: the model's intermediate activations on the golden inputs
 
     def size_entry(self, path: Path) -> dict[str, Any]:
         """``size_bytes`` / ``file_size_mb`` of a file or of every file in a package directory."""
@@ -154,11 +163,23 @@ class ArtifactBundler:
             say("writing the golden reference")
             ref_opts = cfg.reference_options
             reference = make_reference(
-                torch_model, cfg.model, num_samples=ref_opts["num_samples"], seed=ref_opts["seed"]
+                torch_model,
+                cfg.model,
+                num_samples=ref_opts["num_samples"],
+                seed=ref_opts["seed"],
+                taps=ref_opts.get("taps"),
             )
             atomic.write_bytes(staging / INPUTS_FILE, save_npy(reference.inputs))
             atomic.write_bytes(staging / OUTPUTS_FILE, save_npz(reference.outputs))
-            ctx = BuildContext(torch_model, cfg, exp_hash, staging, reference, explicit)
+            spec = cfg.model
+            for relpath, data in onnx_test_data(
+                reference.inputs, reference.outputs, spec.input_name, spec.output_names
+            ).items():
+                atomic.write_bytes(staging / relpath, data)
+            taps = reference.taps
+            atomic.write_bytes(staging / TAPS_FILE, save_npz(taps.values))
+            atomic.write_json(staging / TAPS_INDEX, taps.index())
+            ctx = BuildContext(torch_model, cfg, exp_hash, staging, reference, explicit, taps=taps)
             for fmt in wanted:
                 say(f"exporting {fmt}")
                 try:

@@ -8,6 +8,7 @@ imports torch.
 from __future__ import annotations
 
 import functools
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,21 @@ def trusted_key(request: pytest.FixtureRequest) -> Path | None:
 @pytest.fixture(scope="session")
 def benchmark_enabled(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("benchmark"))
+
+
+@pytest.fixture
+def fuzz_counterexamples(request: pytest.FixtureRequest, bundle: Any) -> Any:
+    """The saved counterexamples of the requesting fuzz check (:class:`conv2d_bundle.fuzzing.Counterexamples`)
+    and the command that replays them."""
+    from conv2d_bundle.check_plan import check_id, target_of
+    from conv2d_bundle.fuzzing import Counterexamples
+
+    item = request.node
+    target = target_of(item) or "general"
+    name = getattr(item, "originalname", None) or item.name
+    where = shlex.quote(str(bundle.bundle_dir))
+    replay = f"pytest --pyargs conv2d_bundle.checks --bundle {where} --target {target} -k {name}"
+    return Counterexamples(Path(bundle.bundle_dir), check_id(item.nodeid), replay)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ HAILO_ARCHS = ("hailo8", "hailo8l")
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is generous and bounds memory
 MODEL_KEYS = ("architecture", "target", "name", "kwargs", "input_name", "input_shape", "outputs")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_MODULE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a module's path in the model: encoder.0.conv
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 # What the built-in architecture looks like, so its config can stay short.
@@ -401,11 +402,19 @@ class _Validator:
         if hw_arch not in HAILO_ARCHS:
             self.bad("export.hailo.hw_arch", f"expected one of {', '.join(HAILO_ARCHS)}, got {hw_arch!r}")
         ref = self.section("export.reference", value.get("reference"))
+        self.unknown_keys("export.reference", ref, ("num_samples", "seed", "taps"), "key")
         n, seed = ref.get("num_samples", 64), ref.get("seed", 0)
         if not isinstance(n, int) or not 8 <= n <= 4096:
             self.bad("export.reference.num_samples", f"expected an integer in 8..4096, got {n!r}")
         if not isinstance(seed, int):
             self.bad("export.reference.seed", f"expected an integer, got {seed!r}")
+        taps = ref.get("taps")  # absent: the default taps, and the normalized config (so EXP_HASH) unchanged
+        if taps is not None and not (
+            isinstance(taps, list) and taps and all(isinstance(t, str) and _MODULE.match(t) for t in taps)
+        ):
+            self.bad(
+                "export.reference.taps", f"expected a list of module names (encoder.conv1), got {taps!r}"
+            )
         export: dict[str, Any] = {
             "onnx": {**onnx, "opset": opset},
             "coreml": {**coreml, "minimum_deployment_target": target, "batch_range": batch_range},

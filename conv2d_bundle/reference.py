@@ -8,8 +8,9 @@ of ~5e-7 between runtimes could flip a code, and exact code parity would be luck
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from conv2d_bundle.postprocess import rounding_margin
 MIN_MARGIN = 1e-4
 INPUTS_FILE = "reference/inputs.npy"
 OUTPUTS_FILE = "reference/outputs.npz"
+ONNX_TEST_DATA_DIR = "reference/onnx/test_data_set_0"
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,24 @@ class ReferenceData:
     outputs: Mapping[str, np.ndarray]
     screened: bool
     candidates_drawn: int
+    taps: Any = None  # conv2d_bundle.taps.Taps, recorded in the same forward pass as the outputs
 
 
-def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, seed: int = 0) -> ReferenceData:
-    """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them."""
+def make_reference(
+    model: object,
+    spec: ModelSpec,
+    *,
+    num_samples: int = 64,
+    seed: int = 0,
+    taps: Sequence[str] | None = None,
+) -> ReferenceData:
+    """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them; the same
+    run records the taps (``taps``: module names, None the default ones; :mod:`conv2d_bundle.taps`)."""
     import torch
+
+    from conv2d_bundle.taps import TapRecorder
+
+    recorder = TapRecorder(model, taps)  # ConfigError for an unknown module before anything runs
 
     rng = np.random.default_rng(seed)
     shape = tuple(spec.input_shape[1:])
@@ -56,8 +71,9 @@ def make_reference(model: object, spec: ModelSpec, *, num_samples: int = 64, see
                 batch = batch[rounding_margin(latent) >= MIN_MARGIN]
             kept.extend(batch)
         inputs = np.ascontiguousarray(np.stack(kept[:num_samples]).astype(np.float32))
-        outputs = run_torch(model, inputs, spec)
-    return ReferenceData(inputs, outputs, callable(screen), drawn)
+        with recorder:
+            outputs = run_torch(model, inputs, spec)
+    return ReferenceData(inputs, outputs, callable(screen), drawn, recorder.taps())
 
 
 def run_torch(model: object, inputs: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -104,3 +120,17 @@ def save_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, save_npy(np.ascontiguousarray(arrays[name])))
     return buf.getvalue()
+
+
+def onnx_test_data(
+    inputs: np.ndarray, outputs: Mapping[str, np.ndarray], input_name: str, output_names: Sequence[str]
+) -> dict[str, bytes]:
+    """The golden case in ONNX's test-data layout (the one ``onnx_test_runner`` and the ONNX model zoo read):
+    ``input_0.pb`` and ``output_<i>.pb``, TensorProtos named after the graph's input and outputs, outputs in
+    the graph's (the config's) order. Same values as inputs.npy / outputs.npz."""
+    from onnx import numpy_helper
+
+    files = {f"{ONNX_TEST_DATA_DIR}/input_0.pb": numpy_helper.from_array(inputs, input_name)}
+    for i, name in enumerate(output_names):
+        files[f"{ONNX_TEST_DATA_DIR}/output_{i}.pb"] = numpy_helper.from_array(outputs[name], name)
+    return {path: tensor.SerializeToString(deterministic=True) for path, tensor in files.items()}

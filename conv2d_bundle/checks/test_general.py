@@ -202,3 +202,41 @@ def test_reference_outputs(
             f"reference/outputs.npz {output_name} is {arr.dtype} {list(arr.shape)}; expected {dtype} with "
             f"{reference_inputs.shape[0]} rows"
         )
+
+
+def test_onnx_test_data(
+    bundle: Any, manifest: Any, reference_inputs: Any, reference_outputs: Any, model_spec: Any
+) -> None:
+    """``reference/onnx/test_data_set_0/`` (the golden case in ONNX's test-data layout, for onnx_test_runner
+    and the like) holds exactly inputs.npy and outputs.npz: same names, dtypes and values, outputs in order."""
+    from onnx import TensorProto, numpy_helper
+
+    from conv2d_bundle.reference import ONNX_TEST_DATA_DIR
+
+    listed = sorted(p for p in manifest.files if p.startswith(f"{ONNX_TEST_DATA_DIR}/"))
+    if not listed:
+        pytest.skip(f"the bundle has no {ONNX_TEST_DATA_DIR}/ (created before it was written)")
+    expected = {f"{ONNX_TEST_DATA_DIR}/input_0.pb": (model_spec.input_name, reference_inputs)}
+    for i, name in enumerate(model_spec.output_names):
+        expected[f"{ONNX_TEST_DATA_DIR}/output_{i}.pb"] = (name, reference_outputs.get(name))
+    problems = [f"{p}: not part of the golden case" for p in listed if p not in expected]
+    for relpath, (name, want) in expected.items():
+        tensor = TensorProto()
+        try:
+            tensor.ParseFromString(bundle.path(relpath).read_bytes())
+            got = numpy_helper.to_array(tensor)
+        except Exception as exc:  # missing file, DecodeError, an unsupported data type: all mean unreadable
+            problems.append(f"{relpath}: cannot be read ({type(exc).__name__})")
+            continue
+        if tensor.name != name:
+            problems.append(f"{relpath}: named {tensor.name!r}, expected {name!r}")
+        if (
+            want is None
+            or got.dtype != want.dtype
+            or got.shape != want.shape
+            or not np.array_equal(got, want)
+        ):
+            source = "reference/inputs.npy" if relpath.endswith("input_0.pb") else f"outputs.npz {name}"
+            problems.append(f"{relpath}: {got.dtype} {list(got.shape)} differs from {source}")
+    if problems:
+        pytest.fail("; ".join(problems))

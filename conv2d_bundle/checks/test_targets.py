@@ -64,6 +64,7 @@ def test_format_built(target_name: str, bundle: Any, check_details: dict) -> Non
 
 def test_parity(
     target_name: str,
+    bundle: Any,
     target_outputs: Outputs,
     reference_inputs: Any,
     reference_outputs: Any,
@@ -99,4 +100,24 @@ def test_parity(
         pytest.fail(tolerance.violation)
     check_details.update(stats.as_dict())
     if not stats.passed:
-        pytest.fail(f"{target_name} parity, batch {batch_size}: {stats.describe()}")
+        where = _divergence(
+            target_name, bundle, reference_inputs[:batch_size], tolerance_policy, check_details
+        )
+        pytest.fail(f"{target_name} parity, batch {batch_size}: {stats.describe()}{where}")
+
+
+def _divergence(target_name: str, bundle: Any, inputs: Any, policy: Any, details: dict) -> str:
+    """Where the export left the source model, for a failing parity item (targets that can tell): ``"; diverges
+    at encoder (max abs 3.1e-02); agrees up to ..."``, or why it could not be located. Never hides the failure."""
+    try:
+        found = get_target(target_name).locate_divergence(bundle, inputs, policy)
+    except BundleError as exc:
+        details["divergence"] = {"error": str(exc)}
+        return f" (divergence not located: {exc})"
+    except Exception as exc:  # locating is evidence on top of a failure, never the failure itself
+        details["divergence"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return f" (divergence not located: {type(exc).__name__}: {exc})"
+    if found is None:
+        return ""
+    details["divergence"] = found.as_dict()
+    return f"; {found.describe()}"

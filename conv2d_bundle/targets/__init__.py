@@ -22,9 +22,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conv2d_bundle.errors import BundleError
+
+if TYPE_CHECKING:
+    from conv2d_bundle.divergence import Divergence
 
 log = logging.getLogger(__name__)
 GROUP = "conv2d_bundle.targets"
@@ -106,6 +109,12 @@ class Target:
     def runner(self, bundle: Any) -> Runner:
         """Load the exported model; the returned callable runs a batch and returns the outputs by name."""
         raise NotImplementedError
+
+    def locate_divergence(self, bundle: Any, inputs: Any, policy: Any) -> Divergence | None:
+        """Where the export's values first leave the source model's on ``inputs`` (the first rows of the golden
+        inputs), tap by tap (``reference/taps.npz``); None when this target cannot expose intermediate tensors.
+        A failing parity item adds it to its message. Raises BundleError when the bundle lacks what it needs."""
+        return None
 
     def guide(self, meta: Mapping[str, Any]) -> str:
         """The deployment guide's section for this format, written for the bundled model (markdown)."""

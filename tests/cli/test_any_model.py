@@ -151,11 +151,8 @@ def test_verify_a_format_the_bundle_lacks_fails_once(tmp_path: Path) -> None:
 def test_executorch_bundles_and_verifies_a_dict_output_model(tmp_path: Path) -> None:
     bundle = _create(tmp_path, DictNet, "onnx,executorch")
     info = bundle.metadata["formats"]["executorch"]
-    assert info["max_batch"] == 64 and info["bundled_cases"] == [
-        1,
-        7,
-        16,
-    ]  # cases: capped by the 16 golden rows
+    # the program takes up to 64 windows; its bundled cases are capped by the 16 golden rows
+    assert info["max_batch"] == 64 and info["bundled_cases"] == [1, 7, 16]
     p = conv2d("pack", "verify", str(bundle.bundle_dir), "--target", "executorch", "--profile", "quick")
     assert p.returncode == 0 and f"{bundle.exp_hash} --target executorch: PASSED" in p.stdout, (
         p.stdout + p.stderr
@@ -168,3 +165,34 @@ def test_executorch_bundles_and_verifies_a_dict_output_model(tmp_path: Path) -> 
         for n in (1, 7, 16)
     } <= ran
     assert report["skipped"] == []
+
+
+def test_a_users_model_gets_taps_and_its_perturbed_layer_is_named(tmp_path: Path) -> None:
+    """The taps of a user's model are its own top-level children in call order (``both`` calls conv, embed,
+    head); one layer's weights perturbed in the export and re-sealed: parity fails naming that layer."""
+    from onnx import numpy_helper
+
+    from tests.conftest import checks_subprocess, reseal
+
+    bundle = _create(tmp_path, TupleNet, "onnx").bundle_dir
+    index = json.loads((bundle / "reference/taps.json").read_text())
+    assert [t["name"] for t in index["taps"]] == ["conv", "embed", "head"]
+    mapping = json.loads((bundle / "metadata.json").read_text())["formats"]["onnx"]["taps"]
+    assert all(mapping[t] for t in ("conv", "embed", "head")), mapping
+
+    model = onnx.load(str(bundle / "models/model.onnx"))
+    gemm = next(n for n in model.graph.node if n.name.split("/")[-2:] == ["embed", "Gemm"])
+    init = next(i for i in model.graph.initializer if i.name == gemm.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+    onnx.save(model, str(bundle / "models/model.onnx"))
+    reseal(bundle)
+    p = checks_subprocess(
+        "--bundle", str(bundle), "--target", "onnx", "--check-profile", "quick", "-k", "parity"
+    )
+    report = json.loads((bundle / "validation/onnx_validation.json").read_text())
+    failed = [c for c in report["checks"] if c["outcome"] == "failed"]
+    assert p.returncode == 1 and failed, p.stdout[-2000:]
+    for check in failed:
+        assert (
+            "diverges at embed (max abs " in check["message"] and "; agrees up to conv (" in check["message"]
+        )

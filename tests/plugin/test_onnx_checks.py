@@ -204,7 +204,152 @@ def test_outputs_depending_on_other_rows_fail_fuzzing(bundle_copy: Path, run_che
         run_checks, bundle_copy, "onnx", "test_onnx.py::test_fuzz_valid_inputs"
     )
     assert outcome == "failed"
-    assert re.fullmatch(r"confidence: row \d+ of a batch of \d+ differs from the same window alone", message)
+    assert re.match(r"confidence: row \d+ of a batch of \d+ differs from the same window alone \(", message)
+
+
+def test_fuzz_failure_is_saved_and_replayed_first(bundle_copy: Path, run_checks: Any) -> None:
+    """A planted fuzz failure leaves its shrunk input and the command that replays it; the next run replays it
+    before drawing anything new, and says so."""
+    _edit_onnx(_batch_mixing)(bundle_copy)
+    outcome, message, _ = run_one_check(
+        run_checks, bundle_copy, "onnx", "test_onnx.py::test_fuzz_valid_inputs"
+    )
+    assert outcome == "failed"
+    saved = bundle_copy / "validation/counterexamples/test_onnx.py-test_fuzz_valid_inputs.json"
+    assert "counterexample saved in validation/counterexamples/" in message, message
+    data = json.loads(saved.read_text())
+    [case] = data["cases"]
+    assert data["check"] == "test_onnx.py::test_fuzz_valid_inputs"
+    example = case["example"]
+    assert set(example) == {"batch", "seed", "kind"} and example["batch"] >= 2  # a batch of 1 cannot mix rows
+    assert case["replay"].startswith("pytest --pyargs conv2d_bundle.checks --bundle ")
+    assert "--target onnx -k test_fuzz_valid_inputs" in case["replay"] and case["replay"] in message
+    x = np.load(saved.parent / case["input"])
+    assert x.shape == (example["batch"], 9, 2, 100) and x.dtype == np.float32
+
+    # the next run (validation/ kept): the saved case is replayed first and fails at once
+    p = checks_subprocess(
+        "--bundle", str(bundle_copy), "--target", "onnx", "--check-profile", "quick", "-k", "test_fuzz_valid"
+    )
+    report = json.loads((bundle_copy / "validation/onnx_validation.json").read_text())
+    check = next(c for c in report["checks"] if c["id"] == "test_onnx.py::test_fuzz_valid_inputs")
+    assert p.returncode == 1 and check["outcome"] == "failed"
+    assert f"(saved counterexample {example} in validation/counterexamples/" in check["message"]
+    assert check["details"]["counterexamples_replayed"] == 1
+    assert len(json.loads(saved.read_text())["cases"]) == 1  # the same case is not saved twice
+
+
+def test_counterexamples_replay_on_a_good_export(bundle_copy: Path) -> None:
+    """Saved cases that pass again (the export was fixed) are replayed and count as examples, nothing fails."""
+    saved = bundle_copy / "validation/counterexamples/test_onnx.py-test_fuzz_valid_inputs.json"
+    saved.parent.mkdir(parents=True)
+    case = {"example": {"batch": 3, "seed": 7, "kind": "mixed"}, "message": "", "input": "", "replay": ""}
+    saved.write_text(json.dumps({"schema_version": 1, "cases": [case]}))
+    p = checks_subprocess(
+        "--bundle", str(bundle_copy), "--target", "onnx", "--check-profile", "quick", "-k", "test_fuzz_valid"
+    )
+    report = json.loads((bundle_copy / "validation/onnx_validation.json").read_text())
+    check = next(c for c in report["checks"] if c["id"] == "test_onnx.py::test_fuzz_valid_inputs")
+    assert p.returncode == 0 and check["outcome"] == "passed", p.stdout[-2000:]
+    assert check["details"]["counterexamples_replayed"] == 1
+
+
+def _scale_weights_of(node_name: str) -> Any:
+    """Scale the weight initializer of one node of the graph (one layer), as a broken conversion would."""
+
+    def edit(m: Any) -> None:
+        node = next(n for n in m.graph.node if n.name == node_name)
+        init = next(i for i in m.graph.initializer if i.name == node.input[1])
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5), init.name))
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("node", "first_bad", "last_good"),
+    [
+        ("/inner/classifier/classifier.0/Gemm", "classifier", "to_latent"),
+        ("/inner/to_latent/Gemm", "to_latent", "encoder"),
+        ("/inner/encoder/encoder.1/encoder.1.0/Conv", "encoder", None),
+    ],
+)
+def test_parity_failure_names_the_first_divergent_tap(
+    bundle_copy: Path, run_checks: Any, node: str, first_bad: str, last_good: str | None
+) -> None:
+    """One layer's weights perturbed and re-sealed: parity fails and names that layer's tap (the built-in
+    model's taps: encoder, to_latent, classifier) as the first divergence, and the last tap that agrees."""
+    _edit_onnx(_scale_weights_of(node))(bundle_copy)
+    _, report, out = run_checks(bundle_copy, "onnx", "-k", "test_parity")
+    assert report is not None, out[-2000:]
+    failed = [c for c in report["checks"] if c["outcome"] == "failed"]
+    assert failed, out[-2000:]
+    for check in failed:
+        assert f"diverges at {first_bad} (max abs " in check["message"], check["message"]
+        where = check["details"]["divergence"]
+        assert where["first_divergent_tap"] == first_bad and where["last_agreeing_tap"] == last_good
+        if last_good:
+            assert re.search(rf"; agrees up to {last_good} \([0-9.e-]+\)$", check["message"])
+        else:
+            assert check["message"].endswith("; the first tap already disagrees")
+        # the figures stay in every item: PSNR, top-1 / code agreement
+        assert "psnr_db" in check["details"] and check["details"]["agreement_kind"] in ("top1", "codes")
+
+
+def test_taps_recorded_at_create(example_bundle: Path) -> None:
+    """reference/taps.json lists the built-in model's top-level children that forward calls, in order (not
+    fsq: only its methods are used); each maps to an ONNX tensor holding its value."""
+    index = json.loads((example_bundle / "reference/taps.json").read_text())
+    assert [t["name"] for t in index["taps"]] == ["encoder", "to_latent", "classifier"]
+    values = np.load(example_bundle / "reference/taps.npz")
+    assert values["encoder"].shape == (64, 192) and values["classifier"].shape == (64, 4)
+    meta = json.loads((example_bundle / "metadata.json").read_text())
+    mapping = meta["formats"]["onnx"]["taps"]
+    assert mapping["classifier"].startswith("/inner/classifier/") and set(mapping) == set(values.files)
+    manifest = json.loads((example_bundle / "MANIFEST.json").read_text())["files"]
+    assert {"reference/taps.json", "reference/taps.npz"} <= set(manifest)
+
+
+def test_parity_failure_without_taps_still_fails_with_its_figures(bundle_copy: Path, run_checks: Any) -> None:
+    """A bundle without taps (made before them): the failure says the divergence was not located, and why."""
+    _edit_onnx(_scale_weights_of("/inner/classifier/classifier.0/Gemm"))(bundle_copy)
+    (bundle_copy / "reference/taps.json").unlink()
+    reseal(bundle_copy)
+    outcome, message, _ = run_one_check(
+        run_checks, bundle_copy, "onnx", "test_targets.py::test_parity[onnx-confidence-7]"
+    )
+    assert outcome == "failed" and "PSNR" in message
+    assert "(divergence not located: the bundle has no " in message and "taps.json" in message
+
+
+def _tamper_test_data(b: Path) -> None:
+    path = b / "reference/onnx/test_data_set_0/output_1.pb"
+    tensor = onnx.TensorProto()
+    tensor.ParseFromString(path.read_bytes())
+    arr = numpy_helper.to_array(tensor).copy()
+    arr[0, 0] += np.float32(0.25)
+    path.write_bytes(numpy_helper.from_array(arr, tensor.name).SerializeToString())
+    reseal(b)
+
+
+def test_onnx_test_data_agrees_with_the_golden_files(
+    example_bundle: Path, bundle_copy: Path, run_checks: Any
+) -> None:
+    d = example_bundle / "reference/onnx/test_data_set_0"
+    assert sorted(p.name for p in d.iterdir()) == ["input_0.pb", "output_0.pb", "output_1.pb"]
+    tensor = onnx.TensorProto()
+    tensor.ParseFromString((d / "output_0.pb").read_bytes())
+    assert tensor.name == "behavioral_codes"
+    golden = np.load(example_bundle / "reference/outputs.npz")["behavioral_codes"]
+    assert np.array_equal(numpy_helper.to_array(tensor), golden)
+
+    _tamper_test_data(bundle_copy)
+    outcome, message, _ = run_one_check(
+        run_checks, bundle_copy, "onnx", "test_general.py::test_onnx_test_data"
+    )
+    assert outcome == "failed"
+    assert message == (
+        "reference/onnx/test_data_set_0/output_1.pb: float32 [64, 4] differs from outputs.npz confidence"
+    )
 
 
 def test_unknown_target_is_a_usage_error(example_bundle: Path) -> None:
@@ -269,7 +414,7 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
     args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
     args += ["-p", "no:cacheprovider"]
     result = pytester.runpytest(*args, "--check-profile", "quick")
-    result.assert_outcomes(passed=44, skipped=3, deselected=3)
+    result.assert_outcomes(passed=45, skipped=3, deselected=3)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
     assert report["skipped"] == [

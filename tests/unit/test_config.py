@@ -187,3 +187,20 @@ def test_a_misspelt_key_is_reported_once_with_the_closest_one(edit: Any, expecte
     with pytest.raises(ConfigError) as info:
         parse_config(config)
     assert str(info.value) == expected
+
+
+def test_reference_taps_are_module_names_and_misspelt_keys_named() -> None:
+    config = example()
+    config["export"]["reference"]["tapz"] = ["encoder"]
+    with pytest.raises(ConfigError, match=r"export\.reference\.tapz: unknown key \(did you mean taps\?\)"):
+        parse_config(config)
+    config["export"]["reference"] = {"taps": "encoder"}
+    with pytest.raises(ConfigError, match=r"export\.reference\.taps: expected a list of module names"):
+        parse_config(config)
+    config["export"]["reference"] = {"taps": ["encoder.0", "classifier"]}
+    assert parse_config(config).reference_options["taps"] == ["encoder.0", "classifier"]
+
+
+def test_taps_absent_leave_the_normalized_config_and_hash_as_before() -> None:
+    """Configs that name no taps hash as they did before taps existed: their bundles keep their EXP_HASH."""
+    assert "taps" not in parse_config(example()).reference_options

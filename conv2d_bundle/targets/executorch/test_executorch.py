@@ -138,15 +138,19 @@ def test_fuzz_valid_inputs(
     et_info: Any,
     fuzz_examples: int,
     tolerance_policy: Any,
+    fuzz_counterexamples: Any,
     check_details: dict,
 ) -> None:
     """Any batch 1..max and any finite input: shapes follow the batch, codes and confidences stay in range,
-    each row of a batch equals that window run alone."""
+    each row of a batch equals that window run alone. Saved counterexamples are replayed first."""
     from conv2d_bundle.fuzzing import check_valid_inputs
 
     tolerances = {o.name: tolerance_policy.resolve(o) for o in model_spec.outputs}
+    check_details.update(counterexamples_replayed=len(fuzz_counterexamples.load()))
     try:
-        seen = check_valid_inputs(et_runner, model_spec, tolerances, fuzz_examples, int(et_info["max_batch"]))
+        seen = check_valid_inputs(
+            et_runner, model_spec, tolerances, fuzz_examples, int(et_info["max_batch"]), fuzz_counterexamples
+        )
     except AssertionError as exc:
         pytest.fail(str(exc))
     check_details.update(examples=len(seen), max_batch=max(seen, default=0))

@@ -42,6 +42,17 @@ outputs = sess.run(None, {{"{m["input_name"]}": x}})   # {", ".join(o["name"] fo
 The batch axis is dynamic; every other axis is fixed.
 """
 
+    def locate_divergence(self, bundle: Any, inputs: Any, policy: Any) -> Any:
+        from conv2d_bundle.divergence import locate_in_bundle
+        from conv2d_bundle.errors import BundleIntegrityError
+
+        mapping = bundle.format_info(self.format).get("taps")
+        if not isinstance(mapping, dict):
+            raise BundleIntegrityError(
+                f"metadata.json formats.{self.format} maps no taps (created before taps?)"
+            )
+        return locate_in_bundle(bundle, ONNX_FILE, mapping, inputs, policy)
+
     def runner(self, bundle: Any) -> Runner:
         from conv2d_bundle.targets.onnx.runner import session_runner
 

@@ -102,7 +102,17 @@ def build(ctx: Any) -> dict[str, Any]:
     )
     got = session_runner(out, spec.input_name, ONNX_FILE)(ctx.reference.inputs)
     parity = check_outputs(got, ctx.reference.outputs, spec.outputs, "the ONNX export")
+    entry: dict[str, Any] = {}
+    taps = getattr(ctx, "taps", None)
+    if taps is not None and taps.names:  # which tensor holds each tap, for locating a divergence later
+        import onnx
+
+        from conv2d_bundle.divergence import map_taps
+
+        model = onnx.load(str(out))
+        entry["taps"] = map_taps(model, spec.input_name, ctx.reference.inputs, taps.names, taps.values)
     return {
+        **entry,
         "status": "built",
         "file": ONNX_FILE,
         "opset_version": info.opset,

@@ -126,107 +126,38 @@ def test_embedded_metadata(onnx_model: Any, metadata: Any, bundle: Any) -> None:
         pytest.fail("model.onnx metadata_props: " + "; ".join(problems))
 
 
-# -- property checks (hypothesis) -------------------------------------------------------------------
-def _settings(examples: int) -> Any:
-    from hypothesis import HealthCheck, settings
-
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-
-
-def _window_batch(batch: int, seed: int, kind: str, shape: tuple[int, ...]) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, *shape)).astype(np.float32)
-    if kind == "zeros":
-        x[:] = 0
-    elif kind == "large":
-        x *= np.float32(1e4)
-    elif kind == "denormal":
-        x *= np.float32(1e-39)  # below float32's smallest normal (1.18e-38)
-    elif kind == "mixed":
-        x[::2] *= np.float32(1e4)
-        x[1::3] = 0
-    return x
-
-
+# -- property checks (hypothesis, shared with the other targets: conv2d_bundle/fuzzing.py) --------------
 def test_fuzz_valid_inputs(
-    onnx_session: Any, model_spec: Any, fuzz_examples: int, tolerance_policy: Any, check_details: dict
+    onnx_session: Any,
+    model_spec: Any,
+    fuzz_examples: int,
+    tolerance_policy: Any,
+    fuzz_counterexamples: Any,
+    check_details: dict,
 ) -> None:
     """Any batch size 1..256 and any finite input: shapes follow the batch, codes and confidences stay in range,
-    and each row of a batch equals that window run alone."""
-    from hypothesis import given
-    from hypothesis import strategies as st
+    and each row of a batch equals that window run alone. Saved counterexamples are replayed first."""
+    from conv2d_bundle.fuzzing import check_valid_inputs
+    from conv2d_bundle.targets.onnx.runner import run
 
-    names = [o.name for o in onnx_session.get_outputs()]
-    shape = tuple(model_spec.input_shape[1:])
     # batch invariance within the verifier's tolerance (the cap, where the bundle asks for more than that)
     tolerances = {spec.name: tolerance_policy.resolve(spec) for spec in model_spec.outputs}
-    seen: list[int] = []
-
-    @_settings(fuzz_examples)
-    @given(
-        batch=st.integers(1, 256),
-        seed=st.integers(0, 2**32 - 1),
-        kind=st.sampled_from(["normal", "zeros", "large", "denormal", "mixed"]),
-    )
-    def prop(batch: int, seed: int, kind: str) -> None:
-        x = _window_batch(batch, seed, kind, shape)
-        out = dict(zip(names, onnx_session.run(None, {model_spec.input_name: x}), strict=True))
-        seen.append(batch)
-        for spec in model_spec.outputs:
-            y = out[spec.name]
-            assert y.shape[0] == batch, f"{spec.name}: {y.shape[0]} rows for a batch of {batch} ({kind})"
-            if spec.kind == "codes":
-                assert ((y >= 0) & (y < spec.num_codes)).all(), (
-                    f"{spec.name}: codes outside [0, {spec.num_codes}) for {kind} input: {y.min()}..{y.max()}"
-                )
-            if spec.kind == "probabilities":
-                assert np.isfinite(y).all() and (y >= 0).all() and (y <= 1).all(), (
-                    f"{spec.name}: values outside [0, 1] for {kind} input"
-                )
-                worst = float(np.abs(y.sum(axis=-1) - 1).max())
-                assert worst <= 1e-5, f"{spec.name}: rows sum to 1 +- {worst:.2e} for {kind} input"
-        for row in sorted({0, batch // 2, batch - 1}):
-            alone = dict(
-                zip(names, onnx_session.run(None, {model_spec.input_name: x[row : row + 1]}), strict=True)
-            )
-            for spec in model_spec.outputs:
-                a, b = alone[spec.name][0], out[spec.name][row]
-                same = (
-                    np.array_equal(a, b)
-                    if spec.is_integer
-                    else np.allclose(a, b, atol=tolerances[spec.name].atol, rtol=tolerances[spec.name].rtol)
-                )
-                assert same, (
-                    f"{spec.name}: row {row} of a batch of {batch} differs from the same window alone"
-                )
-
+    replayed = len(fuzz_counterexamples.load())
+    check_details.update(counterexamples_replayed=replayed)
     try:
-        prop()
+        seen = check_valid_inputs(
+            lambda x: run(onnx_session, model_spec.input_name, x),
+            model_spec,
+            tolerances,
+            fuzz_examples,
+            256,
+            fuzz_counterexamples,
+        )
     except AssertionError as exc:
-        pytest.fail(str(exc).split("\nassert ", 1)[0].splitlines()[0])
+        pytest.fail(str(exc))
     check_details.update(examples=len(seen), max_batch=max(seen, default=0))
     if not seen:
         pytest.fail("fuzzing ran no examples: nothing was verified")
-
-
-def _invalid_shapes(shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
-    c, h, w = shape
-    return [
-        ("rank 3", (2, c, h)),
-        ("rank 5", (2, c, h, w, 1)),
-        ("channels", (2, c + 1, h, w)),
-        ("channels", (2, max(c - 1, 1), h, w)),
-        ("sensors", (2, c, h + 1, w)),
-        ("time steps", (2, c, h, w // 2)),
-        ("time steps", (2, c, h, w + 1)),
-    ]
 
 
 def test_fuzz_invalid_inputs(
@@ -237,15 +168,17 @@ def test_fuzz_invalid_inputs(
     from hypothesis import given
     from hypothesis import strategies as st
 
+    from conv2d_bundle.fuzzing import fuzz_settings, invalid_shapes
+
     shape = tuple(model_spec.input_shape[1:])
     if len(shape) != 3:
         pytest.fail(f"config input_shape {model_spec.input_shape} is not [N, C, H, W]")
-    cases = [(what, s, np.dtype(np.float32)) for what, s in _invalid_shapes(shape)]
+    cases = [(what, s, np.dtype(np.float32)) for what, s in invalid_shapes(shape)]
     cases += [(f"dtype {d}", (2, *shape), np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
     accepted: list[str] = []
     tried: list[str] = []
 
-    @_settings(max(fuzz_examples // 2, len(cases)))
+    @fuzz_settings(max(fuzz_examples // 2, len(cases)))
     @given(case=st.sampled_from(cases), batch=st.integers(1, 8))
     def prop(case: tuple[str, tuple[int, ...], np.dtype], batch: int) -> None:
         what, s, dtype = case
