@@ -183,6 +183,21 @@ def test_label_map_fails_on_labels_classes_mismatch(model_spec: Any) -> None:
     ) == ("label_map.json has 5 labels; output confidence has 4 classes")
 
 
+def test_label_map_counts_classes_on_the_last_axis(model_spec: Any) -> None:
+    """Per-step probabilities [N, T, classes]: the classes are the last axis, not the second."""
+    four = {str(i): n for i, n in enumerate(["rest", "walk", "trot", "play"])}
+    bundle = labels_bundle(four, list(four.values()))
+    general.test_label_map_covers_classes(
+        bundle, model_spec, {"confidence": np.zeros((3, 25, 4), np.float32)}
+    )
+    assert fails(
+        general.test_label_map_covers_classes,
+        bundle,
+        model_spec,
+        {"confidence": np.zeros((3, 4, 5), np.float32)},
+    ) == ("label_map.json has 4 labels; output confidence has 5 classes")
+
+
 def test_label_map_without_a_class_output(model_spec: Any) -> None:
     """A model with no probabilities output: labels are checked against config.yaml alone."""
     codes_only = SimpleNamespace(class_output=None)
