@@ -444,6 +444,58 @@ def test_parse_hailortcli_output_older_group_line() -> None:
     assert parsed["architecture"] is None
 
 
+def test_parse_hailortcli_output_whole_result() -> None:
+    parsed = parse_hailortcli_output(SAMPLE_HAILO8)
+    assert set(parsed) == {
+        "architecture",
+        "compatible_architectures",
+        "network_groups",
+        "contexts",
+        "networks",
+        "inputs",
+        "outputs",
+    }
+    assert parsed["compatible_architectures"] == ["HAILO8"]
+    older = parse_hailortcli_output("Network group name: net (Single Context)\n")
+    assert older["compatible_architectures"] == [] and older["contexts"] == {"net": 1}
+
+
+def test_parse_hailortcli_output_streams_outside_any_group_or_section() -> None:
+    """Vstream lines before any group or section header still count, with no network group."""
+    parsed = parse_hailortcli_output(
+        "Architecture HEF was compiled for: hailo8l\n"
+        "Input net/input_layer1 UINT8, NHWC(2x100x9)\n"
+        "Output net/out UINT8, NC\n"
+        "Output net/bare\n"
+    )
+    assert parsed["architecture"] == "HAILO8L" and parsed["compatible_architectures"] == ["HAILO8L"]
+    assert parsed["inputs"] == [
+        {
+            "name": "net/input_layer1",
+            "type": "UINT8",
+            "format": "NHWC",
+            "shape": [2, 100, 9],
+            "network_group": None,
+        }
+    ]
+    assert parsed["outputs"] == [
+        {"name": "net/out", "type": "UINT8", "format": "NC", "shape": None, "network_group": None},
+        {"name": "net/bare", "type": None, "format": None, "shape": None, "network_group": None},
+    ]
+
+
+def test_parse_hailortcli_output_empty_compatible_list() -> None:
+    parsed = parse_hailortcli_output("HEF Compatible for: , \nNetwork group name: net, Single Context\n")
+    assert parsed["architecture"] is None and parsed["compatible_architectures"] == []
+    assert parsed["network_groups"] == ["net"]
+
+
+def test_device_accepts_unknown_device_lists_the_known_ones() -> None:
+    with pytest.raises(HefError) as info:
+        device_accepts("hailo9", "HAILO8")
+    assert str(info.value) == "unknown Hailo device 'hailo9' (known: hailo8, hailo8l)"
+
+
 @pytest.mark.parametrize("text", ["", "Segmentation fault\n", "usage: hailortcli [OPTIONS]"])
 def test_parse_hailortcli_output_rejects_unrecognised_text(text: str) -> None:
     with pytest.raises(HefError, match="unrecognised"):
