@@ -217,15 +217,16 @@ def test_fuzz_valid_inputs(
 
 
 def _invalid_shapes(shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """Input shapes without the batch axis, each wrong in the named way."""
     c, h, w = shape
     return [
-        ("rank 3", (2, c, h)),
-        ("rank 5", (2, c, h, w, 1)),
-        ("channels", (2, c + 1, h, w)),
-        ("channels", (2, max(c - 1, 1), h, w)),
-        ("sensors", (2, c, h + 1, w)),
-        ("time steps", (2, c, h, w // 2)),
-        ("time steps", (2, c, h, w + 1)),
+        ("rank 3", (c, h)),
+        ("rank 5", (c, h, w, 1)),
+        ("channels", (c + 1, h, w)),
+        ("channels", (max(c - 1, 1), h, w)),
+        ("sensors", (c, h + 1, w)),
+        ("time steps", (c, h, w // 2)),
+        ("time steps", (c, h, w + 1)),
     ]
 
 
@@ -241,7 +242,7 @@ def test_fuzz_invalid_inputs(
     if len(shape) != 3:
         pytest.fail(f"config input_shape {model_spec.input_shape} is not [N, C, H, W]")
     cases = [(what, s, np.dtype(np.float32)) for what, s in _invalid_shapes(shape)]
-    cases += [(f"dtype {d}", (2, *shape), np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
+    cases += [(f"dtype {d}", shape, np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
     accepted: list[str] = []
     tried: list[str] = []
 
@@ -249,7 +250,7 @@ def test_fuzz_invalid_inputs(
     @given(case=st.sampled_from(cases), batch=st.integers(1, 8))
     def prop(case: tuple[str, tuple[int, ...], np.dtype], batch: int) -> None:
         what, s, dtype = case
-        x = np.zeros((batch, *s[1:]), dtype=dtype)
+        x = np.zeros((batch, *s), dtype=dtype)
         tried.append(what)
         try:
             onnx_session.run(None, {model_spec.input_name: x})
@@ -257,12 +258,10 @@ def test_fuzz_invalid_inputs(
             return
         accepted.append(f"{what} {list(x.shape)} {dtype}")
 
-    for case in cases:  # every kind at least once, whatever hypothesis draws
+    for case in cases:  # every kind at least once, whatever hypothesis draws (so `tried` is never empty)
         prop.hypothesis.inner_test(case=case, batch=1)
     prop()
     check_details.update(examples=len(tried), accepted_invalid=sorted(set(accepted)))
-    if not tried:
-        pytest.fail("fuzzing ran no examples: nothing was verified")
     if accepted:
         pytest.fail(
             f"model.onnx accepted invalid inputs instead of refusing them: {sorted(set(accepted))[:4]}"

@@ -58,6 +58,15 @@ def test_onnx_checker(model: onnx.ModelProto, edited: onnx.ModelProto) -> None:
     assert "nowhere" in message and "\n" not in message  # the first line of the checker's complaint
 
 
+def test_onnx_checker_runs_shape_inference(edited: onnx.ModelProto) -> None:
+    """An output declared int32 that the graph computes as int64 passes the plain checker, not the full one."""
+    edited.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.INT32
+    onnx.checker.check_model(edited)
+    message = fails(checks.test_onnx_checker, edited)
+    assert message.startswith("models/model.onnx fails onnx.checker: [ShapeInferenceError]")
+    assert "Inferred elem type differs" in message
+
+
 def test_input_signature(model: onnx.ModelProto, edited: onnx.ModelProto, model_spec: Any) -> None:
     checks.test_input_signature(model, model_spec)
     edited.graph.input[0].name = "x"
