@@ -107,7 +107,13 @@ def test_zip_layout_is_normalized(small: Path, top: str, tmp_path: Path) -> None
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
     assert {i.create_system for i in infos.values()} == {3}
     modes = {n: i.external_attr >> 16 for n, i in infos.items()}
-    assert modes[f"{top}/docs/"] == stat.S_IFDIR | 0o755 and infos[f"{top}/docs/"].external_attr & 0x10
+    for d in (
+        f"{top}/",
+        f"{top}/docs/",
+        f"{top}/models/",
+    ):  # Unix 0755 directories, MS-DOS attribute 'directory'
+        assert infos[d].external_attr == (stat.S_IFDIR | 0o755) << 16 | 0x10
+        assert infos[d].file_size == 0
     assert modes[f"{top}/docs/run.sh"] == stat.S_IFREG | 0o755
     assert modes[f"{top}/config.yaml"] == stat.S_IFREG | 0o644
     assert infos[f"{top}/models/model.onnx"].compress_type == zipfile.ZIP_DEFLATED
@@ -201,6 +207,7 @@ def test_round_trip(small: Path, tmp_path: Path, out: Path, fmt: str) -> None:
     assert stat.S_IMODE((result.bundle_dir / "config.yaml").stat().st_mode) == 0o644
     for d in (result.bundle_dir, result.bundle_dir / "models"):
         assert stat.S_IMODE(d.stat().st_mode) == 0o755
+    assert import_archive(packed, tmp_path / "a" / "b").bundle_dir == tmp_path / "a" / "b" / small.name
     again = import_archive(packed, out)
     assert again == archive.ImportResult(small.name, out / small.name, already_existed=True)
     assert leftovers(out) == [small.name]  # no temporary directory left
@@ -329,6 +336,22 @@ def test_import_refuses_a_malformed_identity(
         import_archive(packed, out)
 
 
+def test_import_refuses_a_bundle_without_readable_metadata(
+    small: Path, top: str, tmp_path: Path, out: Path
+) -> None:
+    from conv2d_bundle.errors import BundleIntegrityError
+
+    (small / "metadata.json").write_text("[]")  # JSON, but not an object
+    BundleManifest.build(small).write(small)
+    with pytest.raises(ArchiveError, match=r"^metadata\.json exp_hash None is not a 12-hex bundle hash$"):
+        import_archive(write_zip(tmp_path / "list.zip", entries_of(small, top)), out)
+    (small / "metadata.json").unlink()
+    BundleManifest.build(small).write(small)
+    with pytest.raises(BundleIntegrityError, match=r"^metadata\.json is missing$"):
+        import_archive(write_zip(tmp_path / "none.zip", entries_of(small, top)), out)
+    assert leftovers(out) == []
+
+
 def test_import_refuses_a_bundle_whose_identity_was_rewritten(
     small: Path, top: str, tmp_path: Path, out: Path
 ) -> None:
@@ -354,6 +377,22 @@ def test_import_refuses_a_bundle_whose_identity_was_rewritten(
         "metadata.json model.weights_sha256 is missing: the hash cannot be recomputed"
     )
     assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_import_makes_directories_the_archive_does_not_list(tmp_path: Path, out: Path, fmt: str) -> None:
+    """Archives made by other tools may list a file before its directory, a directory after its files, or a
+    deep directory alone: all extract (and this folder is then judged: it is no bundle)."""
+    files = {"b-1/x/y/f": b"data", "b-1/x/": b"", "b-1/z/w/": b""}
+    if fmt == "zip":
+        packed = write_zip(tmp_path / "d.zip", files)
+    else:
+        dirs = [tarfile.TarInfo(n.rstrip("/")) for n in files if n.endswith("/")]
+        for d in dirs:
+            d.type = tarfile.DIRTYPE
+        packed = write_tar(tmp_path / "d.tar.gz", {"b-1/x/y/f": b"data"}, *dirs)
+    with pytest.raises(ArchiveError, match=r"^the archive holds no MANIFEST\.json: not a bundle$"):
+        import_archive(packed, out)
 
 
 # -- unsafe entries ---------------------------------------------------------------------------------
@@ -388,6 +427,9 @@ def test_entry_names_are_checked_one_by_one() -> None:
     assert check("b-1/models/m.onnx", "b-1") == ("b-1", "models/m.onnx")
     assert check("ab:c/d", None) == ("ab:c", "d")  # a colon is a drive letter only second
     assert check("b.1/.x", None) == ("b.1", ".x")  # hidden files inside the folder are allowed
+    assert check("b", None) == ("b", "")  # a one-letter top folder is no drive
+    with pytest.raises(ArchiveError, match=r"^refusing entry 'C:': absolute path$"):
+        check("C:", None)
     for name, why in [
         ("", "absolute path"),
         ("a\0b/c", "backslash or NUL in the name"),
