@@ -37,6 +37,8 @@ def small(example_bundle: Path, tmp_path: Path) -> Path:
     (root / "docs").mkdir()
     (root / "docs" / "run.sh").write_text("#!/bin/sh\n")
     (root / "docs" / "run.sh").chmod(0o700)
+    (root / "docs" / "sub").mkdir()
+    (root / "docs" / "sub" / "notes.md").write_text("nested\n")
     BundleManifest.build(root).write(root)
     (root / "validation").mkdir()
     (root / "validation" / "onnx_validation.json").write_text("{}")  # a report: not archived
@@ -72,6 +74,8 @@ def test_tar_gz_layout_is_normalized(small: Path, top: str, tmp_path: Path) -> N
         f"{top}/config.yaml",
         f"{top}/docs",
         f"{top}/docs/run.sh",
+        f"{top}/docs/sub",
+        f"{top}/docs/sub/notes.md",
         f"{top}/metadata.json",
         f"{top}/models",
         f"{top}/models/model.onnx",
@@ -80,12 +84,12 @@ def test_tar_gz_layout_is_normalized(small: Path, top: str, tmp_path: Path) -> N
         (0, 0, "", "", 315532800)
     }
     assert {n: m.mode for n, m in members.items() if m.isdir()} == dict.fromkeys(
-        [top, f"{top}/docs", f"{top}/models"], 0o755
+        [top, f"{top}/docs", f"{top}/docs/sub", f"{top}/models"], 0o755
     )
     assert members[f"{top}/docs/run.sh"].mode == 0o755 and members[f"{top}/config.yaml"].mode == 0o644
     assert members[f"{top}/models/model.onnx"].size == 600
     assert {m.name for m in members.values() if m.isreg()} == {
-        n for n in members if n.count("/") and not n.endswith(("docs", "models"))
+        n for n in members if n.count("/") and not n.endswith(("docs", "sub", "models"))
     }
 
 
@@ -100,6 +104,8 @@ def test_zip_layout_is_normalized(small: Path, top: str, tmp_path: Path) -> None
         f"{top}/config.yaml",
         f"{top}/docs/",
         f"{top}/docs/run.sh",
+        f"{top}/docs/sub/",
+        f"{top}/docs/sub/notes.md",
         f"{top}/metadata.json",
         f"{top}/models/",
         f"{top}/models/model.onnx",
@@ -595,6 +601,10 @@ def test_byte_budget_copies_large_entries_in_chunks() -> None:
     dst = io.BytesIO()
     archive._Budget(max_bytes=len(big), max_entries=1).copy(io.BytesIO(big), dst, "big", declared=len(big))
     assert dst.getvalue() == big
+    with pytest.raises(ArchiveError, match=r"^big: expands past its declared size of 2097152 bytes$"):
+        archive._Budget(max_bytes=len(big), max_entries=1).copy(
+            io.BytesIO(big), io.BytesIO(), "big", declared=2 << 20
+        )
 
 
 def test_budget_declare_limits() -> None:

@@ -577,7 +577,9 @@ def test_run_parse_hef_timeout(fake_hailortcli: Callable[[str], Path]) -> None:
 def test_run_parse_hef_without_hailortcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_hailortcli() is None
-    with pytest.raises(HefError, match="hailortcli is not on PATH"):
+    with pytest.raises(
+        HefError, match=r"^hailortcli is not on PATH \(it comes with HailoRT\); cannot run parse-hef$"
+    ):
         run_parse_hef("model.hef")
 
 
