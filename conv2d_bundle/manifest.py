@@ -34,7 +34,7 @@ def is_sealed_path(relpath: str) -> bool:
 def iter_bundle_entries(root: Path) -> Iterator[tuple[str, Path]]:
     """Every entry under ``root`` that the manifest covers, as (posix relpath, path), sorted; no links followed."""
     found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked dirs are taken out of dirnames below
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"

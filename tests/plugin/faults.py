@@ -24,6 +24,13 @@ def _fault() -> tuple[str, str]:
     return kind, arg
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A user's Ctrl-C comes from a terminal; a run started in the background of a non-interactive shell (as CI
+    # scripts and `cmd &` do) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    if _fault()[0] == "sigint" and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_runtest_call(item: pytest.Item) -> None:
     kind, arg = _fault()
     if not arg or arg not in item.nodeid:

@@ -444,6 +444,85 @@ def test_parse_hailortcli_output_older_group_line() -> None:
     assert parsed["architecture"] is None
 
 
+def test_parse_hailortcli_output_whole_result() -> None:
+    parsed = parse_hailortcli_output(SAMPLE_HAILO8)
+    assert set(parsed) == {
+        "architecture",
+        "compatible_architectures",
+        "network_groups",
+        "contexts",
+        "networks",
+        "inputs",
+        "outputs",
+    }
+    assert parsed["compatible_architectures"] == ["HAILO8"]
+    older = parse_hailortcli_output("Network group name: net (Single Context)\n")
+    assert older["compatible_architectures"] == [] and older["contexts"] == {"net": 1}
+
+
+def test_parse_hailortcli_output_streams_outside_any_group_or_section() -> None:
+    """Vstream lines before any group or section header still count, with no network group."""
+    parsed = parse_hailortcli_output(
+        "Architecture HEF was compiled for: hailo8l\n"
+        "Input net/input_layer1 UINT8, NHWC(2x100x9)\n"
+        "Output net/out UINT8, NC\n"
+        "Output net/bare\n"
+    )
+    assert parsed["architecture"] == "HAILO8L" and parsed["compatible_architectures"] == ["HAILO8L"]
+    assert parsed["inputs"] == [
+        {
+            "name": "net/input_layer1",
+            "type": "UINT8",
+            "format": "NHWC",
+            "shape": [2, 100, 9],
+            "network_group": None,
+        }
+    ]
+    assert parsed["outputs"] == [
+        {"name": "net/out", "type": "UINT8", "format": "NC", "shape": None, "network_group": None},
+        {"name": "net/bare", "type": None, "format": None, "shape": None, "network_group": None},
+    ]
+
+
+def test_parse_hailortcli_output_empty_compatible_list() -> None:
+    parsed = parse_hailortcli_output("HEF Compatible for: , \nNetwork group name: net, Single Context\n")
+    assert parsed["architecture"] is None and parsed["compatible_architectures"] == []
+    assert parsed["network_groups"] == ["net"]
+
+
+def test_parse_hailortcli_output_only_vstreams_are_streams() -> None:
+    """Stream infos and Operation sections list no vstreams, even in the vstream line format; a stream line
+    right under a network name (no section header) is one."""
+    parsed = parse_hailortcli_output(
+        "Architecture HEF was compiled for: HAILO8\n"
+        "Network group name: net, Single Context\n"
+        "    Network name: net/net\n"
+        "        Input net/direct UINT8, NHWC(1x2x3)\n"
+        "        Stream infos:\n"
+        "            Input net/stream UINT8, NHWC(1x2x3)\n"
+        "        VStream infos:\n"
+        "            Output net/vstream UINT8, NC(4)\n"
+        "            Operation:\n"
+        "                Output net/op FLOAT32, NC(4)\n"
+    )
+    assert [i["name"] for i in parsed["inputs"]] == ["net/direct"]
+    assert [o["name"] for o in parsed["outputs"]] == ["net/vstream"]
+    assert {i["network_group"] for i in parsed["inputs"] + parsed["outputs"]} == {"net"}
+
+
+def test_parse_hailortcli_output_quotes_at_most_200_characters_of_unknown_text() -> None:
+    text = "x" * 199 + "yz" + "w" * 100
+    with pytest.raises(HefError) as info:
+        parse_hailortcli_output(text)
+    assert str(info.value) == f"unrecognised `hailortcli parse-hef` output: {text[:200]!r}"
+
+
+def test_device_accepts_unknown_device_lists_the_known_ones() -> None:
+    with pytest.raises(HefError) as info:
+        device_accepts("hailo9", "HAILO8")
+    assert str(info.value) == "unknown Hailo device 'hailo9' (known: hailo8, hailo8l)"
+
+
 @pytest.mark.parametrize("text", ["", "Segmentation fault\n", "usage: hailortcli [OPTIONS]"])
 def test_parse_hailortcli_output_rejects_unrecognised_text(text: str) -> None:
     with pytest.raises(HefError, match="unrecognised"):
@@ -498,8 +577,41 @@ def test_run_parse_hef_timeout(fake_hailortcli: Callable[[str], Path]) -> None:
 def test_run_parse_hef_without_hailortcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_hailortcli() is None
-    with pytest.raises(HefError, match="hailortcli is not on PATH"):
+    with pytest.raises(
+        HefError, match=r"^hailortcli is not on PATH \(it comes with HailoRT\); cannot run parse-hef$"
+    ):
         run_parse_hef("model.hef")
+
+
+@needs_posix_shell
+def test_run_parse_hef_failure_without_stderr(fake_hailortcli: Callable[[str], Path]) -> None:
+    fake_hailortcli("echo 'HEF file is corrupted'\nexit 2\n")
+    with pytest.raises(HefError) as info:
+        run_parse_hef("model.hef")
+    assert str(info.value) == "hailortcli parse-hef model.hef failed (exit 2): HEF file is corrupted"
+    fake_hailortcli("exit 4\n")
+    with pytest.raises(HefError) as info:
+        run_parse_hef("model.hef")
+    assert str(info.value) == "hailortcli parse-hef model.hef failed (exit 4): no output"
+
+
+@needs_posix_shell
+def test_run_parse_hef_failure_keeps_the_end_of_long_stderr(fake_hailortcli: Callable[[str], Path]) -> None:
+    fake_hailortcli(
+        "printf 'a%.0s' $(seq 1 1000) >&2\nprintf 'b%.0s' $(seq 1 1999) >&2\necho c >&2\nexit 1\n"
+    )
+    with pytest.raises(HefError) as info:
+        run_parse_hef("model.hef")
+    assert str(info.value) == "hailortcli parse-hef model.hef failed (exit 1): " + "b" * 1999 + "c"
+
+
+@needs_posix_shell
+def test_run_parse_hef_tool_that_cannot_start(fake_hailortcli: Callable[[str], Path]) -> None:
+    tool = fake_hailortcli("")
+    tool.write_text("#!/nonexistent/interpreter\n")
+    with pytest.raises(HefError) as info:
+        run_parse_hef("model.hef")
+    assert str(info.value).startswith(f"cannot run {tool}: [Errno 2] No such file or directory")
 
 
 # --- fuzzing: parse or HefError, nothing else --------------------------------------------------------

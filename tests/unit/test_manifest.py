@@ -81,3 +81,116 @@ def test_symlinks_fail_verification(tree: Path) -> None:
 def test_malformed_manifests_raise_our_error(raw: bytes) -> None:
     with pytest.raises(BundleIntegrityError):
         BundleManifest.parse(raw)
+
+
+def test_only_the_top_level_reports_manifest_and_signature_are_unsealed(tree: Path) -> None:
+    (tree / "MANIFEST.json.sig").write_bytes(b"sig")
+    (tree / "models" / "validation").mkdir()
+    (tree / "models" / "validation" / "x.json").write_text("{}")  # content, though named like the reports
+    (tree / "models" / "MANIFEST.json").write_text("{}")
+    (tree / "validation" / "deep").mkdir()
+    (tree / "validation" / "deep" / "r.json").write_text("{}")
+    files = BundleManifest.build(tree).files
+    assert sorted(files) == [
+        "config.yaml",
+        "models/MANIFEST.json",
+        "models/model.onnx",
+        "models/validation/x.json",
+    ]
+
+
+def test_describe_names_every_kind_of_difference_in_order() -> None:
+    from conv2d_bundle.manifest import ManifestDiff
+
+    diff = ManifestDiff(missing=["a", "b"], changed=["c"], extra=["d"], not_regular=["e", "f"])
+    assert not diff.ok
+    assert diff.describe() == (
+        "changed: c; missing: a, b; extra (not in manifest): d; not a regular file: e, f"
+    )
+    assert ManifestDiff().ok and ManifestDiff().describe() == "all files match"
+    for kind in ("missing", "changed", "extra", "not_regular"):
+        assert not ManifestDiff(**{kind: ["x"]}).ok
+
+
+def test_a_link_to_a_regular_file_is_not_sealed(tree: Path) -> None:
+    os.symlink(tree / "config.yaml", tree / "alias.yaml")
+    with pytest.raises(BundleIntegrityError) as info:
+        BundleManifest.build(tree)
+    assert str(info.value) == "alias.yaml: not a regular file; a bundle holds regular files only"
+    diff = BundleManifest.load(tree).verify(tree)
+    assert diff.not_regular == ["alias.yaml"] and diff.extra == []
+
+
+def test_size_change_with_the_same_prefix_is_caught(tree: Path) -> None:
+    with open(tree / "config.yaml", "ab") as f:
+        f.write(b"# appended\n")
+    assert BundleManifest.load(tree).verify(tree).changed == ["config.yaml"]
+
+
+def test_written_manifest_is_sorted_and_parses_back(tree: Path) -> None:
+    manifest = BundleManifest({"b": {"sha256": "0" * 64, "size": 0}, "a/x": {"sha256": "1" * 64, "size": 2}})
+    manifest.write(tree)
+    raw = (tree / "MANIFEST.json").read_bytes()
+    assert list(json.loads(raw)["files"]) == ["a/x", "b"]
+    assert BundleManifest.parse(raw) == BundleManifest(dict(sorted(manifest.files.items())))
+    assert BundleManifest.load(tree).to_json() == manifest.to_json()
+
+
+ENTRY = {"sha256": "0" * 64, "size": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xff\xfe", "MANIFEST.json is not valid JSON: "),
+        (b"{", "MANIFEST.json is not valid JSON: "),
+        ({"algorithm": "sha256", "files": {}}, "MANIFEST.json: expected schema_version 1"),
+        ({"schema_version": 1, "files": {}}, "MANIFEST.json: expected algorithm sha256 and a files mapping"),
+        (
+            {"schema_version": 1, "algorithm": "sha256"},
+            "MANIFEST.json: expected algorithm sha256 and a files mapping",
+        ),
+        (
+            {"schema_version": 1, "algorithm": "sha256", "files": []},
+            "MANIFEST.json: expected algorithm sha256 and a files mapping",
+        ),
+        ({"files": {"a": "x"}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"size": 1}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": 7, "size": 1}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": "0" * 63, "size": 1}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": "0" * 65, "size": 1}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": "0" * 64}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": "0" * 64, "size": "1"}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"a": {"sha256": "0" * 64, "size": -1}}}, "MANIFEST.json: bad entry for 'a'"),
+        ({"files": {"": ENTRY}}, "MANIFEST.json: bad entry for ''"),
+        ({"files": {"/etc/passwd": ENTRY}}, "MANIFEST.json: bad entry for '/etc/passwd'"),
+        ({"files": {"a\\b": ENTRY}}, "MANIFEST.json: bad entry for 'a\\\\b'"),
+        ({"files": {"a//b": ENTRY}}, "MANIFEST.json: bad entry for 'a//b'"),
+        ({"files": {"a/./b": ENTRY}}, "MANIFEST.json: bad entry for 'a/./b'"),
+        ({"files": {"a/": ENTRY}}, "MANIFEST.json: bad entry for 'a/'"),
+        ({"files": {"a/../../b": ENTRY}}, "MANIFEST.json: bad entry for 'a/../../b'"),
+    ],
+)
+def test_each_malformed_manifest_is_refused_with_its_reason(data: object, message: str) -> None:
+    if isinstance(data, dict) and set(data) == {"files"}:
+        data = {"schema_version": 1, "algorithm": "sha256", **data}
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    with pytest.raises(BundleIntegrityError) as info:
+        BundleManifest.parse(raw)
+    assert str(info.value).startswith(message)
+    if not message.endswith(": "):
+        assert str(info.value) == message
+
+
+def test_well_formed_entries_are_accepted() -> None:
+    files = {"a": {"sha256": "f" * 64, "size": 0}, "models/m.onnx": {"sha256": "0" * 64, "size": 9}}
+    raw = json.dumps({"schema_version": 1, "algorithm": "sha256", "files": files}).encode()
+    assert BundleManifest.parse(raw).files == files
+
+
+def test_safe_relpath() -> None:
+    from conv2d_bundle.manifest import safe_relpath
+
+    assert safe_relpath("a") and safe_relpath("models/m.onnx") and safe_relpath("a/.hidden")
+    for bad in (None, 3, "", "/a", "a\\b", "a//b", "./a", "a/..", "a/"):
+        assert not safe_relpath(bad), bad

@@ -147,7 +147,7 @@ def test_device_onnx_static(device_model: Any, model_spec: Any, hailo_info: Any,
     }
     if dynamic:
         pytest.fail(f"{KIT}/model.onnx has dynamic output axes: {dynamic}")
-    wanted = hailo_info.get("device_outputs", [])
+    wanted = hailo_info.get("device_outputs")  # absent: not compared
     got = [o.name for o in device_model.graph.output]
     if wanted and got != list(wanted):
         pytest.fail(f"{KIT}/model.onnx outputs {got} != metadata's device_outputs {wanted}")

@@ -257,8 +257,11 @@ def _check_arguments(
         raise ExportError(f"Core ML metadata must map str to str; not so for {bad}")
 
 
+CONVERTER_LOGGERS = ("coremltools", "torchao")
+
+
 class _ToDebugLog(logging.Handler):
-    """Re-log every record of the ``coremltools`` logger tree on this module's logger at DEBUG."""
+    """Re-log every record of a converter's logger tree on this module's logger at DEBUG."""
 
     def emit(self, record: logging.LogRecord) -> None:
         log.debug("%s %s: %s", record.name, record.levelname, record.getMessage())
@@ -269,15 +272,17 @@ def _converter_output_to_log() -> Iterator[None]:
     """Route converter noise to ``log`` at DEBUG while the block runs; restore everything afterwards.
 
     Warnings are recorded even where the process makes them errors (``catch_warnings`` restores the
-    filters); the ``coremltools`` logger tree is forwarded; stdout/stderr go to a buffer (tqdm's bars:
-    tqdm reads ``TQDM_DISABLE`` only at import, so no scoped switch exists).
+    filters); the ``coremltools`` logger tree is forwarded, and ``torchao``'s (coremltools imports it where it
+    is installed, as with the executorch extra, and it logs WARNINGs about its CUDA kernels); stdout/stderr go
+    to a buffer (tqdm's bars: tqdm reads ``TQDM_DISABLE`` only at import, so no scoped switch exists).
     """
-    ct_logger = logging.getLogger("coremltools")
-    handler, propagate = _ToDebugLog(), ct_logger.propagate
+    loggers = [logging.getLogger(name) for name in CONVERTER_LOGGERS]
+    handler, propagate = _ToDebugLog(), [lg.propagate for lg in loggers]
     buffer = io.StringIO()
     caught: list[warnings.WarningMessage] = []
-    ct_logger.addHandler(handler)
-    ct_logger.propagate = False
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
     try:
         with contextlib.ExitStack() as stack:
             caught = stack.enter_context(warnings.catch_warnings(record=True))
@@ -286,8 +291,9 @@ def _converter_output_to_log() -> Iterator[None]:
             stack.enter_context(contextlib.redirect_stdout(buffer))
             yield
     finally:
-        ct_logger.removeHandler(handler)
-        ct_logger.propagate = propagate
+        for lg, was in zip(loggers, propagate, strict=True):
+            lg.removeHandler(handler)
+            lg.propagate = was
         for w in caught:
             log.debug("%s: %s (%s:%s)", w.category.__name__, w.message, w.filename, w.lineno)
         # a progress bar redraws itself with "\r": keep each line's final state

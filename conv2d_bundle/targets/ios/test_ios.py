@@ -177,7 +177,7 @@ def test_package_structure(coreml_files: CoreMLFiles, coreml_path: Path, check_d
     if not isinstance(entries, dict) or manifest.get("rootModelIdentifier") not in entries:
         pytest.fail(f"{rel}/Manifest.json: rootModelIdentifier does not name an item of itemInfoEntries")
     missing = sorted(
-        str(item.get("path"))
+        str(item.get("path") if isinstance(item, dict) else item)  # a non-object item is named as it is
         for item in entries.values()
         if not isinstance(item, dict) or not (coreml_path / "Data" / str(item.get("path"))).exists()
     )

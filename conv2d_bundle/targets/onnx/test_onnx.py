@@ -173,8 +173,9 @@ def test_fuzz_invalid_inputs(
     shape = tuple(model_spec.input_shape[1:])
     if len(shape) != 3:
         pytest.fail(f"config input_shape {model_spec.input_shape} is not [N, C, H, W]")
-    cases = [(what, s, np.dtype(np.float32)) for what, s in invalid_shapes(shape)]
-    cases += [(f"dtype {d}", (2, *shape), np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
+    # the shapes without their batch axis: hypothesis draws the batch
+    cases = [(what, s[1:], np.dtype(np.float32)) for what, s in invalid_shapes(shape)]
+    cases += [(f"dtype {d}", shape, np.dtype(d)) for d in ("float64", "float16", "int32", "int64")]
     accepted: list[str] = []
     tried: list[str] = []
 
@@ -182,7 +183,7 @@ def test_fuzz_invalid_inputs(
     @given(case=st.sampled_from(cases), batch=st.integers(1, 8))
     def prop(case: tuple[str, tuple[int, ...], np.dtype], batch: int) -> None:
         what, s, dtype = case
-        x = np.zeros((batch, *s[1:]), dtype=dtype)
+        x = np.zeros((batch, *s), dtype=dtype)
         tried.append(what)
         try:
             onnx_session.run(None, {model_spec.input_name: x})
@@ -190,12 +191,10 @@ def test_fuzz_invalid_inputs(
             return
         accepted.append(f"{what} {list(x.shape)} {dtype}")
 
-    for case in cases:  # every kind at least once, whatever hypothesis draws
+    for case in cases:  # every kind at least once, whatever hypothesis draws (so `tried` is never empty)
         prop.hypothesis.inner_test(case=case, batch=1)
     prop()
     check_details.update(examples=len(tried), accepted_invalid=sorted(set(accepted)))
-    if not tried:
-        pytest.fail("fuzzing ran no examples: nothing was verified")
     if accepted:
         pytest.fail(
             f"model.onnx accepted invalid inputs instead of refusing them: {sorted(set(accepted))[:4]}"

@@ -1,0 +1,457 @@
+"""The Hailo checks (``conv2d_bundle/targets/hailo/test_hailo.py``) called directly: the example's compile
+kit passes; a kit with a file missing, a broken script, a wrong device ONNX or calibration set, or a HEF for
+another device or network fails, naming the file and what is wrong."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.targets.hailo import NOT_COMPILED
+from conv2d_bundle.targets.hailo import test_hailo as checks
+from tests.unit.checks import fails, skips
+
+KIT = "models/hailo"
+HEF = "models/hailo.hef"
+REAL_HEF = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "hef" / "real_hailo8_dfc3.27.hef"
+
+
+def kit_bundle(root: Path) -> SimpleNamespace:
+    return SimpleNamespace(bundle_dir=root, path=lambda rel: root / rel)
+
+
+@pytest.fixture
+def kit(example_bundle: Path, tmp_path: Path) -> Path:
+    """A copy of the example's kit files (without the large ones), as ``<root>/models/hailo``."""
+    root = tmp_path / "b"
+    (root / KIT).mkdir(parents=True)
+    for name in ("compile.sh", "model_script.alls", "README.md"):
+        shutil.copy2(example_bundle / KIT / name, root / KIT / name)
+    for name in ("model.onnx", "calib_set.npy"):
+        (root / KIT / name).write_bytes(b"x")
+    return root
+
+
+@pytest.fixture
+def info(example: Any) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(dict(example.format_info("hailo")))
+
+
+OPTIONS = {"hw_arch": "hailo8"}
+
+
+# -- the kit ----------------------------------------------------------------------------------------
+def test_kit_complete(kit: Path, info: dict[str, Any]) -> None:
+    checks.test_kit_complete(kit_bundle(kit), info)
+    (kit / KIT / "compile.sh").unlink()
+    (kit / KIT / "README.md").unlink()
+    (kit / KIT / "README.md").mkdir()  # not a file
+    assert (
+        fails(checks.test_kit_complete, kit_bundle(kit), info) == "models/hailo/ lacks compile.sh, README.md"
+    )
+
+
+def compile_fails(kit: Path, info: dict[str, Any], text: str, options: Any = OPTIONS) -> str:
+    (kit / KIT / "compile.sh").write_text(text)
+    return fails(checks.test_compile_script, kit_bundle(kit), info, options, {})
+
+
+def test_compile_script_passes_on_the_kit(kit: Path, info: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    checks.test_compile_script(kit_bundle(kit), info, OPTIONS, details)
+    assert details == {"hw_arch": "hailo8", "net_name": "conv2d_fsq"}
+    checks.test_compile_script(kit_bundle(kit), info, {}, details)  # hailo8 is the default
+    assert details["hw_arch"] == "hailo8"
+
+
+def test_compile_script_missing(kit: Path, info: dict[str, Any]) -> None:
+    (kit / KIT / "compile.sh").unlink()
+    assert fails(checks.test_compile_script, kit_bundle(kit), info, OPTIONS, {}) == (
+        "models/hailo/compile.sh is missing"
+    )
+
+
+def test_compile_script_names_each_problem(kit: Path, info: dict[str, Any]) -> None:
+    script = (kit / KIT / "compile.sh").read_text()
+    (kit / KIT / "compile.sh").chmod(0o644)
+    assert compile_fails(kit, info, script) == "models/hailo/compile.sh is not executable"
+    (kit / KIT / "compile.sh").chmod(0o755)
+    empty = "#!/bin/sh\n# hailo parser onnx, hailo optimize, hailo compiler --hw-arch hailo8 --net-name conv2d_fsq\n"
+    assert compile_fails(kit, info, empty) == (
+        "models/hailo/compile.sh lacks `set -euo pipefail`; "
+        "does not pass --hw-arch hailo8 (the configured hw_arch) to all three commands; "
+        "does not pass --net-name conv2d_fsq; gives no --end-node-names"
+    )
+    assert compile_fails(kit, info, "") == (
+        "models/hailo/compile.sh lacks `hailo parser onnx`; lacks `hailo optimize`; lacks `hailo compiler`; "
+        "lacks `set -euo pipefail`; "
+        "does not pass --hw-arch hailo8 (the configured hw_arch) to all three commands; "
+        "does not pass --net-name conv2d_fsq; gives no --end-node-names"
+    )
+
+
+def test_compile_script_commented_out_flags_do_not_count(kit: Path, info: dict[str, Any]) -> None:
+    script = (kit / KIT / "compile.sh").read_text()
+    edited = script.replace("set -euo pipefail", "# set -euo pipefail").replace(
+        "hailo compiler", "  # hailo compiler"
+    )
+    assert compile_fails(kit, info, edited) == (
+        "models/hailo/compile.sh lacks `set -euo pipefail`; "
+        "does not pass --hw-arch hailo8 (the configured hw_arch) to all three commands"
+    )
+
+
+def test_compile_script_for_another_device_or_net(kit: Path, info: dict[str, Any]) -> None:
+    script = (kit / KIT / "compile.sh").read_text()
+    assert compile_fails(kit, info, script, {"hw_arch": "hailo8l"}) == (
+        "models/hailo/compile.sh does not pass --hw-arch hailo8l (the configured hw_arch) to all three commands"
+    )
+    info["net_name"] = "other"
+    assert compile_fails(kit, info, script) == "models/hailo/compile.sh does not pass --net-name other"
+
+
+@pytest.mark.parametrize("bad", ["hailo hef-info x.hef", "hailo compiler --onnx model.onnx"])
+def test_compile_script_with_commands_that_do_not_exist(kit: Path, info: dict[str, Any], bad: str) -> None:
+    script = (kit / KIT / "compile.sh").read_text() + bad + "\n"
+    assert compile_fails(kit, info, script) == (
+        "models/hailo/compile.sh uses commands that do not exist (hailo hef-info, hailo compiler --onnx)"
+    )
+
+
+def test_model_script(kit: Path, info: dict[str, Any]) -> None:
+    checks.test_model_script(kit_bundle(kit), info)
+    path = kit / KIT / "model_script.alls"
+    path.write_text("# comment\n\nnormalization1 = normalization([0.0], [1.0])  \n")
+    checks.test_model_script(kit_bundle(kit), info)
+    message = "models/hailo/model_script.alls: no commands, or lines that are not `command(args)`: "
+    path.write_text("# only a comment\n\n")
+    assert fails(checks.test_model_script, kit_bundle(kit), info) == message + "[]"
+    path.write_text("a(1)\nb\nc(\n  d)\ne)\nf(2)\n")
+    assert fails(checks.test_model_script, kit_bundle(kit), info) == message + "['b', 'c(', '  d)']"
+    path.unlink()
+    assert (
+        fails(checks.test_model_script, kit_bundle(kit), info) == "models/hailo/model_script.alls is missing"
+    )
+
+
+# -- the device ONNX --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def device(example_bundle: Path) -> onnx.ModelProto:
+    return onnx.load(str(example_bundle / KIT / "model.onnx"))
+
+
+@pytest.fixture
+def edited(device: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(device)
+    return copy
+
+
+def test_device_onnx_static(device: onnx.ModelProto, model_spec: Any, info: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    checks.test_device_onnx_static(device, model_spec, info, details)
+    assert details == {"input_shape": [1, 9, 2, 100]}
+    checks.test_device_onnx_static(device, model_spec, {}, {})  # outputs are compared only where declared
+
+
+def test_device_onnx_static_failures(edited: onnx.ModelProto, model_spec: Any, info: dict[str, Any]) -> None:
+    info["device_outputs"] = ["class_logits", "bounded_latent"]
+    assert fails(checks.test_device_onnx_static, edited, model_spec, info, {}) == (
+        "models/hailo/model.onnx outputs ['bounded_latent', 'class_logits'] != metadata's device_outputs "
+        "['class_logits', 'bounded_latent']"
+    )
+    edited.graph.output[1].type.tensor_type.shape.dim[0].dim_param = "N"
+    assert fails(checks.test_device_onnx_static, edited, model_spec, info, {}) == (
+        "models/hailo/model.onnx has dynamic output axes: {'class_logits': ['N', 4]}"
+    )
+    edited.graph.output[1].type.tensor_type.shape.dim[0].dim_value = 0
+    assert "dynamic output axes: {'class_logits': [0, 4]}" in fails(
+        checks.test_device_onnx_static, edited, model_spec, info, {}
+    )
+    dim = edited.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.dim_value = 8
+    assert fails(checks.test_device_onnx_static, edited, model_spec, info, {}) == (
+        "models/hailo/model.onnx input shape [8, 9, 2, 100] != expected [1, 9, 2, 100] (batch 1, static)"
+    )
+    edited.graph.input[0].name = "x"
+    assert fails(checks.test_device_onnx_static, edited, model_spec, info, {}) == (
+        "models/hailo/model.onnx inputs ['x'] != [imu_input]"
+    )
+
+
+def test_device_onnx_versions(device: onnx.ModelProto, edited: onnx.ModelProto) -> None:
+    details: dict[str, Any] = {}
+    checks.test_device_onnx_versions(device, details)
+    assert details == {"opset": 13, "ir_version": 7}
+    edited.opset_import[0].version = 11
+    for ir in (3, 9):
+        edited.ir_version = ir
+        checks.test_device_onnx_versions(edited, {})
+    for ir in (2, 10):
+        edited.ir_version = ir
+        assert fails(checks.test_device_onnx_versions, edited, {}) == (
+            f"models/hailo/model.onnx IR version {ir} > 9 (the Hailo parser rejects IR 10)"
+        )
+    for opset in (12, 14, 17):
+        edited.opset_import[0].version = opset
+        assert fails(checks.test_device_onnx_versions, edited, details) == (
+            f"models/hailo/model.onnx opset {opset} not in (11, 13) (the safe choices for the Hailo parser)"
+        )
+        assert details["opset"] == opset
+
+
+def test_device_onnx_supported_ops(device: onnx.ModelProto, edited: onnx.ModelProto) -> None:
+    details: dict[str, Any] = {}
+    checks.test_device_onnx_supported_ops(device, details)
+    assert details["ops"] == sorted({n.op_type for n in device.graph.node}) and "Conv" in details["ops"]
+    edited.graph.node[0].op_type = "NonMaxSuppression"
+    edited.graph.node[1].op_type = "Einsum"
+    edited.graph.node[2].op_type = "Einsum"
+    assert fails(checks.test_device_onnx_supported_ops, edited, {}) == (
+        "models/hailo/model.onnx uses operators outside the Hailo supported list: "
+        "['Einsum', 'NonMaxSuppression'] (run them on the host)"
+    )
+
+
+# -- calibration and int8 ---------------------------------------------------------------------------
+def calib(n: int = 64, dtype: Any = np.float32, shape: tuple[int, ...] = (2, 100, 9)) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, *shape)).astype(dtype)
+
+
+CONFIG_CALIB = {"calibration": {"source": "config"}}
+
+
+def test_calibration_set(model_spec: Any, info: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    with pytest.warns(BundleWarning, match=r"^models/hailo/calib_set.npy is golden/synthetic windows; real "):
+        checks.test_calibration_set(calib(256), model_spec, info, details)
+    assert details == {"shape": [256, 2, 100, 9], "dtype": "float32"}
+    for no_source in ({}, {"calibration": {}}):
+        with pytest.warns(BundleWarning, match="golden/synthetic"):
+            checks.test_calibration_set(calib(), model_spec, no_source, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.test_calibration_set(calib(64), model_spec, CONFIG_CALIB, {})  # real windows, the minimum
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (calib(dtype=np.float64), "models/hailo/calib_set.npy is float64, expected float32"),
+        (
+            calib(shape=(9, 2, 100)),
+            "models/hailo/calib_set.npy shape [64, 9, 2, 100] != [N, 2, 100, 9] (NHWC)",
+        ),
+        (calib(shape=(2, 100)), "models/hailo/calib_set.npy shape [64, 2, 100] != [N, 2, 100, 9] (NHWC)"),
+        (
+            calib(shape=(2, 100, 9, 1)),
+            "models/hailo/calib_set.npy shape [64, 2, 100, 9, 1] != [N, 2, 100, 9] (NHWC)",
+        ),
+        (calib(63), "models/hailo/calib_set.npy holds 63 windows, fewer than 64"),
+        (
+            np.where(np.arange(100)[:, None] == 5, np.nan, calib()).astype(np.float32),
+            "models/hailo/calib_set.npy holds NaN or infinite values",
+        ),
+        (
+            np.full((64, 2, 100, 9), -np.inf, np.float32),
+            "models/hailo/calib_set.npy holds NaN or infinite values",
+        ),
+        (
+            np.ones((64, 2, 100, 9), np.float32),
+            "models/hailo/calib_set.npy is constant: nothing to calibrate on",
+        ),
+    ],
+    ids=["dtype", "layout", "rank3", "rank5", "few", "nan", "inf", "constant"],
+)
+def test_calibration_set_failures(model_spec: Any, array: np.ndarray, message: str) -> None:
+    assert fails(checks.test_calibration_set, array, model_spec, CONFIG_CALIB, {}) == message
+
+
+def test_int8_agreement(info: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.test_int8_agreement(info, OPTIONS, details)
+    assert details["figures"] == info["int8"]
+    assert details["thresholds"] == {"code_agreement": 0.5, "argmax_agreement": 0.95}
+    with pytest.warns(BundleWarning, match="keeps FSQ codes for 98.4% of the golden windows, below "):
+        checks.test_int8_agreement(info, {"min_code_agreement": 0.99}, {})
+
+
+def test_int8_agreement_without_figures(info: dict[str, Any]) -> None:
+    assert (
+        fails(checks.test_int8_agreement, {}, OPTIONS, {}) == "metadata.json formats.hailo has no int8 record"
+    )
+    assert fails(checks.test_int8_agreement, {"int8": [0.9]}, OPTIONS, {}) == (
+        "metadata.json formats.hailo has no int8 record"
+    )
+    assert skips(checks.test_int8_agreement, {"int8": {"error": "onnxruntime lacks QDQ"}}, OPTIONS, {}) == (
+        "int8 sensitivity was not measured: onnxruntime lacks QDQ"
+    )
+    none = "int8 agreement not verified: no figure was measured (the model has no codes or probabilities output to compare)"
+    assert skips(checks.test_int8_agreement, {"int8": {"samples": 64}}, OPTIONS, {}) == none
+    assert skips(checks.test_int8_agreement, {"int8": {"code_agreement": None}}, OPTIONS, {}) == none
+    details: dict[str, Any] = {}
+    checks.test_int8_agreement({"int8": {"argmax_agreement": 1}}, OPTIONS, details)  # one figure is enough
+    assert details["figures"] == {"argmax_agreement": 1}
+
+
+# -- the HEF ----------------------------------------------------------------------------------------
+def test_hef_present(kit: Path, info: dict[str, Any]) -> None:
+    bundle = kit_bundle(kit)
+    assert fails(checks.test_hef_present, bundle, info) == NOT_COMPILED
+    built = {**info, "status": "built", "file": HEF}
+    assert fails(checks.test_hef_present, bundle, built) == (
+        "metadata.json says formats.hailo is built, but models/hailo.hef is missing"
+    )
+    (kit / HEF).write_bytes(b"hef")
+    checks.test_hef_present(bundle, built)
+    assert fails(checks.test_hef_present, bundle, info) == (
+        "models/hailo.hef is present but metadata.json formats.hailo is 'kit', not built"
+    )
+    assert fails(checks.test_hef_present, bundle, {**built, "file": "models/other.hef"}) == (
+        "models/hailo.hef is present but metadata.json formats.hailo is 'built', not built"
+    )
+
+
+def hef(arch: str = "HAILO8P", groups: tuple[str, ...] = ("conv2d_fsq",)) -> SimpleNamespace:
+    return SimpleNamespace(
+        hw_arch=arch, network_groups=groups, header_version=0, hash_algorithm="md5", sdk_version="3.27.0"
+    )
+
+
+def test_hef_integrity_records_the_header() -> None:
+    details: dict[str, Any] = {}
+    checks.test_hef_integrity(hef(), details)
+    assert details == {"header_version": 0, "hash_algorithm": "md5", "sdk_version": "3.27.0"}
+
+
+def test_hef_architecture() -> None:
+    details: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.test_hef_architecture(hef("HAILO8P"), {}, details)
+    assert details == {"hef_arch": "HAILO8P", "hw_arch": "hailo8"}
+    with pytest.warns(BundleWarning, match=r"^models/hailo.hef: the HEF was compiled for HAILO8L and runs"):
+        checks.test_hef_architecture(hef("HAILO8L"), OPTIONS, {})
+    assert fails(checks.test_hef_architecture, hef("HAILO8"), {"hw_arch": "hailo8l"}, {}) == (
+        "models/hailo.hef was compiled for HAILO8: a hailo8l device does not accept a HEF compiled for HAILO8 "
+        "(configured hw_arch hailo8l)"
+    )
+    assert fails(checks.test_hef_architecture, hef(), {"hw_arch": "hailo15"}, {}) == (
+        "models/hailo.hef: unknown Hailo device 'hailo15' (known: hailo8, hailo8l)"
+    )
+
+
+def test_hef_network_name(info: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    checks.test_hef_network_name(hef(groups=("a", "conv2d_fsq")), info, details)
+    assert details == {"network_groups": ["a", "conv2d_fsq"], "net_name": "conv2d_fsq"}
+    assert fails(checks.test_hef_network_name, hef(groups=("yolov8n",)), info, {}) == (
+        "models/hailo.hef holds network groups ['yolov8n'], not the kit's --net-name 'conv2d_fsq': "
+        "it was compiled from another model"
+    )
+
+
+def test_hef_size(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.hef", tmp_path / "large.hef"
+    small.write_bytes(b"\0" * 10)
+    with open(large, "wb") as f:
+        f.truncate(10 * 2**20 + 1)
+    details: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.test_hef_size(small, details)
+        (tmp_path / "limit.hef").write_bytes(b"")
+        with open(tmp_path / "limit.hef", "wb") as f:
+            f.truncate(10 * 2**20)
+        checks.test_hef_size(tmp_path / "limit.hef", {})
+    assert details == {"size_bytes": 10}
+    with pytest.warns(BundleWarning, match=r"^models/hailo.hef is 10.0 MB \(over 10 MB\)$"):
+        checks.test_hef_size(large, details)
+    assert details == {"size_bytes": 10 * 2**20 + 1}
+
+
+# -- hailortcli parse-hef (a fake tool on PATH) -----------------------------------------------------
+PARSE_HEF = """\
+Architecture HEF was compiled for: {arch}
+Network group name: conv2d_fsq, Multi Context - Number of contexts: 1
+    Network name: conv2d_fsq/conv2d_fsq
+        VStream infos:
+            Input  conv2d_fsq/input_layer1 UINT8, NHWC({shape})
+            Output conv2d_fsq/output_layer1 UINT8, NC(4)
+"""
+
+
+@pytest.fixture
+def hailortcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from conv2d_bundle.targets.hailo import hef as hef_module
+
+    outputs: dict[str, Any] = {}
+    monkeypatch.setattr(hef_module, "find_hailortcli", lambda: outputs.get("tool"))
+
+    def run(path: Any, timeout: float = 60) -> Any:
+        if isinstance(outputs["text"], Exception):
+            raise outputs["text"]
+        return hef_module.parse_hailortcli_output(outputs["text"])
+
+    monkeypatch.setattr(hef_module, "run_parse_hef", run)
+    return outputs
+
+
+def test_hef_parse_hef(hailortcli: dict[str, Any], model_spec: Any, tmp_path: Path) -> None:
+    from conv2d_bundle.errors import HefError
+
+    path = tmp_path / "m.hef"
+    assert skips(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
+        "hailortcli is not on PATH (it comes with HailoRT): parse-hef cross-check not run"
+    )
+    hailortcli["tool"] = "/usr/bin/hailortcli"
+    hailortcli["text"] = PARSE_HEF.format(arch="HAILO8", shape="2x100x9")
+    details: dict[str, Any] = {}
+    checks.test_hef_parse_hef(path, hef(), model_spec, OPTIONS, details)
+    assert details["parse_hef"]["architecture"] == "HAILO8"
+    checks.test_hef_parse_hef(path, hef(), model_spec, {}, {})  # hailo8 by default
+    hailortcli["text"] = "Network group name: conv2d_fsq, Single Context\n"
+    assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
+        "hailortcli parse-hef says models/hailo.hef is for , not the configured device"
+    )
+    hailortcli["text"] = PARSE_HEF.format(arch="HAILO15H", shape="2x100x9")
+    assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
+        "hailortcli parse-hef says models/hailo.hef is for HAILO15H, not the configured device"
+    )
+    hailortcli["text"] = PARSE_HEF.format(arch="HAILO8", shape="9x2x100")
+    assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
+        "hailortcli parse-hef input shapes [[9, 2, 100]] do not include [2, 100, 9] (NHWC)"
+    )
+    hailortcli["text"] = (
+        "Architecture HEF was compiled for: HAILO8\n"  # no vstreams listed: nothing to compare
+    )
+    checks.test_hef_parse_hef(path, hef(), model_spec, OPTIONS, {})
+    hailortcli["text"] = HefError("hailortcli parse-hef m.hef failed (exit 1): corrupted")
+    assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
+        "models/hailo.hef: hailortcli parse-hef m.hef failed (exit 1): corrupted"
+    )
+
+
+@pytest.mark.skipif(not REAL_HEF.is_file(), reason="the real HEF is shared test data, not in the repo")
+def test_real_hef_is_for_another_network() -> None:
+    """The shared real HEF (HAILO8P, a vision network) passes the architecture check for a Hailo-8 and fails
+    the network-name check of this kit."""
+    from conv2d_bundle.targets.hailo.hef import read_hef
+
+    real = read_hef(REAL_HEF)
+    checks.test_hef_architecture(real, OPTIONS, {})
+    assert "it was compiled from another model" in fails(
+        checks.test_hef_network_name, real, {"net_name": "conv2d_fsq"}, {}
+    )

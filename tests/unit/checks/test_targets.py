@@ -1,0 +1,160 @@
+"""The shared parity check (``conv2d_bundle/checks/test_targets.py``) called directly with a fake runner: it
+passes on the golden outputs and fails, naming the output, target and batch, on each way parity can break."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conv2d_bundle.checks import test_targets as targets
+from conv2d_bundle.tolerance import TolerancePolicy
+from tests.unit.checks import fails
+
+CODES, CONF = "behavioral_codes", "confidence"
+NOT_LOCATED = " (divergence not located: metadata.json formats.onnx maps no taps (created before taps?))"
+
+
+@pytest.fixture(scope="module")
+def golden(example_bundle: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    inputs = np.load(example_bundle / "reference" / "inputs.npy")
+    with np.load(example_bundle / "reference" / "outputs.npz") as data:
+        return inputs, {k: data[k] for k in data.files}
+
+
+def replay(outputs: Mapping[str, np.ndarray], **changes: Any) -> Callable[[int], Mapping[str, Any]]:
+    """A runner's outputs on the first ``n`` windows: the golden ones, with ``changes`` applied."""
+
+    def run(n: int) -> Mapping[str, Any]:
+        got = {k: v[:n].copy() for k, v in outputs.items()}
+        for name, change in changes.items():
+            if change is None:
+                del got[name]
+            else:
+                got[name] = change(got[name])
+        return got
+
+    return run
+
+
+def parity(
+    golden: Any,
+    model_spec: Any,
+    output: str,
+    batch: int,
+    runner: Callable[[int], Mapping[str, Any]] | None = None,
+    *,
+    inputs: Any = None,
+    outputs: Any = None,
+    policy: TolerancePolicy | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    ref_in, ref_out = golden
+    targets.test_parity(
+        target_name="onnx",
+        bundle=NoTaps(),
+        target_outputs=runner or replay(ref_out),
+        reference_inputs=ref_in if inputs is None else inputs,
+        reference_outputs=ref_out if outputs is None else outputs,
+        model_spec=model_spec,
+        tolerance_policy=policy or TolerancePolicy(),
+        output_name=output,
+        batch_size=batch,
+        check_details={} if details is None else details,
+    )
+
+
+class NoTaps:
+    """A bundle made before taps: a failing item says the divergence was not located (tests/plugin and
+    tests/cli cover locating it)."""
+
+    def format_info(self, fmt: str) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_parity_passes_on_the_golden_outputs(golden: Any, model_spec: Any, batch: int) -> None:
+    for output in (CODES, CONF):
+        details: dict[str, Any] = {}
+        parity(golden, model_spec, output, batch, details=details)
+        assert details["batch_size"] == batch and details["passed"] is True
+    assert details["tolerance"]["atol"] == 1e-5 and details["tolerance"]["rtol"] == 1e-5
+
+
+def test_parity_records_the_exact_comparison_of_codes(golden: Any, model_spec: Any) -> None:
+    details: dict[str, Any] = {}
+    parity(golden, model_spec, CODES, 7, details=details)
+    assert details["tolerance"] == {"exact": True, "source": "integers are compared exactly"}
+    assert details["mismatches"] == 0
+
+
+def test_parity_needs_as_many_golden_windows_as_the_batch(golden: Any, model_spec: Any) -> None:
+    ref_in, _ = golden
+    assert fails(parity, golden, model_spec, CONF, 7, inputs=ref_in[:6]) == (
+        "reference/inputs.npy holds 6 windows; parity at batch 7 needs 7"
+    )
+    parity(golden, model_spec, CONF, 7, inputs=ref_in[:7])  # exactly enough is enough
+
+
+def test_parity_fails_without_the_golden_output(golden: Any, model_spec: Any) -> None:
+    _, ref_out = golden
+    assert fails(parity, golden, model_spec, CONF, 7, outputs={CODES: ref_out[CODES]}) == (
+        "reference/outputs.npz has no confidence"
+    )
+
+
+def test_parity_fails_when_the_runner_lacks_the_output(golden: Any, model_spec: Any) -> None:
+    _, ref_out = golden
+    assert fails(parity, golden, model_spec, CONF, 7, replay(ref_out, confidence=None)) == (
+        "ONNX produced no confidence (has ['behavioral_codes'])"
+    )
+
+
+def test_parity_fails_on_a_changed_code(golden: Any, model_spec: Any) -> None:
+    _, ref_out = golden
+
+    def off_by_one(codes: np.ndarray) -> np.ndarray:
+        codes[3] += 1
+        return codes
+
+    details: dict[str, Any] = {}
+    message = fails(
+        parity, golden, model_spec, CODES, 7, replay(ref_out, behavioral_codes=off_by_one), details=details
+    )
+    assert message == (
+        "onnx parity, batch 7: behavioral_codes: 1/7 values differ (max abs error 1, code agreement 85.7%)"
+        + NOT_LOCATED
+    )
+    assert details["batch_size"] == 7 and details["mismatches"] == 1 and details["passed"] is False
+
+
+def test_parity_compares_only_the_rows_of_its_batch(golden: Any, model_spec: Any) -> None:
+    """A runner that returns every golden row for batch 7 is not 'the first 7 rows'."""
+    _, ref_out = golden
+    message = fails(parity, golden, model_spec, CONF, 7, lambda n: ref_out)
+    assert message == "onnx parity, batch 7: confidence: shape [64, 4] != expected [7, 4]" + NOT_LOCATED
+
+
+def test_parity_fails_beyond_the_tolerance(golden: Any, model_spec: Any) -> None:
+    _, ref_out = golden
+    nudged = replay(ref_out, confidence=lambda c: c + np.float32(1e-3))
+    message = fails(parity, golden, model_spec, CONF, 1, nudged)
+    assert message.startswith("onnx parity, batch 1: confidence: 4/4 outside atol=1e-05 rtol=1e-05;")
+    within = replay(ref_out, confidence=lambda c: c + np.float32(5e-6))
+    parity(golden, model_spec, CONF, 1, within)
+
+
+def test_parity_fails_when_the_bundle_asks_more_than_the_policy_allows(golden: Any, model_spec: Any) -> None:
+    strict = TolerancePolicy(caps={"float32": (1e-6, 1e-6), "float16": (1e-3, 1e-3)})
+    details: dict[str, Any] = {}
+    message = fails(parity, golden, model_spec, CONF, 7, policy=strict, details=details)
+    assert message == (
+        "confidence: config.yaml asks for a looser tolerance than the verifier allows "
+        "(atol 1e-05 > cap 1e-06, rtol 1e-05 > cap 1e-06; built-in policy (float32)): "
+        "a bundle may only ask for tighter tolerances"
+    )
+    assert details["tolerance"]["violation"] == message
+    assert "passed" not in details  # figures of a comparison at the cap are not reported as the verdict
