@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from conv2d_bundle.cli.options import artifacts_option, target_option
+from conv2d_bundle.cli.registry import registry_options
 from conv2d_bundle.errors import ValidationFailed
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -209,9 +210,17 @@ def compare(
 @click.argument("bundle_ref")
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
-    """One bundle's summary: formats, sizes, metrics, validation per target, provenance."""
+@registry_options
+def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> None:
+    """One bundle's summary: formats, sizes, metrics, validation per target, provenance. For an oci://
+    reference: the validation evidence attached in the registry, per target, from every host."""
     from conv2d_bundle.bundle import get_bundle
+
+    if bundle_ref.startswith("oci://"):
+        from conv2d_bundle.cli.registry import RegistryAccess, show_remote
+
+        show_remote(bundle_ref, RegistryAccess.from_kwargs(registry), as_json)
+        return
     from conv2d_bundle.lifecycle import human_bytes
     from conv2d_bundle.progress import print_table
     from conv2d_bundle.summary import show_bundle
