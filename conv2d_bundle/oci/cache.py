@@ -72,3 +72,13 @@ def pull_cached(client: RegistryClient, ref: OciRef, root: Path | None = None) -
         entry, json.dumps({"exp_hash": result.exp_hash, "manifest_sha256": manifest_sha}) + "\n"
     )
     return CachedBundle(result.bundle_dir, digest, result.exp_hash, reused=False)
+
+
+def pull_from_registry(text: str) -> Path:
+    """The cached bundle directory of ``oci://...`` (credentials from the docker config): for ``--bundle``."""
+    from conv2d_bundle.oci import credentials
+    from conv2d_bundle.oci.reference import parse_ref
+
+    ref = parse_ref(text)
+    with RegistryClient(ref, credentials.resolve(ref.registry)) as client:
+        return pull_cached(client, ref).bundle_dir
