@@ -94,7 +94,8 @@ def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
     from conv2d_bundle.bundle import Bundle, default_artifacts_dir, get_bundle
     from conv2d_bundle.errors import BundleError
 
-    if ref.startswith("oci://"):  # a bundle in a registry: checked from the pull cache (conv2d_bundle.oci.cache)
+    # a bundle in a registry is checked from the pull cache (conv2d_bundle.oci.cache)
+    if ref.startswith("oci://"):
         from conv2d_bundle.oci.cache import pull_from_registry
 
         try:
