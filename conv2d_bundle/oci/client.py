@@ -85,9 +85,14 @@ class RegistryClient:
             self._http.get(f"{https}/v2/")
             self._base = https
         except httpx.ConnectError as exc:
+            if _untrusted_certificate(exc):
+                raise RegistryError(
+                    f"registry {self.ref.registry}: TLS certificate not trusted ({_reason(exc)}); "
+                    "give its CA with --ca-file"
+                ) from exc
             if not (self._plain_ok and _is_tls_failure(exc)):
                 raise RegistryError(f"cannot reach registry {self.ref.registry}: {_reason(exc)}") from exc
-            self._base = f"http://{self.ref.registry}"
+            self._base = f"http://{self.ref.registry}"  # the host speaks no TLS; allowed for loopback/--insecure
         except httpx.HTTPError as exc:
             raise RegistryError(f"cannot reach registry {self.ref.registry}: {_reason(exc)}") from exc
         return self._base
@@ -276,6 +281,16 @@ class RegistryClient:
         except ValueError as exc:
             raise RegistryError(f"registry {self.ref.registry}: referrers answer is not JSON") from exc
         return index if isinstance(index, dict) else None
+
+
+def _untrusted_certificate(exc: httpx.ConnectError) -> bool:
+    """A TLS server whose certificate does not verify: never a reason to fall back to plain HTTP."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _is_tls_failure(exc: httpx.ConnectError) -> bool:

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,3 +107,62 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["CONV2D_CACHE"] = str(tmp_path / "cache")
     env["DOCKER_CONFIG"] = str(tmp_path / "docker")
     return env
+
+
+class StallingProxy:
+    """A TCP proxy to the registry that forwards client bytes until ``stall_after`` of them have passed, then
+    holds the rest: a push through it hangs mid-upload, where the test kills it. ``stall_after=None``
+    forwards everything."""
+
+    def __init__(self, target_port: int, stall_after: int | None) -> None:
+        self.target_port = target_port
+        self.stall_after = stall_after
+        self.forwarded = 0
+        self.stalled = threading.Event()
+        self._lock = threading.Lock()
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self.port = int(self._server.getsockname()[1])
+        self._closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if counted:
+                    with self._lock:
+                        limit = self.stall_after
+                        if limit is not None and self.forwarded + len(data) > limit:
+                            data = data[: max(0, limit - self.forwarded)]
+                            self.stalled.set()
+                        self.forwarded += len(data)
+                    if self.stalled.is_set() and self.stall_after is not None:
+                        if data:
+                            dst.sendall(data)
+                        while not self._closing:  # hold the connection open, forward nothing more
+                            time.sleep(0.05)
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closing = True
+        self._server.close()
