@@ -92,7 +92,9 @@ class RegistryClient:
                 ) from exc
             if not (self._plain_ok and _is_tls_failure(exc)):
                 raise RegistryError(f"cannot reach registry {self.ref.registry}: {_reason(exc)}") from exc
-            self._base = f"http://{self.ref.registry}"  # the host speaks no TLS; allowed for loopback/--insecure
+            self._base = (
+                f"http://{self.ref.registry}"  # the host speaks no TLS; allowed for loopback/--insecure
+            )
         except httpx.HTTPError as exc:
             raise RegistryError(f"cannot reach registry {self.ref.registry}: {_reason(exc)}") from exc
         return self._base
