@@ -91,7 +91,10 @@ class RegistryClient:
                     "give its CA with --ca-file"
                 ) from exc
             if not (self._plain_ok and _is_tls_failure(exc)):
-                raise RegistryError(f"cannot reach registry {self.ref.registry}: {_reason(exc)}") from exc
+                hint = "; plain HTTP only for loopback or with --insecure" if _is_tls_failure(exc) else ""
+                raise RegistryError(
+                    f"cannot reach registry {self.ref.registry}: {_reason(exc)}{hint}"
+                ) from exc
             self._base = (
                 f"http://{self.ref.registry}"  # the host speaks no TLS; allowed for loopback/--insecure
             )

@@ -166,3 +166,81 @@ class StallingProxy:
     def close(self) -> None:
         self._closing = True
         self._server.close()
+
+
+@dataclass(frozen=True)
+class SecureRegistry:
+    registry: Registry
+    ca_file: Path
+    username: str
+    password: str
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A CA-flagged certificate for 127.0.0.1 and its key, made here (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conv2d test registry")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def bcrypt_hash(password: str) -> str:
+    """htpasswd needs bcrypt; the stdlib's crypt (libxcrypt) makes it ($2b$)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        crypt = pytest.importorskip(
+            "crypt", reason="bcrypt for htpasswd needs the crypt module (Python < 3.13)"
+        )
+        return str(crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH)))
+
+
+@pytest.fixture(scope="session")
+def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRegistry]:
+    """A second registry: HTTPS with a self-signed certificate made here, htpasswd basic auth."""
+    root = tmp_path_factory.mktemp("secure-registry")
+    cert, key = self_signed_certificate(root)
+    username, password = "alice", "s3cret-" + os.urandom(8).hex()
+    (root / "htpasswd").write_text(f"{username}:{bcrypt_hash(password)}\n")
+    reg = start_registry(
+        root,
+        extra_http=f"  tls:\n    certificate: {cert}\n    key: {key}\n",
+        auth=f"auth:\n  htpasswd:\n    realm: conv2d-test\n    path: {root / 'htpasswd'}\n",
+        scheme="https",
+    )
+    yield SecureRegistry(reg, cert, username, password)
+    stop_registry(reg.process)
