@@ -154,16 +154,21 @@ def _verify(
             f"the checks could not run (pytest exit {run.exit_code}): {one_line(run.output.strip()[-400:])}"
         )
     not_passed = []
+    verdicts = {}
     for name, report in reports.items():
         assert report is not None  # checked above (for mypy)
-        verdict = run.verdict(name)
+        verdict = verdicts[name] = run.verdict(name)
         _print_report(bundle.exp_hash, name, report, verdict, bundle.bundle_dir)
         if not verdict.passed:
             not_passed.append(f"--target {name} {verdict.describe()}")
+    from conv2d_bundle import step_summary
+
+    complete_reports = {name: r for name, r in reports.items() if r is not None}
+    step_summary.append(bundle_ref if remote is not None else bundle.exp_hash, verdicts, complete_reports)
     if junitxml:
         click.echo(f"  junit: {junitxml}")
     if remote is not None and attest and not run.interrupted:
-        remote.attest({name: r for name, r in reports.items() if r is not None}, key_path)
+        remote.attest(complete_reports, key_path)
     if run.interrupted:
         raise KeyboardInterrupt
     if not_passed:

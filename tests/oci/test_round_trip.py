@@ -31,11 +31,17 @@ def test_create_push_pull_verify_attest_show_require(
     assert before.returncode == 1, before.stdout + before.stderr
     assert "--require-evidence onnx: MISSING (no evidence attached)" in before.stdout
 
+    summary = tmp_path / "step_summary.md"  # as GitHub Actions sets it: verify appends its verdict there
     verified = conv2d(
-        "pack", "verify", ref, "--target", "onnx,ios", "--profile", "quick", "--attest", env=cli_env
-    )
+        "pack", "verify", ref, "--target", "onnx,ios", "--profile", "quick", "--attest",
+        env={**cli_env, "GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.count(f"attached to {digest}") == 2
+    assert (
+        "| onnx | ✅ passed |" in summary.read_text()
+        and "| ios | ✅ not verified (6 skipped) |" in summary.read_text()
+    )
 
     shown = conv2d("pack", "show", ref, "--json", env=cli_env)
     assert shown.returncode == 0, shown.stderr
