@@ -15,6 +15,7 @@ from bench import Row
 from bench.create_rows import rows_create_all, rows_create_onnx
 from bench.latency_rows import rows_latency
 from bench.parallel_rows import rows_parallel
+from bench.registry_rows import rows_registry
 from bench.storage_rows import rows_hash, rows_list
 from bench.verify_rows import rows_fuzz, rows_imports, rows_parity, rows_polygraphy
 from bench.workspace import Workspace
@@ -33,6 +34,7 @@ ROWS: dict[str, RowGroup] = {
     "hash": lambda ws, n, q: rows_hash(ws, n, 64 if q else 512),
     "parallel": lambda ws, n, q: rows_parallel(ws, 6 if q else 50),
     "latency": lambda ws, n, q: rows_latency(ws, 300 if q else 2000),
+    "registry": rows_registry,
 }
 
 

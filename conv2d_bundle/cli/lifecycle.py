@@ -89,8 +89,15 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 
 
 @click.command()
-@click.argument("bundle_ref")
+@click.argument("bundle_ref", required=False)
 @artifacts_option
+@click.option(
+    "--from",
+    "source",
+    metavar="oci://HOST/REPO[:TAG|@DIGEST]",
+    help="deploy the bundle at this registry reference (pulled into the cache, verified) instead of BUNDLE",
+)
+@registry_options
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
 @target_option("checks that must pass before deploying")
 @click.option("--force", is_flag=True, help="deploy even if the checks fail")
@@ -103,15 +110,33 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
     "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
 )
 def deploy(
-    bundle_ref: str, output_dir: Path, to: str, target: str, force: bool, dry_run: bool, profile: str
+    bundle_ref: str | None,
+    output_dir: Path,
+    source: str | None,
+    to: str,
+    target: str,
+    force: bool,
+    dry_run: bool,
+    profile: str,
+    **registry: Any,
 ) -> None:
-    """Verify BUNDLE for --target, then copy it to --to (refused if a check fails, unless --force)."""
-    from conv2d_bundle.bundle import get_bundle
+    """Verify BUNDLE (or --from oci://...) for --target, then copy it to --to (refused if a check fails,
+    unless --force)."""
+    from conv2d_bundle.bundle import Bundle, get_bundle
     from conv2d_bundle.deploy import deploy as do_deploy
     from conv2d_bundle.deploy import parse_destination
     from conv2d_bundle.progress import StepDisplay
 
-    bundle = get_bundle(output_dir, bundle_ref)
+    if (bundle_ref is None) == (source is None):
+        raise click.UsageError("give BUNDLE or --from oci://..., one of them")
+    if source is not None:
+        from conv2d_bundle.cli.registry import RegistryAccess, RemoteBundle
+
+        with RemoteBundle(source, RegistryAccess.from_kwargs(registry)) as remote:
+            bundle = Bundle(remote.pull_to_cache())
+        output_dir = bundle.bundle_dir.parent  # the cache's bundles/: deployments are recorded there
+    else:
+        bundle = get_bundle(output_dir, str(bundle_ref))
     with StepDisplay() as progress:  # a dry run verifies too: it exits as the deploy would (1 if refused)
         progress(f"verifying {bundle.exp_hash} --target {target}")
         result = do_deploy(

@@ -76,3 +76,20 @@ def test_pytest_checks_take_an_oci_bundle_and_reuse_the_cache(
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert (cached / "validation" / "general_validation.json").is_file()
+
+
+def test_deploy_from_a_registry(
+    example_bundle: Path, registry: Registry, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    ref = registry.ref("roundtrip/deploy:v1")
+    assert conv2d("pack", "push", str(example_bundle), ref, env=cli_env).returncode == 0
+    dest = tmp_path / "device"
+    deployed = conv2d(
+        "pack", "deploy", "--from", ref, "--to", str(dest), "--target", "general", "--profile", "quick", env=cli_env
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert (dest / example_bundle.name / "MANIFEST.json").read_bytes() == (
+        example_bundle / "MANIFEST.json"
+    ).read_bytes()
+    both = conv2d("pack", "deploy", "3f9a", "--from", ref, "--to", str(dest), env=cli_env)
+    assert both.returncode == 2 and "one of them" in both.stderr
