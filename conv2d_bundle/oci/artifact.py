@@ -34,7 +34,13 @@ from typing import Any
 
 from conv2d_bundle.digest import canonical_json, is_exp_hash, recompute_exp_hash
 from conv2d_bundle.errors import BundleError, RegistryError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, is_sealed_path
+from conv2d_bundle.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    BundleManifest,
+    ManifestDiff,
+    is_sealed_path,
+)
 from conv2d_bundle.oci.client import OCI_MANIFEST, RegistryClient, TransferStats
 from conv2d_bundle.oci.reference import OciRef
 from conv2d_bundle.schema import read_json
@@ -130,14 +136,23 @@ def media_type_of(relpath: str, executable: bool) -> str:
     return WEIGHT_CONFIG
 
 
-def build_artifact(bundle_dir: Path) -> Artifact:
-    """The artifact of a sealed bundle; BundleIntegrityError-like RegistryError if its files disagree."""
+def build_artifact(bundle_dir: Path, *, verify: bool = True) -> Artifact:
+    """The artifact of a sealed bundle; RegistryError if its files disagree with MANIFEST.json.
+
+    ``verify=False`` checks only that every file is there with its size: push hashes each file as it sends
+    it (and the registry checks the digest too), and a blob the registry already holds is not read at all."""
     manifest = BundleManifest.load(bundle_dir)
-    diff = manifest.verify(bundle_dir)
-    if not diff.ok:
-        raise RegistryError(
-            f"{bundle_dir.name} does not match its manifest, not pushing it: {diff.describe()}"
-        )
+    if verify:
+        diff = manifest.verify(bundle_dir)
+        if not diff.ok:
+            raise RegistryError(
+                f"{bundle_dir.name} does not match its manifest, not pushing it: {diff.describe()}"
+            )
+    else:
+        for rel, entry in manifest.files.items():
+            path = bundle_dir / rel
+            if path.is_symlink() or not path.is_file() or path.stat().st_size != entry["size"]:
+                raise RegistryError(f"{bundle_dir.name}: {rel} is missing or changed, not pushing it")
     entries: dict[str, tuple[str, int]] = {
         rel: (entry["sha256"], entry["size"]) for rel, entry in manifest.files.items()
     }
@@ -178,11 +193,11 @@ def build_artifact(bundle_dir: Path) -> Artifact:
 
 def push_bundle(client: RegistryClient, bundle_dir: Path, ref: OciRef) -> PushResult:
     """Send what the registry lacks (smallest first), then the config and the manifest; tag it if asked."""
-    artifact = build_artifact(bundle_dir)
+    artifact = build_artifact(bundle_dir, verify=False)
     if ref.digest and ref.digest != artifact.digest:
         raise RegistryError(f"{ref}: this bundle's manifest digest is {artifact.digest}, not {ref.digest}")
     for layer in sorted(artifact.layers, key=lambda x: (x.size, x.relpath)):
-        sent = client.push_blob(layer.digest, layer.size, bundle_dir / layer.relpath)
+        sent = client.push_blob(layer.digest, layer.size, bundle_dir / layer.relpath, name=layer.relpath)
         log.info("%s %s (%d bytes)", "pushed" if sent else "already there:", layer.relpath, layer.size)
     client.push_blob(_sha256(artifact.config), len(artifact.config), artifact.config)
     resp = client.put_manifest(ref.tag or artifact.digest, artifact.manifest)
@@ -277,14 +292,22 @@ def _download(client: RegistryClient, rel: str, digest: str, size: int, dest: Pa
         )
 
 
-def check_pulled(root: Path) -> str:
+def check_pulled(root: Path, verified: dict[str, tuple[str, int]]) -> str:
     """The exp_hash of a pulled bundle whose MANIFEST.json verifies and whose identity matches its metadata
-    (the same checks ``conv2d pack import`` makes)."""
+    (the checks ``conv2d pack import`` makes). ``verified``: relpath -> (sha256 hex, size) of every file
+    written, each already hashed as it arrived; the directory is fresh and holds nothing else, so comparing
+    them with MANIFEST.json is its verification, without reading the bytes a second time."""
     try:
         manifest = BundleManifest.load(root)
     except FileNotFoundError as exc:
         raise RegistryError(f"the artifact holds no {MANIFEST_NAME}: not a bundle") from exc
-    diff = manifest.verify(root)
+    files = {rel: (e["sha256"], e["size"]) for rel, e in manifest.files.items()}
+    got = {rel: v for rel, v in verified.items() if rel not in (MANIFEST_NAME, SIGNATURE_NAME)}
+    diff = ManifestDiff(
+        missing=sorted(set(files) - set(got)),
+        changed=sorted(r for r in set(files) & set(got) if files[r] != got[r]),
+        extra=sorted(set(got) - set(files)),
+    )
     if not diff.ok:
         raise RegistryError(f"the pulled bundle does not match its manifest: {diff.describe()}")
     meta = read_json(root / "metadata.json", what="metadata.json")
@@ -324,9 +347,11 @@ def pull_bundle(
     try:
         root = work / "bundle"
         root.mkdir(mode=0o755)
+        verified = {}
         for rel, layer_digest, size, executable in layers:
             _download(client, rel, layer_digest, size, root / rel, executable)
-        exp_hash = check_pulled(root)
+            verified[rel] = (layer_digest.removeprefix("sha256:"), size)
+        exp_hash = check_pulled(root, verified)
         if manifest.get("annotations", {}).get(EXP_HASH) not in (None, exp_hash):
             raise RegistryError(f"{ref}: the manifest is annotated for another bundle than {exp_hash}")
         for dirpath, _dirs, _files in os.walk(root):

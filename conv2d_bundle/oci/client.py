@@ -11,6 +11,7 @@ registries use. Credentials live only in request headers: no message, log line o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -196,7 +197,14 @@ class RegistryClient:
         resp = self.request("HEAD", f"{self._repo(repository)}/blobs/{digest}", allow=(404,))
         return resp.status_code == 200
 
-    def push_blob(self, digest: str, size: int, source: Path | bytes, repository: str | None = None) -> bool:
+    def push_blob(
+        self,
+        digest: str,
+        size: int,
+        source: Path | bytes,
+        repository: str | None = None,
+        name: str | None = None,
+    ) -> bool:
         """Upload unless the registry has it; True when bytes were sent. Monolithic POST-then-PUT upload."""
         if self.blob_exists(digest, repository):
             self.stats.blobs_skipped += 1
@@ -209,21 +217,31 @@ class RegistryClient:
         url = urljoin(self._origin() + "/", location)
         url += ("&" if "?" in url else "?") + urlencode({"digest": digest})
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        body = self._counted(source)
-        self.request("PUT", url, headers=headers, content=body, ok=(201, 204))
+        h = hashlib.sha256()
+        try:
+            self.request("PUT", url, headers=headers, content=self._counted(source, h), ok=(201, 204))
+        except RegistryError as exc:
+            actual = "sha256:" + h.hexdigest()
+            if actual != digest:  # our bytes, not the registry, are at fault: say so
+                raise RegistryError(
+                    f"{name or 'blob'}: the file's sha256 is {actual}, not {digest} as MANIFEST.json says"
+                ) from exc
+            raise
         self.stats.blobs_sent += 1
         return True
 
-    def _counted(self, source: Path | bytes) -> Iterator[bytes]:
+    def _counted(self, source: Path | bytes, h: Any) -> Iterator[bytes]:
         if isinstance(source, bytes):
             for i in range(0, len(source), _CHUNK):
                 block = source[i : i + _CHUNK]
                 self.stats.bytes_sent += len(block)
+                h.update(block)
                 yield block
             return
         with open(source, "rb") as f:
             while block := f.read(_CHUNK):
                 self.stats.bytes_sent += len(block)
+                h.update(block)
                 yield block
 
     def fetch_blob_to(self, digest: str, out: IO[bytes], repository: str | None = None) -> Iterator[bytes]:

@@ -165,3 +165,19 @@ def test_manifest_is_served_as_pushed(example_bundle: Path, registry: Registry) 
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert resp.content == artifact.manifest
+
+
+def test_push_refuses_a_file_that_changed_after_sealing(
+    example_bundle: Path, registry: Registry, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = unique_bundle(example_bundle, tmp_path, "changed-after-sealing")
+    readme = bundle / "docs" / "README.md"
+    raw = bytearray(readme.read_bytes())
+    raw[0] ^= 0x01  # same size: only hashing the bytes as they are sent can tell
+    readme.write_bytes(bytes(raw))
+    result = conv2d("pack", "push", str(bundle), registry.ref("team/changed:v1"), env=cli_env)
+    assert result.returncode == 2
+    assert (
+        result.stderr.startswith("error: docs/README.md: the file's sha256 is")
+        and "MANIFEST.json" in result.stderr
+    )
