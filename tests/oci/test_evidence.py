@@ -28,7 +28,7 @@ from tests.oci.conftest import Registry
 
 
 def report(
-    target: str, *, verdict: str = "passed", skipped: int = 0, host: str = "builder"
+    target: str, *, verdict: str = "passed", skipped: int = 0, host: str = "builder", at: str = "00:00:00"
 ) -> dict[str, Any]:
     return {
         "schema_version": 2,
@@ -43,7 +43,7 @@ def report(
         "checks_run": ["test_x"],
         "skipped": [{"id": f"test_parity[{i}]", "reason": "needs macOS"} for i in range(skipped)],
         "counts": {},
-        "finished_at": "2026-01-01T00:00:00Z",
+        "finished_at": f"2026-01-01T{at}Z",
         "environment": {"host": host, "system": "Linux", "machine": "x86_64"},
     }
 
@@ -84,10 +84,10 @@ def test_required_evidence_counts_only_passed_complete_reports_that_skipped_noth
 def test_a_later_report_from_a_capable_host_makes_a_target_count(pushed: tuple[OciRef, dict]) -> None:
     ref, subject = pushed
     with RegistryClient(ref) as client:
-        attach(client, ref, subject, report("ios", skipped=6, host="linux-ci"))
-        attach(client, ref, subject, report("ios", host="mac-mini"))
+        attach(client, ref, subject, report("ios", host="mac-mini", at="10:00:00"))
+        attach(client, ref, subject, report("ios", skipped=6, host="linux-ci", at="09:00:00"))
         evidence = list_evidence(client, subject["digest"], None)
-    assert [e.environment["host"] for e in evidence] == ["linux-ci", "mac-mini"]  # every host's report kept
+    assert [e.environment["host"] for e in evidence] == ["linux-ci", "mac-mini"]  # every host's, oldest first
     assert check_required(evidence, ["ios"], False) == {}
 
 
