@@ -16,6 +16,7 @@ from bench.create_rows import rows_create_all, rows_create_onnx
 from bench.executorch_rows import rows_executorch
 from bench.latency_rows import rows_latency
 from bench.parallel_rows import rows_parallel
+from bench.registry_rows import rows_registry
 from bench.storage_rows import rows_hash, rows_list
 from bench.verify_rows import rows_fuzz, rows_imports, rows_parity, rows_polygraphy
 from bench.workspace import Workspace
@@ -36,6 +37,7 @@ ROWS: dict[str, RowGroup] = {
     "latency": lambda ws, n, q: rows_latency(ws, 300 if q else 2000),
     "executorch_latency": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_latency"),
     "executorch_export": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_export"),
+    "registry": rows_registry,
 }
 
 

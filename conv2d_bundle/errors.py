@@ -54,6 +54,11 @@ class ArchiveError(BundleError):
     """An archive cannot be created or is unsafe to import."""
 
 
+class RegistryError(BundleError):
+    """An OCI registry cannot be reached, refuses the request or credentials, or serves content that does not
+    match its digests (push, pull, evidence)."""
+
+
 class ValidationFailed(BundleError):
     """The checks did not pass: one failed, or the run was incomplete (CLI exit code 1)."""
 

@@ -94,6 +94,14 @@ def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
     from conv2d_bundle.bundle import Bundle, default_artifacts_dir, get_bundle
     from conv2d_bundle.errors import BundleError
 
+    # a bundle in a registry is checked from the pull cache (conv2d_bundle.oci.cache)
+    if ref.startswith("oci://"):
+        from conv2d_bundle.oci.cache import pull_from_registry
+
+        try:
+            return Bundle(pull_from_registry(ref))
+        except BundleError as exc:
+            raise pytest.UsageError(f"--bundle {ref}: {exc}") from None
     path = Path(ref)
     if path.is_dir():
         return Bundle(path)

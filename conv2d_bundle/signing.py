@@ -95,3 +95,33 @@ def verify_signature(bundle_dir: Path, public_key: Path) -> None:
             f"{SIGNATURE_NAME} does not verify with {public_key.name}: MANIFEST.json changed, or signed by "
             "another key"
         ) from exc
+
+
+def sign_bytes(private_key: Path, data: bytes) -> tuple[bytes, str]:
+    """(Ed25519 signature of ``data``, key id) with the key ``sign`` uses; for evidence envelopes."""
+    key = _load(private_key, private=True)
+    return key.sign(data), key_id(key.public_key())
+
+
+def verify_bytes(public_key: Path, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` verifies with ``public_key`` (a PEM file)."""
+    _, _, invalid_signature = _crypto()
+    key = _load(public_key, private=False)
+    try:
+        key.verify(signature, data)
+    except invalid_signature:
+        return False
+    return True
+
+
+def public_key_id(public_key: Path) -> str:
+    return key_id(_load(public_key, private=False))
+
+
+def key_id(public_key: Any) -> str:
+    """``sha256:<hex>`` of the raw 32-byte Ed25519 public key: names a key without revealing anything."""
+    import hashlib
+
+    _, serialization, _ = _crypto()
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()

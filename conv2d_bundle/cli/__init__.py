@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
-from conv2d_bundle.cli import create, lifecycle, sign, targets, verify
+from conv2d_bundle.cli import create, lifecycle, registry, sign, targets, verify
 from conv2d_bundle.cli.options import one_line
 from conv2d_bundle.errors import BundleError
 
@@ -75,6 +75,7 @@ for command in (
     create.list_cmd,
     verify.verify,
     *lifecycle.COMMANDS,
+    *registry.COMMANDS,
     sign.keygen,
     sign.sign,
     targets.targets_cmd,

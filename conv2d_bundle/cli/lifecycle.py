@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from conv2d_bundle.cli.options import artifacts_option, target_option
+from conv2d_bundle.cli.registry import registry_options
 from conv2d_bundle.errors import ValidationFailed
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -88,8 +89,15 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 
 
 @click.command()
-@click.argument("bundle_ref")
+@click.argument("bundle_ref", required=False)
 @artifacts_option
+@click.option(
+    "--from",
+    "source",
+    metavar="oci://HOST/REPO[:TAG|@DIGEST]",
+    help="deploy the bundle at this registry reference (pulled into the cache, verified) instead of BUNDLE",
+)
+@registry_options
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
 @target_option("checks that must pass before deploying")
 @click.option("--force", is_flag=True, help="deploy even if the checks fail")
@@ -102,15 +110,33 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
     "--profile", default="default", type=click.Choice(["quick", "default", "thorough"]), help="fuzzing budget"
 )
 def deploy(
-    bundle_ref: str, output_dir: Path, to: str, target: str, force: bool, dry_run: bool, profile: str
+    bundle_ref: str | None,
+    output_dir: Path,
+    source: str | None,
+    to: str,
+    target: str,
+    force: bool,
+    dry_run: bool,
+    profile: str,
+    **registry: Any,
 ) -> None:
-    """Verify BUNDLE for --target, then copy it to --to (refused if a check fails, unless --force)."""
-    from conv2d_bundle.bundle import get_bundle
+    """Verify BUNDLE (or --from oci://...) for --target, then copy it to --to (refused if a check fails,
+    unless --force)."""
+    from conv2d_bundle.bundle import Bundle, get_bundle
     from conv2d_bundle.deploy import deploy as do_deploy
     from conv2d_bundle.deploy import parse_destination
     from conv2d_bundle.progress import StepDisplay
 
-    bundle = get_bundle(output_dir, bundle_ref)
+    if (bundle_ref is None) == (source is None):
+        raise click.UsageError("give BUNDLE or --from oci://..., one of them")
+    if source is not None:
+        from conv2d_bundle.cli.registry import RegistryAccess, RemoteBundle
+
+        with RemoteBundle(source, RegistryAccess.from_kwargs(registry)) as remote:
+            bundle = Bundle(remote.pull_to_cache())
+        output_dir = bundle.bundle_dir.parent  # the cache's bundles/: deployments are recorded there
+    else:
+        bundle = get_bundle(output_dir, str(bundle_ref))
     with StepDisplay() as progress:  # a dry run verifies too: it exits as the deploy would (1 if refused)
         progress(f"verifying {bundle.exp_hash} --target {target}")
         result = do_deploy(
@@ -209,9 +235,17 @@ def compare(
 @click.argument("bundle_ref")
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def show(bundle_ref: str, output_dir: Path, as_json: bool) -> None:
-    """One bundle's summary: formats, sizes, metrics, validation per target, provenance."""
+@registry_options
+def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> None:
+    """One bundle's summary: formats, sizes, metrics, validation per target, provenance. For an oci://
+    reference: the validation evidence attached in the registry, per target, from every host."""
     from conv2d_bundle.bundle import get_bundle
+
+    if bundle_ref.startswith("oci://"):
+        from conv2d_bundle.cli.registry import RegistryAccess, show_remote
+
+        show_remote(bundle_ref, RegistryAccess.from_kwargs(registry), as_json)
+        return
     from conv2d_bundle.lifecycle import human_bytes
     from conv2d_bundle.progress import print_table
     from conv2d_bundle.summary import show_bundle

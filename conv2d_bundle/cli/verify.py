@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import click
 
 from conv2d_bundle.cli.options import artifacts_option, one_line, target_option
+from conv2d_bundle.cli.registry import registry_options
 from conv2d_bundle.errors import BundleError
 
 
@@ -39,6 +41,25 @@ from conv2d_bundle.errors import BundleError
     type=click.Path(path_type=Path),
     help="the verifier's parity tolerance caps (YAML/JSON); default: the built-in policy",
 )
+@click.option(
+    "--attest",
+    is_flag=True,
+    help="oci:// only: attach each target's report to the bundle in the registry (evidence)",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path),
+    help="with --attest: sign the evidence (DSSE, Ed25519 private key as for conv2d pack sign)",
+)
+@click.option(
+    "--require-evidence",
+    metavar="TARGETS",
+    help="oci:// only: pass only if each of these targets (comma list) has a complete, passed report attached "
+    "from a host that ran all its checks (signed by --trusted-key, if given); runs no checks here unless "
+    "--target is given too",
+)
+@registry_options
 def verify(
     bundle_ref: str,
     output_dir: Path,
@@ -50,15 +71,59 @@ def verify(
     select: str | None,
     trusted_key: Path | None,
     tolerance_policy: Path | None,
+    attest: bool,
+    key_path: Path | None,
+    require_evidence: str | None,
+    **registry: Any,
 ) -> None:
     """Run the bundle's checks for a target; exit 0 if the run was complete and passed, 1 if a check failed or
-    the run was incomplete (interrupted, a selection, a crashed worker)."""
-    from conv2d_bundle.bundle import get_bundle
+    the run was incomplete (interrupted, a selection, a crashed worker).
+
+    BUNDLE may be oci://HOST[:PORT]/REPO[:TAG|@DIGEST]: it is pulled into the cache ($CONV2D_CACHE) first;
+    --attest then attaches the reports to it in the registry, and --require-evidence checks what is attached."""
+    remote = None
+    if bundle_ref.startswith("oci://"):
+        from conv2d_bundle.cli.registry import RegistryAccess, RemoteBundle
+
+        remote = RemoteBundle(bundle_ref, RegistryAccess.from_kwargs(registry))
+    elif attest or require_evidence:
+        raise BundleError("--attest and --require-evidence need an oci:// reference")
+    with remote or contextlib.nullcontext():
+        _verify(
+            remote, bundle_ref, output_dir, target, junitxml, numprocesses, strict_targets, profile, select,
+            trusted_key, tolerance_policy, attest, key_path, require_evidence,
+        )  # fmt: skip
+
+
+def _verify(
+    remote: Any,
+    bundle_ref: str,
+    output_dir: Path,
+    target: str,
+    junitxml: Path | None,
+    numprocesses: str | None,
+    strict_targets: bool,
+    profile: str,
+    select: str | None,
+    trusted_key: Path | None,
+    tolerance_policy: Path | None,
+    attest: bool,
+    key_path: Path | None,
+    require_evidence: str | None,
+) -> None:
+    from click.core import ParameterSource
+
+    from conv2d_bundle.bundle import Bundle, get_bundle
     from conv2d_bundle.errors import ValidationFailed
     from conv2d_bundle.progress import StepDisplay
+    from conv2d_bundle.targets import parse_target_list
     from conv2d_bundle.validation import run_pytest
 
-    bundle = get_bundle(output_dir, bundle_ref)
+    if remote is not None and require_evidence:
+        remote.require(parse_target_list(require_evidence), trusted_key)
+        if click.get_current_context().get_parameter_source("target") != ParameterSource.COMMANDLINE:
+            return  # evidence only: nothing to run here
+    bundle = Bundle(remote.pull_to_cache()) if remote is not None else get_bundle(output_dir, bundle_ref)
     extra: list[str] = []
     if junitxml:
         extra += ["--junitxml", str(junitxml)]
@@ -89,14 +154,21 @@ def verify(
             f"the checks could not run (pytest exit {run.exit_code}): {one_line(run.output.strip()[-400:])}"
         )
     not_passed = []
+    verdicts = {}
     for name, report in reports.items():
         assert report is not None  # checked above (for mypy)
-        verdict = run.verdict(name)
+        verdict = verdicts[name] = run.verdict(name)
         _print_report(bundle.exp_hash, name, report, verdict, bundle.bundle_dir)
         if not verdict.passed:
             not_passed.append(f"--target {name} {verdict.describe()}")
+    from conv2d_bundle import step_summary
+
+    complete_reports = {name: r for name, r in reports.items() if r is not None}
+    step_summary.append(bundle_ref if remote is not None else bundle.exp_hash, verdicts, complete_reports)
     if junitxml:
         click.echo(f"  junit: {junitxml}")
+    if remote is not None and attest and not run.interrupted:
+        remote.attest(complete_reports, key_path)
     if run.interrupted:
         raise KeyboardInterrupt
     if not_passed:

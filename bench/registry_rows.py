@@ -1,0 +1,152 @@
+"""Rows 11-13: ``conv2d pack push`` / ``pull`` of a bundle with a large weights file vs curl moving the same
+bytes over plain HTTP to the same registry (the floor), and what a second push of it sends.
+
+The registry is Debian's ``docker-registry`` (distribution 2.8) on loopback, storage in the workspace. Each
+timed push goes to a new repository: distribution links blobs per repository, so nothing is skipped there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from bench import Row
+from bench.timing import BenchError, child_env, conv2d_cmd, fmt_s, side_by_side, wall
+from bench.workspace import Workspace
+
+
+class _Registry:
+    def __init__(self, root: Path) -> None:
+        exe = shutil.which("docker-registry") or shutil.which("registry")
+        if exe is None:
+            raise BenchError("docker-registry is not installed (apt-get install docker-registry)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        config = root / "registry.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        self.proc = subprocess.Popen(
+            [exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        import httpx
+
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise BenchError("docker-registry did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _big_bundle(ws: Workspace, megabytes: int) -> Path:
+    from conv2d_bundle.manifest import BundleManifest
+
+    dst = ws.scratch("registry-artifacts") / ws.bundle.name
+    shutil.copytree(ws.bundle, dst, ignore=shutil.ignore_patterns("validation"))
+    with open(dst / "models" / "weights.bin", "wb") as f:
+        for i in range(megabytes):
+            f.write(hashlib.sha256(i.to_bytes(4, "big")).digest() * 32768)  # 1 MiB, no two alike
+    BundleManifest.build(dst).write(dst)
+    return dst
+
+
+def _curl_push(curl: str, port: int, repo: str, path: Path, digest: str) -> float:
+    import httpx
+
+    start = time.perf_counter()
+    resp = httpx.post(f"http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/")
+    location = resp.headers["Location"]
+    url = location if location.startswith("http") else f"http://127.0.0.1:{port}{location}"
+    url += ("&" if "?" in url else "?") + f"digest={digest}"
+    wall([curl, "-sf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", str(path), url])
+    return time.perf_counter() - start
+
+
+def rows_registry(ws: Workspace, repeats: int, quick: bool) -> list[Row]:
+    curl = shutil.which("curl")
+    if curl is None:
+        raise BenchError("curl not found: it is the plain-HTTP floor")
+    megabytes = 64 if quick else 256
+    bundle = _big_bundle(ws, megabytes)
+    weights = bundle / "models" / "weights.bin"
+    digest = (
+        "sha256:"
+        + json.loads((bundle / "MANIFEST.json").read_text())["files"]["models/weights.bin"]["sha256"]
+    )
+    reg = _Registry(ws.scratch("registry"))
+    env = child_env(CONV2D_CACHE=str(ws.root / "cache"))
+    counter = {"push": 0, "curl": 0}
+
+    def push() -> float:
+        counter["push"] += 1
+        ref = f"oci://127.0.0.1:{reg.port}/bench/push{counter['push']}:v1"
+        return wall(conv2d_cmd("pack", "push", str(bundle), ref), env=env)
+
+    def curl_push() -> float:
+        counter["curl"] += 1
+        return _curl_push(curl, reg.port, f"bench/curl{counter['curl']}", weights, digest)
+
+    pulled = ws.root / "pulled"
+
+    def pull() -> float:
+        shutil.rmtree(pulled, ignore_errors=True)
+        return wall(
+            conv2d_cmd(
+                "pack", "pull", f"oci://127.0.0.1:{reg.port}/bench/push1:v1", "--output-dir", str(pulled)
+            ),
+            env=env,
+        )
+
+    def curl_pull() -> float:
+        out = ws.root / "curl.bin"
+        t = wall([curl, "-sf", "-o", str(out), f"http://127.0.0.1:{reg.port}/v2/bench/push1/blobs/{digest}"])
+        out.unlink()
+        return t
+
+    try:
+        t_push = side_by_side({"push": push, "curl": curl_push}, repeats)
+        t_pull = side_by_side({"pull": pull, "curl": curl_pull}, repeats)
+        again = subprocess.run(
+            conv2d_cmd("pack", "push", str(bundle), f"oci://127.0.0.1:{reg.port}/bench/push1:v1", "--json"),
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        if again.returncode != 0:
+            raise BenchError(f"second push failed: {again.stderr.strip()[-300:]}")
+        sent = json.loads(again.stdout)["bytes_sent"]
+    finally:
+        reg.stop()
+        shutil.rmtree(pulled, ignore_errors=True)
+    push_ratio = t_push["curl"] / t_push["push"]  # throughput ratio: ours / floor
+    pull_ratio = t_pull["curl"] / t_pull["pull"]
+    note = (
+        "whole CLI processes (start-up, MANIFEST verify before push, digest check and import checks on pull)"
+    )
+    return [
+        Row(
+            "registry", f"push of a bundle with a {megabytes} MB weights file", "curl PUT of the weights blob",
+            fmt_s(t_push["push"]), fmt_s(t_push["curl"]), push_ratio, ">= 0.8x throughput", push_ratio >= 0.8, note,
+        ),
+        Row(
+            "registry", "pull of that bundle (verified)", "curl GET of the weights blob",
+            fmt_s(t_pull["pull"]), fmt_s(t_pull["curl"]), pull_ratio, ">= 0.8x throughput", pull_ratio >= 0.8, note,
+        ),
+        Row(
+            "registry", "second push of the unchanged bundle: bytes sent", "0 weight bytes",
+            f"{sent} B", "0 B", None, "0 bytes", sent == 0,
+        ),
+    ]  # fmt: skip

@@ -1,0 +1,269 @@
+"""``conv2d pack push|pull`` and the ``oci://`` side of ``verify`` and ``show``: bundles in an OCI registry.
+
+Registry options (shared): ``--username`` with ``--password-stdin`` (else ``~/.docker/config.json``),
+``--ca-file`` for a private CA, ``--insecure`` for plain HTTP to a non-loopback registry. Errors are
+:class:`RegistryError` (one line, exit 2); a missing piece of required evidence is ``ValidationFailed`` (1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from conv2d_bundle.cli.options import artifacts_option
+from conv2d_bundle.errors import RegistryError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry_options(f: F) -> F:
+    for decorate in reversed(
+        (
+            click.option(
+                "--username", help="registry user (with --password-stdin); default: ~/.docker/config.json"
+            ),
+            click.option("--password-stdin", is_flag=True, help="read the registry password from stdin"),
+            click.option(
+                "--ca-file",
+                type=click.Path(path_type=Path),
+                help="CA certificate (PEM) of a private registry",
+            ),
+            click.option(
+                "--insecure", is_flag=True, help="allow plain HTTP to a registry that is not on loopback"
+            ),
+        )
+    ):
+        f = decorate(f)
+    return f
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    username: str | None = None
+    password_stdin: bool = False
+    ca_file: Path | None = None
+    insecure: bool = False
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> RegistryAccess:
+        return cls(
+            kwargs.pop("username", None),
+            kwargs.pop("password_stdin", False),
+            kwargs.pop("ca_file", None),
+            kwargs.pop("insecure", False),
+        )
+
+    def client(self, ref: Any) -> Any:
+        from conv2d_bundle.oci import credentials
+        from conv2d_bundle.oci.client import RegistryClient
+
+        password = None
+        if self.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        creds = credentials.resolve(ref.registry, self.username, password)
+        return RegistryClient(ref, creds, ca_file=self.ca_file, insecure=self.insecure)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.command()
+@click.argument("bundle_ref")
+@click.argument("destination", metavar="oci://HOST[:PORT]/REPO[:TAG]")
+@artifacts_option
+@registry_options
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def push(bundle_ref: str, destination: str, output_dir: Path, as_json: bool, **kwargs: Any) -> None:
+    """Push BUNDLE to a registry as one OCI artifact; print its manifest digest. Only blobs the registry
+    lacks are sent: re-pushing an unchanged model sends no weight bytes."""
+    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.lifecycle import human_bytes
+    from conv2d_bundle.oci.artifact import push_bundle
+    from conv2d_bundle.oci.reference import parse_ref
+
+    access = RegistryAccess.from_kwargs(kwargs)
+    ref = parse_ref(destination)
+    bundle = get_bundle(output_dir, bundle_ref)
+    with access.client(ref) as client:
+        result = push_bundle(client, bundle.bundle_dir, ref)
+    s = result.stats
+    if as_json:
+        _echo_json(
+            {
+                "digest": result.digest,
+                "reference": str(result.ref),
+                "exp_hash": result.exp_hash,
+                "blobs_sent": s.blobs_sent,
+                "blobs_skipped": s.blobs_skipped,
+                "bytes_sent": s.bytes_sent,
+                "bytes_skipped": s.bytes_skipped,
+            }
+        )
+        return
+    click.echo(result.digest)
+    click.echo(
+        f"pushed {result.exp_hash} to {result.ref}: sent {s.blobs_sent} blobs ({human_bytes(s.bytes_sent)}), "
+        f"{s.blobs_skipped} already there ({human_bytes(s.bytes_skipped)} not sent)",
+        err=True,
+    )
+
+
+@click.command()
+@click.argument("source", metavar="oci://HOST[:PORT]/REPO[:TAG|@DIGEST]")
+@artifacts_option
+@registry_options
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def pull(source: str, output_dir: Path, as_json: bool, **kwargs: Any) -> None:
+    """Pull a bundle into the artifacts directory; every blob, MANIFEST.json and the bundle's identity are
+    verified before it is moved into place (a bad pull leaves nothing)."""
+    from conv2d_bundle.oci.artifact import pull_bundle
+    from conv2d_bundle.oci.reference import parse_ref
+
+    access = RegistryAccess.from_kwargs(kwargs)
+    ref = parse_ref(source)
+    with access.client(ref) as client:
+        result = pull_bundle(client, ref, output_dir)
+    if as_json:
+        _echo_json(
+            {
+                "exp_hash": result.exp_hash,
+                "bundle_dir": str(result.bundle_dir.absolute()),
+                "digest": result.digest,
+                "already_existed": result.already_existed,
+            }
+        )
+        return
+    state = "already present (pull verified, nothing changed)" if result.already_existed else "pulled"
+    click.echo(f"Bundle {state}: {result.exp_hash}")
+    click.echo(f"  From: {result.ref}")
+    click.echo(f"  Path: {result.bundle_dir}")
+
+
+# ------------------------------------------------------------------------------- verify / show oci://
+
+
+class RemoteBundle:
+    """A bundle in a registry, for ``verify`` and ``show``: its manifest digest, cache copy and evidence."""
+
+    def __init__(self, text: str, access: RegistryAccess) -> None:
+        from conv2d_bundle.oci.reference import parse_ref
+
+        self.ref = parse_ref(text)
+        self.client = access.client(self.ref)
+        self._subject: dict[str, Any] | None = None
+        self.exp_hash: str | None = None
+
+    def __enter__(self) -> RemoteBundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.__exit__(*exc)
+
+    def subject(self) -> dict[str, Any]:
+        """The bundle manifest's descriptor (fetched and checked once)."""
+        if self._subject is None:
+            from conv2d_bundle.oci.artifact import EXP_HASH, fetch_manifest
+            from conv2d_bundle.oci.client import OCI_MANIFEST
+
+            digest, manifest = fetch_manifest(self.client, self.ref)
+            self.ref = self.ref.with_digest(digest)  # from here on, exactly this manifest
+            got = self.client.get_manifest(digest)
+            if got is None:
+                raise RegistryError(f"{self.ref}: the manifest vanished from the registry")
+            self._subject = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(got[0])}
+            self.exp_hash = (manifest.get("annotations") or {}).get(EXP_HASH)
+        return self._subject
+
+    def pull_to_cache(self) -> Path:
+        from conv2d_bundle.oci.cache import pull_cached
+
+        cached = pull_cached(self.client, self.ref)
+        self.exp_hash = cached.exp_hash
+        self.ref = self.ref.with_digest(cached.digest)  # attest what was verified, even if the tag moves
+        how = "cached copy" if cached.reused else "pulled into the cache"
+        click.echo(f"{self.ref}: {cached.digest} ({how}: {cached.bundle_dir})", err=True)
+        return cached.bundle_dir
+
+    def evidence(self, trusted_key: Path | None = None) -> list[Any]:
+        from conv2d_bundle.oci.evidence import list_evidence
+
+        return list_evidence(self.client, self.subject()["digest"], self.exp_hash, trusted_key)
+
+    def require(self, targets: list[str], trusted_key: Path | None) -> None:
+        from conv2d_bundle.errors import ValidationFailed
+        from conv2d_bundle.oci.evidence import check_required
+
+        missing = check_required(self.evidence(trusted_key), targets, trusted_key is not None)
+        digest = self.subject()["digest"]
+        for target in targets:
+            if target in missing:
+                click.echo(f"{self.ref} --require-evidence {target}: MISSING ({missing[target]})")
+            else:
+                click.echo(f"{self.ref} --require-evidence {target}: ok")
+        if missing:
+            raise ValidationFailed(
+                f"{digest}: no passed, complete report"
+                + (" signed by the trusted key" if trusted_key else "")
+                + f" for {', '.join(sorted(missing))}"
+            )
+
+    def attest(self, reports: dict[str, dict[str, Any]], key: Path | None) -> None:
+        from conv2d_bundle.oci.evidence import attach
+
+        subject = self.subject()
+        for name, report in reports.items():
+            digest = attach(self.client, self.ref, subject, report, key)
+            signed = " (signed)" if key else ""
+            click.echo(
+                f"  evidence{signed}: --target {name} report attached to {subject['digest']} as {digest}"
+            )
+
+
+def show_remote(text: str, access: RegistryAccess, as_json: bool, trusted_key: Path | None = None) -> None:
+    from conv2d_bundle.progress import print_table
+
+    with RemoteBundle(text, access) as remote:
+        subject = remote.subject()
+        evidence = remote.evidence(trusted_key)
+    by_target: dict[str, list[Any]] = {}
+    for e in evidence:
+        by_target.setdefault(e.target, []).append(e)
+    if as_json:
+        _echo_json(
+            {
+                "reference": str(remote.ref),
+                "digest": subject["digest"],
+                "exp_hash": remote.exp_hash,
+                "evidence": {t: [e.as_json() for e in es] for t, es in sorted(by_target.items())},
+            }
+        )
+        return
+    click.echo(f"{remote.ref}  {subject['digest']}  (bundle {remote.exp_hash})")
+    rows = []
+    for target, items in sorted(by_target.items()):
+        for e in items:
+            j = e.as_json()
+            result = e.verdict.describe()
+            rows.append(
+                [
+                    target,
+                    result if e.verdict.status != "failed" else result.upper(),
+                    f"{j['host']} ({j['system']} {j['machine']})",
+                    j["finished_at"],
+                    "yes" if j["signed_by"] else "no",
+                ]
+            )
+    if not rows:
+        click.echo("  no evidence attached (conv2d pack verify oci://... --target T --attest)")
+        return
+    print_table(["target", "result", "host", "finished", "signed"], rows, title="Evidence")
+
+
+COMMANDS = (push, pull)

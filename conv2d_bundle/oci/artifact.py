@@ -1,0 +1,372 @@
+"""A bundle as one OCI artifact, pushed and pulled.
+
+Layout (README "Sharing bundles" says why):
+
+- an OCI image manifest with ``artifactType`` :data:`ARTIFACT_TYPE` and the annotation
+  ``org.conv2d-bundle.exp-hash``; no timestamp, so the same bundle always gives the same manifest digest;
+- the config blob (:data:`CONFIG_MEDIA_TYPE`): exp_hash, exp_name, the sha256 of MANIFEST.json, formats;
+- one raw layer per sealed file (plus MANIFEST.json and its signature), sorted by path, each annotated
+  with its path (``org.opencontainers.image.title`` and ModelPack's ``org.cncf.model.filepath``) and typed
+  with ModelPack's raw media types: ``models/`` are weights, ``reference/`` a dataset, ``docs/`` docs,
+  scripts code, the rest weight config. A layer's digest *is* the file's sha256 in MANIFEST.json, so a
+  re-push of an unchanged model finds its weights in the registry and sends none of their bytes.
+
+``validation/`` is not part of the artifact: reports travel as referrers (:mod:`.evidence`).
+
+A pull trusts nothing it is served: the manifest's digest is checked against the reference, every blob
+against its descriptor while it streams to disk, then MANIFEST.json and the bundle's identity exactly as
+``conv2d pack import`` checks them, all inside a ``.tmp-pull-*`` directory that is renamed into place only
+when everything holds. A bad or interrupted pull leaves nothing (a killed one leaves a ``.tmp-*`` directory
+for ``conv2d pack clean``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conv2d_bundle.digest import canonical_json, is_exp_hash, recompute_exp_hash
+from conv2d_bundle.errors import BundleError, RegistryError
+from conv2d_bundle.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    BundleManifest,
+    ManifestDiff,
+    is_sealed_path,
+)
+from conv2d_bundle.oci.client import OCI_MANIFEST, RegistryClient, TransferStats
+from conv2d_bundle.oci.reference import OciRef
+from conv2d_bundle.schema import read_json
+
+ARTIFACT_TYPE = "application/vnd.conv2d-bundle.bundle.v1"
+CONFIG_MEDIA_TYPE = "application/vnd.conv2d-bundle.bundle.config.v1+json"
+# ModelPack (CNCF model-spec) raw layer media types: one unarchived file each
+WEIGHT = "application/vnd.cncf.model.weight.v1.raw"
+WEIGHT_CONFIG = "application/vnd.cncf.model.weight.config.v1.raw"
+DOC = "application/vnd.cncf.model.doc.v1.raw"
+CODE = "application/vnd.cncf.model.code.v1.raw"
+DATASET = "application/vnd.cncf.model.dataset.v1.raw"
+TITLE = "org.opencontainers.image.title"
+FILEPATH = "org.cncf.model.filepath"
+MODE = "org.conv2d-bundle.file.mode"
+EXP_HASH = "org.conv2d-bundle.exp-hash"
+CONFIG_SCHEMA_VERSION = 1
+PULL_PREFIX = ".tmp-pull-"
+_MAX_LAYERS = 10_000
+
+log = logging.getLogger("conv2d_bundle.oci")
+
+
+@dataclass(frozen=True)
+class Layer:
+    relpath: str
+    digest: str
+    size: int
+    media_type: str
+    executable: bool
+
+    def descriptor(self) -> dict[str, Any]:
+        annotations = {TITLE: self.relpath, FILEPATH: self.relpath}
+        if self.executable:
+            annotations[MODE] = "0755"
+        return {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+            "annotations": annotations,
+        }
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a push sends: the layers (files), the config blob and the manifest, all bytes fixed."""
+
+    exp_hash: str
+    layers: list[Layer]
+    config: bytes
+    manifest: bytes
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.manifest)
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ref: OciRef
+    digest: str
+    exp_hash: str
+    stats: TransferStats
+    size: int
+
+
+@dataclass(frozen=True)
+class PullResult:
+    ref: OciRef
+    digest: str
+    exp_hash: str
+    bundle_dir: Path
+    already_existed: bool
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def media_type_of(relpath: str, executable: bool) -> str:
+    if executable or relpath.endswith((".sh", ".py")):
+        return CODE
+    if relpath.startswith("models/"):
+        return WEIGHT
+    if relpath.startswith("reference/"):
+        return DATASET
+    if relpath.startswith("docs/"):
+        return DOC
+    return WEIGHT_CONFIG
+
+
+def build_artifact(bundle_dir: Path, *, verify: bool = True) -> Artifact:
+    """The artifact of a sealed bundle; RegistryError if its files disagree with MANIFEST.json.
+
+    ``verify=False`` checks only that every file is there with its size: push hashes each file as it sends
+    it (and the registry checks the digest too), and a blob the registry already holds is not read at all."""
+    manifest = BundleManifest.load(bundle_dir)
+    if verify:
+        diff = manifest.verify(bundle_dir)
+        if not diff.ok:
+            raise RegistryError(
+                f"{bundle_dir.name} does not match its manifest, not pushing it: {diff.describe()}"
+            )
+    else:
+        for rel, entry in manifest.files.items():
+            path = bundle_dir / rel
+            if path.is_symlink() or not path.is_file() or path.stat().st_size != entry["size"]:
+                raise RegistryError(f"{bundle_dir.name}: {rel} is missing or changed, not pushing it")
+    entries: dict[str, tuple[str, int]] = {
+        rel: (entry["sha256"], entry["size"]) for rel, entry in manifest.files.items()
+    }
+    for extra in (MANIFEST_NAME, SIGNATURE_NAME):
+        path = bundle_dir / extra
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            entries[extra] = (hashlib.sha256(data).hexdigest(), len(data))
+    layers = []
+    for rel in sorted(entries):
+        sha, size = entries[rel]
+        executable = bool((bundle_dir / rel).stat().st_mode & 0o100)
+        layers.append(Layer(rel, f"sha256:{sha}", size, media_type_of(rel, executable), executable))
+    meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
+    exp_hash = str(meta.get("exp_hash", ""))
+    formats = meta.get("formats") if isinstance(meta.get("formats"), dict) else {}
+    config = canonical_json(
+        {
+            "schema_version": CONFIG_SCHEMA_VERSION,
+            "exp_hash": exp_hash,
+            "exp_name": meta.get("exp_name"),
+            "manifest_sha256": entries[MANIFEST_NAME][0],
+            "formats": {
+                k: (v.get("status") if isinstance(v, dict) else v) for k, v in sorted(formats.items())
+            },
+        }
+    ).encode()
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": _sha256(config), "size": len(config)},
+        "layers": [layer.descriptor() for layer in layers],
+        "annotations": {EXP_HASH: exp_hash, TITLE: str(meta.get("exp_name") or exp_hash)},
+    }
+    return Artifact(exp_hash, layers, config, canonical_json(body).encode())
+
+
+def push_bundle(client: RegistryClient, bundle_dir: Path, ref: OciRef) -> PushResult:
+    """Send what the registry lacks (smallest first), then the config and the manifest; tag it if asked."""
+    artifact = build_artifact(bundle_dir, verify=False)
+    if ref.digest and ref.digest != artifact.digest:
+        raise RegistryError(f"{ref}: this bundle's manifest digest is {artifact.digest}, not {ref.digest}")
+    for layer in sorted(artifact.layers, key=lambda x: (x.size, x.relpath)):
+        sent = client.push_blob(layer.digest, layer.size, bundle_dir / layer.relpath, name=layer.relpath)
+        log.info("%s %s (%d bytes)", "pushed" if sent else "already there:", layer.relpath, layer.size)
+    client.push_blob(_sha256(artifact.config), len(artifact.config), artifact.config)
+    resp = client.put_manifest(ref.tag or artifact.digest, artifact.manifest)
+    served = resp.headers.get("Docker-Content-Digest")
+    if served and served != artifact.digest:
+        raise RegistryError(f"registry {ref.registry} stored the manifest as {served}, not {artifact.digest}")
+    return PushResult(
+        ref.with_digest(artifact.digest), artifact.digest, artifact.exp_hash, client.stats, artifact.size
+    )
+
+
+# ---------------------------------------------------------------------------------------------- pull
+
+
+def fetch_manifest(client: RegistryClient, ref: OciRef) -> tuple[str, dict[str, Any]]:
+    """(digest, manifest) of a bundle artifact; the digest is computed here and must match a digest ref."""
+    got = client.get_manifest(ref.reference)
+    if got is None:
+        raise RegistryError(f"{ref}: no such manifest in the registry")
+    body, _media_type = got
+    digest = _sha256(body)
+    if ref.digest and digest != ref.digest:
+        raise RegistryError(f"{ref}: the registry served a manifest whose digest is {digest}: refusing it")
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise RegistryError(f"{ref}: the manifest is not JSON") from exc
+    if not isinstance(manifest, dict) or manifest.get("artifactType") != ARTIFACT_TYPE:
+        found = manifest.get("artifactType") if isinstance(manifest, dict) else None
+        raise RegistryError(f"{ref}: not a conv2d bundle (artifactType {found!r}, expected {ARTIFACT_TYPE})")
+    return digest, manifest
+
+
+def _layers_of(manifest: dict[str, Any]) -> list[tuple[str, str, int, bool]]:
+    """(relpath, digest, size, executable) of each layer, every path checked safe and unique."""
+    raw = manifest.get("layers")
+    if not isinstance(raw, list) or not raw or len(raw) > _MAX_LAYERS:
+        raise RegistryError("the bundle manifest has no usable layer list")
+    out, seen = [], set()
+    for layer in raw:
+        annotations = layer.get("annotations") if isinstance(layer, dict) else None
+        if not isinstance(annotations, dict):
+            raise RegistryError("refusing a layer without annotations: its path is unknown")
+        rel = annotations.get(TITLE)
+        digest, size = layer.get("digest"), layer.get("size")
+        if not isinstance(rel, str) or not _safe_relpath(rel):
+            raise RegistryError(f"refusing layer path {rel!r}: not a safe relative path")
+        if rel in seen:
+            raise RegistryError(f"refusing layer path {rel!r}: appears twice")
+        if not is_sealed_path(rel) and rel not in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise RegistryError(f"refusing layer path {rel!r}: validation/ is not part of a bundle")
+        if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) == 71):
+            raise RegistryError(f"{rel}: layer digest {digest!r} is not sha256")
+        if not isinstance(size, int) or size < 0:
+            raise RegistryError(f"{rel}: layer size {size!r} is not a size")
+        seen.add(rel)
+        out.append((rel, digest, size, annotations.get(MODE) == "0755"))
+    return out
+
+
+def _safe_relpath(rel: str) -> bool:
+    if (
+        not rel
+        or rel.startswith(("/", "\\"))
+        or "\\" in rel
+        or "\0" in rel
+        or (len(rel) > 1 and rel[1] == ":")
+    ):
+        return False
+    parts = rel.split("/")
+    return all(p not in ("", ".", "..") for p in parts) and not parts[0].startswith(".")
+
+
+def _download(client: RegistryClient, rel: str, digest: str, size: int, dest: Path, executable: bool) -> None:
+    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    os.fchmod(fd, 0o755 if executable else 0o644)
+    h, n = hashlib.sha256(), 0
+    with os.fdopen(fd, "wb") as out:
+        for block in client.fetch_blob_to(digest, out):
+            h.update(block)
+            n += len(block)
+            if n > size:
+                raise RegistryError(
+                    f"{rel}: the registry served more than the {size} bytes the manifest says"
+                )
+    actual = "sha256:" + h.hexdigest()
+    if actual != digest or n != size:
+        raise RegistryError(
+            f"{rel}: the registry served {n} bytes with digest {actual}, but the manifest says {size} bytes "
+            f"{digest}: corrupt blob, refusing the pull"
+        )
+
+
+def check_pulled(root: Path, verified: dict[str, tuple[str, int]]) -> str:
+    """The exp_hash of a pulled bundle whose MANIFEST.json verifies and whose identity matches its metadata
+    (the checks ``conv2d pack import`` makes). ``verified``: relpath -> (sha256 hex, size) of every file
+    written, each already hashed as it arrived; the directory is fresh and holds nothing else, so comparing
+    them with MANIFEST.json is its verification, without reading the bytes a second time."""
+    try:
+        manifest = BundleManifest.load(root)
+    except FileNotFoundError as exc:
+        raise RegistryError(f"the artifact holds no {MANIFEST_NAME}: not a bundle") from exc
+    files = {rel: (e["sha256"], e["size"]) for rel, e in manifest.files.items()}
+    got = {rel: v for rel, v in verified.items() if rel not in (MANIFEST_NAME, SIGNATURE_NAME)}
+    diff = ManifestDiff(
+        missing=sorted(set(files) - set(got)),
+        changed=sorted(r for r in set(files) & set(got) if files[r] != got[r]),
+        extra=sorted(set(got) - set(files)),
+    )
+    if not diff.ok:
+        raise RegistryError(f"the pulled bundle does not match its manifest: {diff.describe()}")
+    meta = read_json(root / "metadata.json", what="metadata.json")
+    exp_hash = meta.get("exp_hash") if isinstance(meta, dict) else None
+    if not isinstance(exp_hash, str) or not is_exp_hash(exp_hash):
+        raise RegistryError(f"metadata.json exp_hash {exp_hash!r} is not a 12-hex bundle hash")
+    try:
+        actual = recompute_exp_hash(root)
+    except BundleError as exc:
+        raise RegistryError(f"the pulled bundle's identity cannot be recomputed: {exc}") from exc
+    if actual != exp_hash:
+        raise RegistryError(f"metadata.json says {exp_hash} but the config and weights hash to {actual}")
+    return exp_hash
+
+
+def pull_bundle(
+    client: RegistryClient,
+    ref: OciRef,
+    artifacts_dir: Path,
+    fetched: tuple[str, dict[str, Any]] | None = None,
+) -> PullResult:
+    """Pull ``ref`` into ``<artifacts_dir>/<exp_hash>``, every byte verified first (see the module doc)."""
+    digest, manifest = fetched or fetch_manifest(client, ref)
+    layers = _layers_of(manifest)
+    config = manifest.get("config") or {}
+    config_digest = config.get("digest") if isinstance(config, dict) else None
+    if not isinstance(config_digest, str):
+        raise RegistryError(f"{ref}: the manifest has no config descriptor")
+    config_bytes = client.fetch_blob(config_digest)
+    if _sha256(config_bytes) != config_digest:
+        raise RegistryError(
+            f"{ref}: the config blob does not match its digest {config_digest}: refusing the pull"
+        )
+    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=PULL_PREFIX, dir=artifacts_dir))
+    try:
+        root = work / "bundle"
+        root.mkdir(mode=0o755)
+        verified = {}
+        for rel, layer_digest, size, executable in layers:
+            _download(client, rel, layer_digest, size, root / rel, executable)
+            verified[rel] = (layer_digest.removeprefix("sha256:"), size)
+        exp_hash = check_pulled(root, verified)
+        if manifest.get("annotations", {}).get(EXP_HASH) not in (None, exp_hash):
+            raise RegistryError(f"{ref}: the manifest is annotated for another bundle than {exp_hash}")
+        for dirpath, _dirs, _files in os.walk(root):
+            os.chmod(dirpath, 0o755)
+        final = artifacts_dir / exp_hash
+        if final.exists():
+            return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=True)
+        try:
+            os.rename(root, final)
+        except OSError as exc:
+            if final.exists():  # a concurrent pull of the same bundle won the rename
+                return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=True)
+            raise RegistryError(
+                f"cannot move the pulled bundle into place at {final}: {exc.strerror}"
+            ) from exc
+        return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
