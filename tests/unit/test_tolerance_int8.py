@@ -94,3 +94,26 @@ def test_judge_refuses_empty_or_misshapen_evidence() -> None:
         _spec("p", "float32", "probabilities"), nan, np.eye(4, dtype=np.float32), policy, "dev"
     )
     assert any("psnr db nan dB" in f for f in failures), failures
+
+
+def test_agreement_floors_of_exactly_0_and_1_are_fractions(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("int8: {min_code_agreement: 0, min_argmax_agreement: 1, min_psnr_db: 25}\n")
+    policy = TolerancePolicy.load(path)
+    assert (policy.int8.min_code_agreement, policy.int8.min_argmax_agreement) == (0.0, 1.0)
+    assert policy.int8.source == f"--tolerance-policy {path}"  # every floor from the file: nothing built in
+
+
+def test_a_bad_int8_floor_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("int8: {min_argmax_agreement: 1.5}\n")
+    with pytest.raises(
+        ConfigError, match=f"tolerance policy {path}: int8.min_argmax_agreement: expected a fraction"
+    ):
+        TolerancePolicy.load(path)
+
+
+def test_per_output_caps_are_reported_with_their_names(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("outputs: {confidence: {atol: 1.0e-6, rtol: 0}}\n")
+    assert TolerancePolicy.load(path).as_dict()["outputs"] == {"confidence": {"atol": 1e-6, "rtol": 0.0}}
