@@ -177,7 +177,7 @@ def compare_output(
         integer=tolerance.exact,
         atol=tolerance.atol,
         rtol=tolerance.rtol,
-        kind=getattr(spec, "kind", "tensor"),
+        kind=spec.kind,
     )
     return tolerance, stats
 
