@@ -94,8 +94,18 @@ def deployments(artifacts_dir: Path) -> list[dict[str, Any]]:
 
 
 def record_deployment(artifacts_dir: Path, entry: Mapping[str, Any]) -> None:
+    """Record a deployment; one of the same bundle to the same destination replaces the older record."""
     path = _state_path(artifacts_dir, DEPLOYMENTS_FILE)
-    _write_state(path, "deployments", [*deployments(artifacts_dir), dict(entry)])
+    key = (entry.get("exp_hash"), entry.get("destination"))
+    kept = [d for d in deployments(artifacts_dir) if (d.get("exp_hash"), d.get("destination")) != key]
+    _write_state(path, "deployments", [*kept, dict(entry)])
+
+
+def forget_deployments(artifacts_dir: Path, entries: list[dict[str, Any]]) -> None:
+    """Drop these records (as :func:`deployments` returned them): ``clean`` no longer keeps their bundles for them."""
+    if entries:
+        path = _state_path(artifacts_dir, DEPLOYMENTS_FILE)
+        _write_state(path, "deployments", [d for d in deployments(artifacts_dir) if d not in entries])
 
 
 def deployed(artifacts_dir: Path) -> set[str]:

@@ -1,4 +1,4 @@
-"""``conv2d pack archive|import|deploy|clean|compare|show|pin|unpin``: the bundle lifecycle commands.
+"""``conv2d pack archive|import|deploy|undeploy|clean|compare|show|pin|unpin``: the bundle lifecycle commands.
 
 Registered on the ``pack`` group by ``conv2d_bundle/cli/__init__.py`` (:data:`COMMANDS`). Errors are raised as
 :class:`BundleError` subclasses; ``cli.py`` alone turns them into a message and an exit code.
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from conv2d_bundle.cli.options import artifacts_option, target_option
+from conv2d_bundle.cli.options import artifacts_option, ssh_option, target_option
 from conv2d_bundle.cli.registry import registry_options
 from conv2d_bundle.errors import ValidationFailed
 
@@ -99,6 +99,7 @@ def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries:
 )
 @registry_options
 @click.option("--to", "to", required=True, help="local directory, or [user@]host:path (rsync over ssh)")
+@ssh_option
 @target_option("checks that must pass before deploying")
 @click.option("--force", is_flag=True, help="deploy even if the checks fail")
 @click.option(
@@ -118,13 +119,13 @@ def deploy(
     force: bool,
     dry_run: bool,
     profile: str,
+    ssh: str | None,
     **registry: Any,
 ) -> None:
     """Verify BUNDLE (or --from oci://...) for --target, then copy it to --to (refused if a check fails,
     unless --force)."""
     from conv2d_bundle.bundle import Bundle, get_bundle
     from conv2d_bundle.deploy import deploy as do_deploy
-    from conv2d_bundle.deploy import parse_destination
     from conv2d_bundle.progress import StepDisplay
 
     if (bundle_ref is None) == (source is None):
@@ -140,12 +141,19 @@ def deploy(
     with StepDisplay() as progress:  # a dry run verifies too: it exits as the deploy would (1 if refused)
         progress(f"verifying {bundle.exp_hash} --target {target}")
         result = do_deploy(
-            bundle, to, target=target, force=force, dry_run=dry_run, profile=profile, artifacts_dir=output_dir
+            bundle,
+            to,
+            target=target,
+            force=force,
+            dry_run=dry_run,
+            profile=profile,
+            artifacts_dir=output_dir,
+            ssh=ssh,
         )
     if not result.verified:
         would = "would deploy" if dry_run else "deployed"
         click.echo(f"warning: {would} despite failing {target} checks (--force)", err=True)
-    where = to if result.command else str(Path(parse_destination(to)[1]).absolute() / bundle.exp_hash)
+    where = result.destination
     if dry_run:
         checks = "passed" if result.verified else "FAILED"
         click.echo(f"dry run: {bundle.exp_hash} --target {target} checks {checks}; nothing copied")
@@ -153,11 +161,40 @@ def deploy(
             click.echo(f"  already deployed (verified intact) at {where}")
         elif result.command:
             click.echo(f"  would run: {shlex.join(result.command)}")
+            click.echo(f"  then compare that copy with the bundle and rename it to {where} over ssh")
         else:
             click.echo(f"  would copy {bundle.bundle_dir} -> {where}")
         return
     verb = "already deployed (verified intact)" if result.already_present else "deployed"
     click.echo(f"Bundle {bundle.exp_hash} {verb} to {where}")
+
+
+@click.command()
+@click.argument("bundle_ref")
+@artifacts_option
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    help="forget only the deployment at this destination (as given to deploy --to, or the bundle's path there)",
+)
+@click.option("--remove", is_flag=True, help="also delete the deployed copy at each destination forgotten")
+@ssh_option
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def undeploy(
+    bundle_ref: str, output_dir: Path, to: str | None, remove: bool, ssh: str | None, as_json: bool
+) -> None:
+    """Forget the deployments of BUNDLE (all, or the one --to names) so that clean may remove it; with
+    --remove, delete the deployed copies first."""
+    from conv2d_bundle.deploy import undeploy as do_undeploy
+
+    forgotten = do_undeploy(output_dir, bundle_ref, to=to, remove=remove, ssh=ssh)
+    if as_json:
+        _echo_json({"undeployed": forgotten})
+        return
+    for d in forgotten:
+        removed = {True: "; copy removed", False: "; no copy was there", None: ""}[d["removed"]]
+        click.echo(f"undeployed {d['exp_hash']} from {d['destination']}{removed}")
 
 
 @click.command()
@@ -319,4 +356,4 @@ def unpin(bundle_ref: str, output_dir: Path) -> None:
     click.echo(f"unpinned: {do_unpin(output_dir, bundle_ref)}")
 
 
-COMMANDS = (archive, import_cmd, deploy, clean, compare, show, pin, unpin)
+COMMANDS = (archive, import_cmd, deploy, undeploy, clean, compare, show, pin, unpin)

@@ -24,6 +24,17 @@ def artifacts_option(f: F) -> F:
     )(f)
 
 
+def ssh_option(f: F) -> F:
+    """``--ssh``: the remote shell for ``host:path`` destinations (rsync's ``-e``; ``$RSYNC_RSH``, else ssh)."""
+    return click.option(
+        "--ssh",
+        "ssh",
+        metavar="COMMAND",
+        default=None,
+        help='remote shell for host:path, e.g. "ssh -p 2222" (default: $RSYNC_RSH, else ssh; ~/.ssh/config applies)',
+    )(f)
+
+
 def existing_artifacts_dir(output_dir: Path) -> Path:
     """``output_dir`` if it is a directory, else a usage error naming it and where it came from."""
     from click.core import ParameterSource

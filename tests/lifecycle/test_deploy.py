@@ -80,7 +80,8 @@ def test_deploy_remote_dry_run_prints_rsync(bundle_copy: Path) -> None:
         "--dry-run",
     )
     assert code == 0
-    assert f"rsync -a --delete -e ssh {bundle_copy}/ pi@edge-01:/opt/models/{h}/" in out
+    assert f"rsync -a --delete -e ssh {bundle_copy}/ pi@edge-01:/opt/models/.tmp-deploy-{h}/" in out
+    assert f"rename it to pi@edge-01:/opt/models/{h} over ssh" in out
     assert not (bundle_copy.parent / ".conv2d" / "deployments.json").exists()
 
 

@@ -1,7 +1,7 @@
 """A real OCI registry for the tests: Debian's ``docker-registry`` (CNCF distribution 2.8), started once per
 test process on a free loopback port with its storage in a temporary directory, plain HTTP.
 
-`make test` installs the package when it is missing (Makefile ``registry`` prerequisite); a machine without
+`bash .ci/run` installs the package when it is missing; a machine without
 it fails these tests with that hint rather than skipping them, so a green run always means a real registry.
 """
 
