@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ EXP_HASH = "org.conv2d-bundle.exp-hash"
 CONFIG_SCHEMA_VERSION = 1
 PULL_PREFIX = ".tmp-pull-"
 _MAX_LAYERS = 10_000
+#: files below this size are pushed and pulled several at once (each costs round trips more than bytes)
+_PARALLEL_BELOW = 8 << 20
+_PARALLEL_UPLOADS = 4
 
 log = logging.getLogger("conv2d_bundle.oci")
 
@@ -196,9 +200,19 @@ def push_bundle(client: RegistryClient, bundle_dir: Path, ref: OciRef) -> PushRe
     artifact = build_artifact(bundle_dir, verify=False)
     if ref.digest and ref.digest != artifact.digest:
         raise RegistryError(f"{ref}: this bundle's manifest digest is {artifact.digest}, not {ref.digest}")
-    for layer in sorted(artifact.layers, key=lambda x: (x.size, x.relpath)):
+
+    def send(layer: Layer) -> None:
         sent = client.push_blob(layer.digest, layer.size, bundle_dir / layer.relpath, name=layer.relpath)
         log.info("%s %s (%d bytes)", "pushed" if sent else "already there:", layer.relpath, layer.size)
+
+    layers = sorted(artifact.layers, key=lambda x: (x.size, x.relpath))
+    small = [layer for layer in layers if layer.size < _PARALLEL_BELOW]
+    send(layers[0])  # the first request settles the scheme and the credentials, before any concurrency
+    if len(small) > 1:  # many small files: a registry round trip each, so several at once (as docker pushes)
+        with ThreadPoolExecutor(max_workers=_PARALLEL_UPLOADS) as pool:
+            list(pool.map(send, small[1:]))
+    for layer in layers[max(len(small), 1) :]:  # large ones one at a time, so Ctrl-C stops promptly
+        send(layer)
     client.push_blob(_sha256(artifact.config), len(artifact.config), artifact.config)
     resp = client.put_manifest(ref.tag or artifact.digest, artifact.manifest)
     served = resp.headers.get("Docker-Content-Digest")
@@ -276,14 +290,25 @@ def _download(client: RegistryClient, rel: str, digest: str, size: int, dest: Pa
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     os.fchmod(fd, 0o755 if executable else 0o644)
     h, n = hashlib.sha256(), 0
-    with os.fdopen(fd, "wb") as out:
-        for block in client.fetch_blob_to(digest, out):
-            h.update(block)
+
+    def consume(block: bytes) -> None:
+        h.update(block)
+        out.write(block)
+
+    # hashing and writing block k (both release the GIL) overlap with receiving block k+1
+    with os.fdopen(fd, "wb") as out, ThreadPoolExecutor(max_workers=1) as worker:
+        pending: Future[None] | None = None
+        for block in client.fetch_blob_blocks(digest):
             n += len(block)
             if n > size:
                 raise RegistryError(
                     f"{rel}: the registry served more than the {size} bytes the manifest says"
                 )
+            if pending is not None:
+                pending.result()
+            pending = worker.submit(consume, block)
+        if pending is not None:
+            pending.result()
     actual = "sha256:" + h.hexdigest()
     if actual != digest or n != size:
         raise RegistryError(
@@ -347,10 +372,20 @@ def pull_bundle(
     try:
         root = work / "bundle"
         root.mkdir(mode=0o755)
-        verified = {}
-        for rel, layer_digest, size, executable in layers:
+        verified = {
+            rel: (layer_digest.removeprefix("sha256:"), size) for rel, layer_digest, size, _ in layers
+        }
+
+        def fetch(layer: tuple[str, str, int, bool]) -> None:
+            rel, layer_digest, size, executable = layer
             _download(client, rel, layer_digest, size, root / rel, executable)
-            verified[rel] = (layer_digest.removeprefix("sha256:"), size)
+
+        small = [layer for layer in layers if layer[2] < _PARALLEL_BELOW]
+        with ThreadPoolExecutor(max_workers=_PARALLEL_UPLOADS) as pool:  # small files: several at once
+            list(pool.map(fetch, small))
+        for layer in layers:  # large ones one at a time, so Ctrl-C stops promptly
+            if layer[2] >= _PARALLEL_BELOW:
+                fetch(layer)
         exp_hash = check_pulled(root, verified)
         if manifest.get("annotations", {}).get(EXP_HASH) not in (None, exp_hash):
             raise RegistryError(f"{ref}: the manifest is annotated for another bundle than {exp_hash}")

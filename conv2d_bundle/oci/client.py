@@ -16,10 +16,11 @@ import json
 import logging
 import re
 import ssl
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import httpx
@@ -43,6 +44,13 @@ class TransferStats:
     bytes_sent: int = 0
     bytes_skipped: int = 0
     bytes_received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """Add to the counters; safe from the threads of a parallel push."""
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
 
 
 class RegistryClient:
@@ -207,8 +215,7 @@ class RegistryClient:
     ) -> bool:
         """Upload unless the registry has it; True when bytes were sent. Monolithic POST-then-PUT upload."""
         if self.blob_exists(digest, repository):
-            self.stats.blobs_skipped += 1
-            self.stats.bytes_skipped += size
+            self.stats.add(blobs_skipped=1, bytes_skipped=size)
             return False
         resp = self.request("POST", f"{self._repo(repository)}/blobs/uploads/", ok=(202,))
         location = resp.headers.get("Location")
@@ -217,40 +224,31 @@ class RegistryClient:
         url = urljoin(self._origin() + "/", location)
         url += ("&" if "?" in url else "?") + urlencode({"digest": digest})
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        h = hashlib.sha256()
         try:
-            self.request("PUT", url, headers=headers, content=self._counted(source, h), ok=(201, 204))
+            self.request("PUT", url, headers=headers, content=self._counted(source), ok=(201, 204))
         except RegistryError as exc:
-            actual = "sha256:" + h.hexdigest()
-            if actual != digest:  # our bytes, not the registry, are at fault: say so
+            # the registry checks the digest of what it received; hashing here only once something went wrong
+            # (not on every push) tells whether our bytes, not the registry, are at fault
+            actual = _sha256_of(source)
+            if actual != digest:
                 raise RegistryError(
                     f"{name or 'blob'}: the file's sha256 is {actual}, not {digest} as MANIFEST.json says"
                 ) from exc
             raise
-        self.stats.blobs_sent += 1
+        self.stats.add(blobs_sent=1)
         return True
 
-    def _counted(self, source: Path | bytes, h: Any) -> Iterator[bytes]:
-        if isinstance(source, bytes):
-            for i in range(0, len(source), _CHUNK):
-                block = source[i : i + _CHUNK]
-                self.stats.bytes_sent += len(block)
-                h.update(block)
-                yield block
-            return
-        with open(source, "rb") as f:
-            while block := f.read(_CHUNK):
-                self.stats.bytes_sent += len(block)
-                h.update(block)
-                yield block
+    def _counted(self, source: Path | bytes) -> Iterator[bytes]:
+        for block in _blocks(source):
+            self.stats.add(bytes_sent=len(block))
+            yield block
 
-    def fetch_blob_to(self, digest: str, out: IO[bytes], repository: str | None = None) -> Iterator[bytes]:
-        """Stream a blob into ``out``, yielding each block as written (the caller hashes them)."""
+    def fetch_blob_blocks(self, digest: str, repository: str | None = None) -> Iterator[bytes]:
+        """Stream a blob, block by block as received (the caller writes and hashes them)."""
         resp = self.request("GET", f"{self._repo(repository)}/blobs/{digest}", stream=True)
         try:
-            for block in resp.iter_bytes(_CHUNK):
-                self.stats.bytes_received += len(block)
-                out.write(block)
+            for block in resp.iter_bytes():  # as received: re-chunking would copy every byte once more
+                self.stats.add(bytes_received=len(block))
                 yield block
         except httpx.HTTPError as exc:
             raise RegistryError(
@@ -263,7 +261,7 @@ class RegistryClient:
         resp = self.request("GET", f"{self._repo(None)}/blobs/{digest}")
         if len(resp.content) > max_size:
             raise RegistryError(f"blob {digest} is larger than {max_size} bytes")
-        self.stats.bytes_received += len(resp.content)
+        self.stats.add(bytes_received=len(resp.content))
         return resp.content
 
     # ------------------------------------------------------------------------------------ manifests
@@ -304,6 +302,23 @@ class RegistryClient:
         except ValueError as exc:
             raise RegistryError(f"registry {self.ref.registry}: referrers answer is not JSON") from exc
         return index if isinstance(index, dict) else None
+
+
+def _blocks(source: Path | bytes) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        for i in range(0, len(source), _CHUNK):
+            yield source[i : i + _CHUNK]
+        return
+    with open(source, "rb") as f:
+        while block := f.read(_CHUNK):
+            yield block
+
+
+def _sha256_of(source: Path | bytes) -> str:
+    h = hashlib.sha256()
+    for block in _blocks(source):
+        h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def _untrusted_certificate(exc: httpx.ConnectError) -> bool:
