@@ -14,7 +14,7 @@ import pytest
 
 from conv2d_bundle.bundle import Bundle
 from conv2d_bundle.checks import test_general as general
-from tests.unit.checks import fails
+from tests.unit.checks import fails, passes, skips
 
 HASH = "7bda82d7df9d"
 ONNX = "models/model.onnx"
@@ -332,17 +332,18 @@ TEST_DATA = "reference/onnx/test_data_set_0"
 
 def test_onnx_test_data_of_the_example(example: Bundle, golden: Any, model_spec: Any) -> None:
     inputs, outputs = golden
-    general.test_onnx_test_data(example, example.manifest, inputs, outputs, model_spec)
+    passes(general.test_onnx_test_data, example, example.manifest, inputs, outputs, model_spec)
 
 
 class GoldenCase:
     """Two windows of golden data for a model ``x -> (codes, probs)``, written as ``pack create`` writes them
-    into ``reference/onnx/test_data_set_0/`` (``changes``: relpath -> bytes, or None to leave a file out)."""
+    into ``reference/onnx/test_data_set_0/``; ``check(output_1=data)`` replaces a file's bytes (None: the manifest
+    lists it but it is not there) or adds one."""
 
     spec = SimpleNamespace(input_name="x", output_names=("codes", "probs"))
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path, self.bundles = tmp_path, 0
         self.inputs = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 8
         self.outputs = {
             "codes": np.array([3, 1], dtype=np.int64),
@@ -361,14 +362,21 @@ class GoldenCase:
             onnx_test_data(self.inputs, self.outputs, self.spec.input_name, self.spec.output_names)
         )
         files.update({f"{TEST_DATA}/{name}.pb": data for name, data in changes.items()})
+        self.bundles += 1  # each check of a fresh bundle
+        root = self.tmp_path / f"bundle{self.bundles}"
         for relpath, data in files.items():
-            (self.root / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (root / relpath).parent.mkdir(parents=True, exist_ok=True)
             if data is not None:
-                (self.root / relpath).write_bytes(data)
+                (root / relpath).write_bytes(data)
         manifest = SimpleNamespace(files={p: {} for p in ["config.yaml", *files]})
-        bundle = SimpleNamespace(path=lambda rel: self.root / rel)
-        general.test_onnx_test_data(
-            bundle, manifest, self.inputs, self.outputs if outputs is None else outputs, self.spec
+        bundle = SimpleNamespace(path=lambda rel: root / rel)
+        passes(
+            general.test_onnx_test_data,
+            bundle,
+            manifest,
+            self.inputs,
+            self.outputs if outputs is None else outputs,
+            self.spec,
         )
 
 
@@ -390,9 +398,7 @@ def test_onnx_test_data_is_skipped_in_a_bundle_made_before_it(
     )
     # a directory beside it whose name merely begins the same is not it
     manifest.files["reference/onnx/test_data_set_01/input_0.pb"] = {}
-    with pytest.raises(pytest.skip.Exception) as info:
-        general.test_onnx_test_data(example, manifest, inputs, outputs, model_spec)
-    assert str(info.value.msg) == (
+    assert skips(general.test_onnx_test_data, example, manifest, inputs, outputs, model_spec) == (
         "the bundle has no reference/onnx/test_data_set_0/ (created before it was written)"
     )
 
@@ -453,6 +459,11 @@ def test_onnx_test_data_against_a_missing_golden_output(case: GoldenCase) -> Non
 
 
 def test_onnx_test_data_lists_every_problem(case: GoldenCase) -> None:
+    """Every file is looked at, past an unreadable one too."""
+    assert fails(case.check, output_0=None, output_1=case.tensor(case.outputs["probs"], "p")) == (
+        f"{TEST_DATA}/output_0.pb: cannot be read (FileNotFoundError); "
+        f"{TEST_DATA}/output_1.pb: named 'p', expected 'probs'"
+    )
     assert fails(
         case.check,
         input_0=case.tensor(case.inputs[:1], "input"),
