@@ -4,6 +4,7 @@ verifies only for the same manifest and the same key; every refusal says what is
 from __future__ import annotations
 
 import builtins
+import hashlib
 import stat
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
 from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.signing import keygen, sign_bundle, verify_signature
+from conv2d_bundle.signing import (
+    keygen,
+    public_key_id,
+    sign_bundle,
+    sign_bytes,
+    verify_bytes,
+    verify_signature,
+)
 
 
 @pytest.fixture
@@ -164,3 +172,97 @@ def test_without_cryptography_signing_says_what_to_install(
         verify_signature(sealed, keys[1])
     with pytest.raises(BundleError, match=message):
         keygen(sealed / "k.pem", sealed / "k.pub")
+
+
+# -- signing bytes: the evidence envelopes (DSSE / in-toto) a registry carries -------------------------------
+
+#: RFC 8032 section 7.1, TEST 2: Ed25519 is deterministic, so a key's signature of a message is fixed
+RFC8032_SECRET = bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
+RFC8032_PUBLIC = bytes.fromhex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+RFC8032_MESSAGE = bytes.fromhex("72")
+RFC8032_SIGNATURE = bytes.fromhex(
+    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+    "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+)
+#: what the key is called in an envelope: sha256 of the raw 32-byte public key
+RFC8032_KEY_ID = "sha256:" + hashlib.sha256(RFC8032_PUBLIC).hexdigest()
+
+
+@pytest.fixture
+def rfc_keys(tmp_path: Path) -> tuple[Path, Path]:
+    """The RFC 8032 test key as the PEM files ``conv2d pack keygen`` writes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
+    private, public = tmp_path / "rfc.pem", tmp_path / "rfc.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def test_sign_bytes_is_plain_ed25519_named_by_the_raw_public_key(rfc_keys: tuple[Path, Path]) -> None:
+    """Any Ed25519 verifier reads the signature (RFC 8032's own vector); the key id is the sha256 of the raw
+    32-byte public key, the same from the private or the public file."""
+    private, public = rfc_keys
+    assert sign_bytes(private, RFC8032_MESSAGE) == (RFC8032_SIGNATURE, RFC8032_KEY_ID)
+    assert public_key_id(public) == RFC8032_KEY_ID
+    assert verify_bytes(public, RFC8032_SIGNATURE, RFC8032_MESSAGE) is True
+
+
+def test_verify_bytes_refuses_other_data_and_other_keys(
+    rfc_keys: tuple[Path, Path], keys: tuple[Path, Path]
+) -> None:
+    private, public = rfc_keys
+    data = b'{"payloadType": "application/vnd.in-toto+json"}'
+    signature, key = sign_bytes(private, data)
+    assert verify_bytes(public, signature, data) is True
+    assert verify_bytes(public, signature, data + b" ") is False
+    assert verify_bytes(public, bytes([signature[0] ^ 1]) + signature[1:], data) is False
+    assert verify_bytes(keys[1], signature, data) is False  # signed by another key
+    other_signature, other_key = sign_bytes(keys[0], data)
+    assert other_key == public_key_id(keys[1]) != key
+    assert verify_bytes(keys[1], other_signature, data) is True
+
+
+def test_byte_signing_checks_its_key_files(rfc_keys: tuple[Path, Path], tmp_path: Path) -> None:
+    private, public = rfc_keys
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(BundleError, match=f"^key file not found: {missing}$"):
+        sign_bytes(missing, b"x")
+    with pytest.raises(BundleError, match=f"^{public} is not an unencrypted PEM private key$"):
+        sign_bytes(public, b"x")
+    with pytest.raises(BundleError, match=f"^{private} is not an unencrypted PEM public key$"):
+        verify_bytes(private, RFC8032_SIGNATURE, RFC8032_MESSAGE)
+    with pytest.raises(BundleError, match=f"^{private} is not an unencrypted PEM public key$"):
+        public_key_id(private)
+
+
+def test_byte_signing_without_cryptography_says_what_to_install(
+    rfc_keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = rfc_keys
+    real_import = builtins.__import__
+
+    def no_cryptography(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("cryptography"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cryptography)
+    message = "^signing needs the cryptography package: pip install cryptography$"
+    for call in (
+        lambda: sign_bytes(private, b"x"),
+        lambda: verify_bytes(public, RFC8032_SIGNATURE, RFC8032_MESSAGE),
+        lambda: public_key_id(public),
+    ):
+        with pytest.raises(BundleError, match=message):
+            call()

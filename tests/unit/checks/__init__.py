@@ -13,11 +13,25 @@ from typing import Any
 import pytest
 
 
-def fails(check: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
-    """The message of the failure that ``check(*args, **kwargs)`` reports; the test fails if it passes."""
-    with pytest.raises(pytest.fail.Exception) as info:
+def passes(check: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """``check(*args, **kwargs)``, which must pass: a skip fails the test here (called bare, a check that skips
+    leaves the test skipped, and a skipped test is not a failed one)."""
+    try:
         check(*args, **kwargs)
-    return str(info.value.msg)
+    except pytest.skip.Exception as exc:
+        pytest.fail(f"the check skipped instead of passing: {exc.msg}")
+
+
+def fails(check: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """The message of the failure that ``check(*args, **kwargs)`` reports; the test fails if it passes or
+    skips."""
+    try:
+        check(*args, **kwargs)
+    except pytest.fail.Exception as exc:
+        return str(exc.msg)
+    except pytest.skip.Exception as exc:
+        pytest.fail(f"the check skipped instead of failing: {exc.msg}")
+    pytest.fail("the check passed instead of failing")
 
 
 def skips(check: Callable[..., Any], *args: Any, **kwargs: Any) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from conv2d_bundle.bundle import Bundle
 from conv2d_bundle.checks import test_general as general
-from tests.unit.checks import fails
+from tests.unit.checks import fails, passes, skips
 
 HASH = "7bda82d7df9d"
 ONNX = "models/model.onnx"
@@ -323,4 +323,155 @@ def test_reference_outputs(golden: Any, model_spec: Any) -> None:
     cut = {"confidence": outputs["confidence"][:32]}
     assert fails(general.test_reference_outputs, cut, inputs, "confidence", model_spec) == (
         "reference/outputs.npz confidence is float32 [32, 4]; expected float32 with 64 rows"
+    )
+
+
+# -- reference/onnx/test_data_set_0 -----------------------------------------------------------------
+TEST_DATA = "reference/onnx/test_data_set_0"
+
+
+def test_onnx_test_data_of_the_example(example: Bundle, golden: Any, model_spec: Any) -> None:
+    inputs, outputs = golden
+    passes(general.test_onnx_test_data, example, example.manifest, inputs, outputs, model_spec)
+
+
+class GoldenCase:
+    """Two windows of golden data for a model ``x -> (codes, probs)``, written as ``pack create`` writes them
+    into ``reference/onnx/test_data_set_0/``; ``check(output_1=data)`` replaces a file's bytes (None: the manifest
+    lists it but it is not there) or adds one."""
+
+    spec = SimpleNamespace(input_name="x", output_names=("codes", "probs"))
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path, self.bundles = tmp_path, 0
+        self.inputs = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 8
+        self.outputs = {
+            "codes": np.array([3, 1], dtype=np.int64),
+            "probs": np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32),
+        }
+
+    def tensor(self, arr: np.ndarray, name: str) -> bytes:
+        from onnx import numpy_helper
+
+        return numpy_helper.from_array(arr, name).SerializeToString()
+
+    def check(self, outputs: dict[str, np.ndarray] | None = None, **changes: bytes | None) -> None:
+        from conv2d_bundle.reference import onnx_test_data
+
+        files: dict[str, bytes | None] = dict(
+            onnx_test_data(self.inputs, self.outputs, self.spec.input_name, self.spec.output_names)
+        )
+        files.update({f"{TEST_DATA}/{name}.pb": data for name, data in changes.items()})
+        self.bundles += 1  # each check of a fresh bundle
+        root = self.tmp_path / f"bundle{self.bundles}"
+        for relpath, data in files.items():
+            (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+            if data is not None:
+                (root / relpath).write_bytes(data)
+        manifest = SimpleNamespace(files={p: {} for p in ["config.yaml", *files]})
+        bundle = SimpleNamespace(path=lambda rel: root / rel)
+        passes(
+            general.test_onnx_test_data,
+            bundle,
+            manifest,
+            self.inputs,
+            self.outputs if outputs is None else outputs,
+            self.spec,
+        )
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> GoldenCase:
+    return GoldenCase(tmp_path)
+
+
+def test_onnx_test_data_passes_on_what_create_writes(case: GoldenCase) -> None:
+    case.check()
+
+
+def test_onnx_test_data_is_skipped_in_a_bundle_made_before_it(
+    example: Bundle, golden: Any, model_spec: Any
+) -> None:
+    inputs, outputs = golden
+    manifest = SimpleNamespace(
+        files={p: {} for p in example.manifest.files if not p.startswith("reference/onnx")}
+    )
+    # a directory beside it whose name merely begins the same is not it
+    manifest.files["reference/onnx/test_data_set_01/input_0.pb"] = {}
+    assert skips(general.test_onnx_test_data, example, manifest, inputs, outputs, model_spec) == (
+        "the bundle has no reference/onnx/test_data_set_0/ (created before it was written)"
+    )
+
+
+def test_onnx_test_data_names_a_file_that_is_not_part_of_the_case(case: GoldenCase) -> None:
+    extra = case.tensor(case.outputs["codes"], "codes")
+    assert fails(case.check, output_2=extra, input_1=extra) == (
+        f"{TEST_DATA}/input_1.pb: not part of the golden case; {TEST_DATA}/output_2.pb: not part of the golden case"
+    )
+
+
+def test_onnx_test_data_names_a_file_that_cannot_be_read(case: GoldenCase) -> None:
+    assert fails(case.check, output_0=None) == f"{TEST_DATA}/output_0.pb: cannot be read (FileNotFoundError)"
+    assert (
+        fails(case.check, output_0=b"\xff\xff\xff")
+        == f"{TEST_DATA}/output_0.pb: cannot be read (DecodeError)"
+    )
+
+
+def test_onnx_test_data_names_a_misnamed_tensor(case: GoldenCase) -> None:
+    """Outputs in the config's order: probs written first, codes second, is two misnamed files."""
+    assert fails(case.check, input_0=case.tensor(case.inputs, "input")) == (
+        f"{TEST_DATA}/input_0.pb: named 'input', expected 'x'"
+    )
+    swapped = {
+        "output_0": case.tensor(case.outputs["codes"], "probs"),
+        "output_1": case.tensor(case.outputs["probs"], "codes"),
+    }
+    assert fails(case.check, **swapped) == (
+        f"{TEST_DATA}/output_0.pb: named 'probs', expected 'codes'; "
+        f"{TEST_DATA}/output_1.pb: named 'codes', expected 'probs'"
+    )
+
+
+def test_onnx_test_data_compares_dtype_shape_and_values(case: GoldenCase) -> None:
+    changed = case.inputs.copy()
+    changed[1, 2, 3] += 1
+    assert fails(case.check, input_0=case.tensor(changed, "x")) == (
+        f"{TEST_DATA}/input_0.pb: float32 [2, 3, 4] differs from reference/inputs.npy"
+    )
+    codes = case.outputs["codes"]
+    assert fails(case.check, output_0=case.tensor(codes.astype(np.int32), "codes")) == (
+        f"{TEST_DATA}/output_0.pb: int32 [2] differs from outputs.npz codes"
+    )
+    assert fails(case.check, output_0=case.tensor(codes.reshape(2, 1), "codes")) == (
+        f"{TEST_DATA}/output_0.pb: int64 [2, 1] differs from outputs.npz codes"
+    )
+    assert fails(case.check, output_1=case.tensor(case.outputs["probs"][::-1].copy(), "probs")) == (
+        f"{TEST_DATA}/output_1.pb: float32 [2, 2] differs from outputs.npz probs"
+    )
+
+
+def test_onnx_test_data_against_a_missing_golden_output(case: GoldenCase) -> None:
+    """outputs.npz without probs (test_reference_outputs says that too): the test data cannot agree with it."""
+    assert fails(case.check, outputs={"codes": case.outputs["codes"]}) == (
+        f"{TEST_DATA}/output_1.pb: float32 [2, 2] differs from outputs.npz probs"
+    )
+
+
+def test_onnx_test_data_lists_every_problem(case: GoldenCase) -> None:
+    """Every file is looked at, past an unreadable one too."""
+    assert fails(case.check, output_0=None, output_1=case.tensor(case.outputs["probs"], "p")) == (
+        f"{TEST_DATA}/output_0.pb: cannot be read (FileNotFoundError); "
+        f"{TEST_DATA}/output_1.pb: named 'p', expected 'probs'"
+    )
+    assert fails(
+        case.check,
+        input_0=case.tensor(case.inputs[:1], "input"),
+        output_1=None,
+        output_9=case.tensor(case.outputs["probs"], "probs"),
+    ) == (
+        f"{TEST_DATA}/output_9.pb: not part of the golden case; "
+        f"{TEST_DATA}/input_0.pb: named 'input', expected 'x'; "
+        f"{TEST_DATA}/input_0.pb: float32 [1, 3, 4] differs from reference/inputs.npy; "
+        f"{TEST_DATA}/output_1.pb: cannot be read (FileNotFoundError)"
     )
