@@ -123,10 +123,11 @@ class Remote:
         return False
 
     def remove(self, exp_hash: str) -> bool:
-        """Remove ``<path>/<exp_hash>``; whether it was there."""
-        final = self.final(exp_hash)
-        script = f"if [ -d {shlex.quote(final)} ]; then rm -rf -- {shlex.quote(final)} && echo removed; fi"
-        return self.run(self.shell_command(script), f"removing {final}").strip() == "removed"
+        """Remove ``<path>/<exp_hash>`` (and what an interrupted deploy left under the staging name); whether the
+        copy was there."""
+        final, staging = shlex.quote(self.final(exp_hash)), shlex.quote(self.staging(exp_hash))
+        script = f"rm -rf -- {staging}; if [ -d {final} ]; then rm -rf -- {final} && echo removed; fi"
+        return self.run(self.shell_command(script), f"removing {self.final(exp_hash)}").strip() == "removed"
 
 
 def _rename_script(staging: str, final: str, exp_hash: str) -> str:

@@ -140,13 +140,14 @@ def test_undeploy_forgets_so_clean_can_free_and_remove_deletes_the_copy(
     assert (local / h).is_dir()  # forgotten, not deleted
     assert [d["destination"] for d in deployments(art)] == [f"device:{device}/{h}"]
 
+    (device / f".tmp-deploy-{h}").mkdir()  # what an interrupted deploy would have left
     code, out, err = invoke(
         "pack", "undeploy", h, "--output-dir", str(art), "--remove", "--ssh", ssh_host.ssh, "--json"
     )
     assert code == 0, err
     (gone,) = json.loads(out)["undeployed"]
     assert gone["destination"] == f"device:{device}/{h}" and gone["removed"] is True
-    assert not (device / h).exists() and deployments(art) == []
+    assert list(device.iterdir()) == [] and deployments(art) == []
 
     code, out, err = invoke("pack", "clean", "--keep", "0", "--output-dir", str(art), "--json")
     assert code == 0 and [r["exp_hash"] for r in json.loads(out)["removed"]] == [h], err
