@@ -224,9 +224,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A target whose format the bundle lacks fails once (``test_format_built``); its other checks are not
     run, each skipped with the same reason, instead of failing the same way one by one."""
-    name = target_of(item)
     state = item.config.stash.get(state_key, None)
-    if state is None or name in (None, "general") or item.get_closest_marker(FORMAT_CHECK):
+    if state is None:  # not a bundle session: no check of ours was collected (see modifyitems)
+        return
+    name = target_of(item)
+    if name in (None, "general") or item.get_closest_marker(FORMAT_CHECK):
         return
     missing = state.missing_formats.get(name)
     if missing:
@@ -236,6 +238,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
+    state = item.config.stash.get(state_key, None)
+    if state is None:  # not a bundle session: no check of ours was collected (see modifyitems)
+        return
     target = target_of(item)
     if target is None:
         return
@@ -248,8 +253,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.conv2d_details = dict(details)
     if call.excinfo is not None and report.failed:
         report.conv2d_message = _failure_message(call.excinfo)
-    state = item.config.stash.get(state_key, None)
-    if report.skipped and state is not None and state.strict:  # every phase: setup, call and teardown
+    if report.skipped and state.strict:  # every phase: setup, call and teardown
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"--strict-targets: not verified: {reason}"
