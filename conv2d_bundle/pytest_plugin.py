@@ -40,6 +40,12 @@ _FIXTURES_PLUGIN = "conv2d_bundle_fixtures"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The plugin's one option group. Apart from the hook so that unit tests can call it with a parser of
+    their own: pytest calls the hook once per interpreter, before any test runs."""
     group = parser.getgroup("conv2d_bundle", "conv2d-bundle: verify a deployment bundle")
     group.addoption("--bundle", help="bundle directory, or a hash prefix looked up in --artifacts")
     group.addoption(

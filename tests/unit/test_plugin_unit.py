@@ -108,7 +108,8 @@ def test_check_profile_option() -> None:
 
 
 def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
-    """This very session has the plugin loaded without --bundle: its options are there, with their defaults."""
+    """This very session has the plugin loaded without --bundle: its options are there, with their defaults
+    (what each option says and accepts: the tests above, which call add_options themselves)."""
     config = request.config
     defaults = {
         "bundle": None,
@@ -137,16 +138,110 @@ def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
         "--expect-hash",
         "--benchmark",
     ]
-    assert helps["--bundle"] == "bundle directory, or a hash prefix looked up in --artifacts"
-    assert "$CONV2D_ARTIFACTS or ./artifacts" in helps["--artifacts"]
-    assert "comma-separated" in helps["--target"] and "onnx" in helps["--target"]
-    assert "(default: general)" in helps["--target"]
-    assert "skipped check as failed" in helps["--strict-targets"]
-    assert "quick, default (a few seconds) or thorough" in helps["--check-profile"]
-    assert "never looser" in helps["--tolerance-policy"]
-    assert "Ed25519 public key" in helps["--trusted-key"]
-    assert helps["--expect-hash"] == argparse.SUPPRESS
-    assert "latency and throughput" in helps["--benchmark"]
+
+
+class ArgparseGroup:
+    """Stands in for pytest's option group: each option goes to a plain argparse parser (as pytest's do),
+    and its help text is kept as written."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.argparser = argparse.ArgumentParser(exit_on_error=False)
+        self.helps: dict[str, str] = {}
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        self.argparser.add_argument(*names, **attrs)
+        self.helps[" ".join(names)] = attrs.get("help", "")
+
+
+class RecordingParser:
+    def __init__(self) -> None:
+        self.groups: dict[str, ArgparseGroup] = {}
+
+    def getgroup(self, name: str, description: str = "") -> ArgparseGroup:
+        return self.groups.setdefault(name, ArgparseGroup(description))
+
+
+@pytest.fixture
+def options() -> ArgparseGroup:
+    parser = RecordingParser()
+    plugin.add_options(parser)  # type: ignore[arg-type]
+    assert list(parser.groups) == ["conv2d_bundle"]  # one group, named after the plugin
+    return parser.groups["conv2d_bundle"]
+
+
+def test_the_option_group_and_its_help(options: ArgparseGroup) -> None:
+    assert options.title == "conv2d-bundle: verify a deployment bundle"
+    known = ", ".join(plugin.targets.target_names())
+    assert options.helps == {
+        "--bundle": "bundle directory, or a hash prefix looked up in --artifacts",
+        "--artifacts": "artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
+        "--target": "deployment target(s) to verify, comma-separated: general, the installed targets "
+        f"({known}) or all; general checks always run (default: general)",
+        "--strict-targets": "count every skipped check as failed (release pipelines that must verify everything)",
+        "--check-profile": "fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
+        "--tolerance-policy": "the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); "
+        "a bundle may ask for tighter ones, never looser (default: the built-in policy)",
+        "--trusted-key": "Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it",
+        "--expect-hash": argparse.SUPPRESS,  # internal: pack create checks a bundle in staging
+        "--benchmark": "record latency and throughput in the report",
+    }
+
+
+def test_option_defaults(options: ArgparseGroup) -> None:
+    assert vars(options.argparser.parse_args([])) == {
+        "bundle": None,
+        "artifacts": None,
+        "target": "general",
+        "strict_targets": False,
+        "check_profile": "default",
+        "tolerance_policy": None,
+        "trusted_key": None,
+        "expect_hash": None,
+        "benchmark": False,
+    }
+
+
+def test_options_given(options: ArgparseGroup) -> None:
+    given = options.argparser.parse_args(
+        [
+            "--bundle=b",
+            "--artifacts=a",
+            "--target= ios, onnx,ios",
+            "--strict-targets",
+            "--check-profile=thorough",
+            "--tolerance-policy=p.yaml",
+            "--trusted-key=k.pem",
+            "--expect-hash=abc",
+            "--benchmark",
+        ]
+    )
+    assert vars(given) == {
+        "bundle": "b",
+        "artifacts": "a",
+        "target": "ios,onnx",  # parsed: names stripped, each once
+        "strict_targets": True,
+        "check_profile": "thorough",
+        "tolerance_policy": "p.yaml",
+        "trusted_key": "k.pem",
+        "expect_hash": "abc",
+        "benchmark": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("arg", "error"),
+    [
+        ("--target=nosuch", "argument --target: unknown target nosuch (known: general, "),
+        ("--check-profile=fast", "argument --check-profile: unknown profile 'fast'"),
+        ("--strict-targets=yes", "argument --strict-targets: ignored explicit argument 'yes'"),
+        ("--benchmark=yes", "argument --benchmark: ignored explicit argument 'yes'"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(options: ArgparseGroup, arg: str, error: str) -> None:
+    with pytest.raises(argparse.ArgumentError) as info:
+        options.argparser.parse_args([arg])
+    assert str(info.value).startswith(error)
 
 
 # -- configure: the session's bundle, policy and report -------------------------------------------------------
