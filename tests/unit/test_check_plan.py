@@ -174,7 +174,7 @@ def test_describe_selection_names_how_the_run_narrowed_the_checks(tmp_path: Path
     assert describe_selection(_config(f"{tmp_path}::test_x")) == f"{tmp_path}::test_x"
     (tmp_path / "odd.py").mkdir()
     assert describe_selection(_config(str(tmp_path / "odd.py"))) == ""  # a directory named like a module
-    options = {
+    options: dict[str, Any] = {
         "keyword": "parity",
         "markexpr": "not slow",
         "deselect": ["a::b", "c::d"],
@@ -264,7 +264,8 @@ def test_collects_every_wanted_check_of_each_target(request: pytest.FixtureReque
 
 def test_reuses_what_the_run_collected(request: pytest.FixtureRequest, plan: Any) -> None:
     paths = plan(general=["general"], onnx=["target"])
-    seen = {paths["onnx"][0].resolve(): []}  # the run collected it, and found nothing wanted there
+    # the run collected it, and found nothing wanted there
+    seen: dict[Path, list[pytest.Item]] = {paths["onnx"][0].resolve(): []}
     out = collect_expected(request.session, Wanted(["onnx"]), seen)
     assert out.ids["onnx"] == [] and len(out.ids["general"]) == 2
 
