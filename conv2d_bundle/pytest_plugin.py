@@ -192,14 +192,19 @@ class _ChecksPackage(pytest.Package):
 
     def collect(self) -> Any:
         yield from super().collect()
-        state = self.config.stash[state_key]
-        for name in state.targets:
-            path = targets.get_target(name).check_module_path
-            module = self.session.gethookproxy(path).pytest_pycollect_makemodule(
-                module_path=path, parent=self
-            )
-            if module is not None:
-                yield module
+        yield from target_check_modules(self)
+
+
+def target_check_modules(package: pytest.Collector) -> Generator[pytest.Collector, None, None]:
+    """The structural check module of each selected target, made as pytest makes a module (so plugins that
+    shape modules apply) and collected under the checks package."""
+    for name in package.config.stash[state_key].targets:
+        path = targets.get_target(name).check_module_path
+        module = package.session.gethookproxy(path).pytest_pycollect_makemodule(
+            module_path=path, parent=package
+        )
+        if module is not None:
+            yield module
 
 
 @pytest.hookimpl(tryfirst=True)

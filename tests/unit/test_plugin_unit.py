@@ -575,3 +575,24 @@ def test_only_the_checks_directory_of_a_bundle_session_is_ours(tmp_path: Path) -
     assert plugin.pytest_collect_directory(tmp_path, with_state) is None  # type: ignore[arg-type]
     without = SimpleNamespace(config=FakeConfig())
     assert plugin.pytest_collect_directory(plugin.CHECKS_DIR, without) is None  # type: ignore[arg-type]
+
+
+def test_the_checks_package_adds_each_selected_targets_own_checks() -> None:
+    """Each target's structural checks are made by pytest's module hook, with the checks package as their
+    parent; a module that hook declines (None, e.g. ignored by a plugin) is left out."""
+    made: list[tuple[Path, Path, Any]] = []
+
+    class Session:
+        def gethookproxy(self, fspath: Path) -> Any:
+            def makemodule(module_path: Path, parent: Any) -> Any:
+                made.append((fspath, module_path, parent))
+                return None if module_path.name == "test_ios.py" else f"module {module_path.name}"
+
+            return SimpleNamespace(pytest_pycollect_makemodule=makemodule)
+
+    package = SimpleNamespace(config=FakeConfig(), session=Session())
+    package.config.stash[state_key] = _state(["onnx", "ios"])
+    modules = list(plugin.target_check_modules(package))  # type: ignore[arg-type]
+    assert modules == ["module test_onnx.py"]
+    paths = [plugin.targets.get_target(t).check_module_path for t in ("onnx", "ios")]
+    assert made == [(p, p, package) for p in paths]
