@@ -226,8 +226,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = _wanted(config, state)
     # a per-target check with no target selected (--target general) is pytest's empty parameter set: dropped
     keep = [item for item in items if item not in ours or (target_of(item) and wanted(item))]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    deselected = [item for item in items if item not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
         items[:] = keep
 
 
@@ -277,8 +278,9 @@ def _failure_message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
         return str(exc.msg)
     text = str(exc)
     if isinstance(exc, AssertionError):
-        return text.split("\nassert ", 1)[0].strip() or "assertion failed"
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+        return text.partition("\nassert ")[0].strip() or "assertion failed"
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

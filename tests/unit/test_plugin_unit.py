@@ -13,6 +13,7 @@ import pytest
 
 from conv2d_bundle import pytest_plugin as plugin
 from conv2d_bundle.check_fixtures import details_key, state_key
+from conv2d_bundle.errors import BundleError
 from conv2d_bundle.report import ValidationReport
 from conv2d_bundle.tolerance import TolerancePolicy
 
@@ -345,6 +346,30 @@ def test_a_bundle_reference_that_is_not_found_is_a_usage_error(
     assert str(info.value) == missing.format(tmp_path / "from-env")
 
 
+def test_a_bundle_in_a_registry_is_checked_from_the_pull_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conv2d_bundle.oci import cache
+
+    pulled: list[str] = []
+
+    def pull(ref: str) -> Path:
+        pulled.append(ref)
+        if ref.endswith(":gone"):
+            raise BundleError("registry.example/dogs:gone: manifest unknown")
+        return tmp_path
+
+    monkeypatch.setattr(cache, "pull_from_registry", pull)
+    bundle = plugin._resolve_bundle(FakeConfig(), "oci://registry.example/dogs:v1")  # type: ignore[arg-type]
+    assert bundle.bundle_dir == tmp_path.absolute()
+    with pytest.raises(pytest.UsageError) as info:
+        plugin._resolve_bundle(FakeConfig(), "oci://registry.example/dogs:gone")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "--bundle oci://registry.example/dogs:gone: registry.example/dogs:gone: manifest unknown"
+    )
+    assert pulled == ["oci://registry.example/dogs:v1", "oci://registry.example/dogs:gone"]
+
+
 def test_a_malformed_tolerance_policy_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("float32: {atol: -1}\n")
@@ -368,8 +393,12 @@ def test_other_suites_items_are_left_alone_without_a_bundle() -> None:
 
 @pytest.mark.parametrize("mark", [pytest.mark.conv2d_target("general"), pytest.mark.conv2d_per_target])
 def test_bundle_checks_without_a_bundle_are_a_usage_error(mark: pytest.MarkDecorator) -> None:
-    with pytest.raises(pytest.UsageError, match=r"bundle checks need a bundle: pass --bundle DIR"):
+    with pytest.raises(pytest.UsageError) as info:
         plugin.pytest_collection_modifyitems(FakeConfig(), [FakeItem(mark)])  # type: ignore[arg-type, list-item]
+    assert (
+        str(info.value)
+        == "bundle checks need a bundle: pass --bundle DIR (or a hash prefix with --artifacts)"
+    )
 
 
 def test_only_the_wanted_checks_are_kept_and_the_rest_deselected() -> None:
@@ -457,12 +486,14 @@ def test_a_failed_checks_report_carries_its_message() -> None:
     ("exc", "message"),
     [
         (pytest.fail.Exception("the check's own words"), "the check's own words"),
-        (AssertionError("first part\nassert x\nmore"), "first part"),
+        (AssertionError("first part\nassert x\nmore\nassert y"), "first part"),
         (AssertionError("\nassert x"), "assertion failed"),
         (AssertionError(), "assertion failed"),
         (ValueError("bad value\nsecond line"), "ValueError: bad value"),
         (KeyError("k"), "KeyError: 'k'"),
         (RuntimeError(), "RuntimeError"),
+        (RuntimeError("\nsecond line"), "RuntimeError"),
+        (ValueError("expected one of: "), "ValueError: expected one of: "),  # the message as it is
     ],
 )
 def test_failure_messages(exc: BaseException, message: str) -> None:
