@@ -78,7 +78,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--trusted-key", help="Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"
     )
-    group.addoption("--expect-hash", help=argparse.SUPPRESS, default=None)
+    group.addoption("--expect-hash", help=argparse.SUPPRESS)
     group.addoption("--benchmark", action="store_true", help="record latency and throughput in the report")
 
 
@@ -139,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", f"{NEEDS_TRUSTED_KEY}: a bundle check run only with --trusted-key")
     config.addinivalue_line("markers", f"{NEEDS_BENCHMARK}: a bundle check run only with --benchmark")
-    ref = config.getoption("bundle", None)
+    ref = config.getoption("bundle")
     if not ref:
         return
     bundle = _resolve_bundle(config, ref)
