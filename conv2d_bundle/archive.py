@@ -157,9 +157,12 @@ class _Budget:
     max_entries: int
     used: int = 0
 
-    def declare(self, total: int, entries: int) -> None:
+    def count(self, entries: int) -> None:
         if entries > self.max_entries:
             raise ArchiveError(f"archive has {entries} entries, more than the limit of {self.max_entries}")
+
+    def declare(self, total: int, entries: int) -> None:
+        self.count(entries)
         if total > self.max_bytes:
             raise ArchiveError(
                 f"archive expands to {total} bytes, past the limit of {self.max_bytes} (zip bomb?)"
@@ -209,7 +212,7 @@ class _Extractor:
         if key in self.seen:
             raise ArchiveError(f"refusing entry {name!r}: appears twice")
         self.seen.add(key)
-        return self.root / top / inner if inner else self.root / top
+        return self.root / top / inner  # inner is "" for the top folder itself: the same path
 
     def mkdir(self, path: Path) -> None:
         path.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -226,8 +229,7 @@ def _extract_tar(path: Path, ex: _Extractor, budget: _Budget) -> None:
         members = []
         for m in tf:  # headers only: refuse before anything is written
             members.append(m)
-            if len(members) > budget.max_entries:
-                budget.declare(0, len(members))
+            budget.count(len(members))
             kind = ("symlink" if m.issym() else "hard link" if m.islnk() else None) or (
                 None if m.isreg() or m.isdir() else "device file, fifo or special entry"
             )
@@ -250,7 +252,7 @@ def _extract_tar(path: Path, ex: _Extractor, budget: _Budget) -> None:
 def _extract_zip(path: Path, ex: _Extractor, budget: _Budget) -> None:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-        budget.declare(0, len(infos))
+        budget.count(len(infos))
         for info in infos:
             mode = info.external_attr >> 16 if info.create_system == 3 else 0
             if stat.S_ISLNK(mode):
@@ -287,7 +289,7 @@ def _check_bundle(root: Path) -> str:
     diff = manifest.verify(root)
     if not diff.ok:
         raise ArchiveError(f"the archived bundle does not match its manifest: {diff.describe()}")
-    meta = read_json(root / "metadata.json", what="metadata.json")
+    meta = read_json(root / "metadata.json")
     exp_hash = meta.get("exp_hash") if isinstance(meta, dict) else None
     if not isinstance(exp_hash, str) or not is_exp_hash(exp_hash):
         raise ArchiveError(f"metadata.json exp_hash {exp_hash!r} is not a 12-hex bundle hash")

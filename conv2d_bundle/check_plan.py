@@ -39,7 +39,7 @@ def check_id(nodeid: str) -> str:
     the working directory or rootdir (a module collected from outside the rootdir gets an odd nodeid)."""
     parts = nodeid.split("::")
     module = max((i for i, p in enumerate(parts) if p.endswith(".py")), default=0)
-    return "::".join([parts[module].rsplit("/", 1)[-1], *parts[module + 1 :]])
+    return "::".join([parts[module].rpartition("/")[2], *parts[module + 1 :]])
 
 
 def item_id(item: pytest.Item) -> str:
@@ -71,7 +71,7 @@ def target_of_id(cid: str) -> str | None:
         m = _PARAM_TARGET.search(rest)
         return m.group(1) if m else None
     for name, target in targets.registry().items():
-        if target.checks.rsplit(".", 1)[-1] + ".py" == module:
+        if target.checks.rpartition(".")[2] + ".py" == module:
             return name
     return None
 
@@ -152,7 +152,7 @@ def _items(node: pytest.Collector) -> Iterator[pytest.Item]:
 def whole_modules(config: pytest.Config, items: Sequence[pytest.Item]) -> dict[Path, list[pytest.Item]]:
     """The items of each module, as collected before any deselection, when the run collected modules whole
     (no node-id arguments, no ``--lf``, which filters items while collecting): else nothing to reuse."""
-    if config.getoption("lf", False) or any("::" in str(a) for a in config.args):
+    if config.getoption("lf", None) or any("::" in str(a) for a in config.args):
         return {}
     out: dict[Path, list[pytest.Item]] = {}
     for item in items:
@@ -165,19 +165,20 @@ def describe_selection(config: pytest.Config) -> str:
     --lf, --sw, --maxfail/-x. Empty for a whole-directory run."""
     parts = []
     for arg in config.args:
-        path = Path(arg.split("::", 1)[0])
+        path = Path(arg)
         if "::" in arg or path.is_file() or (path.suffix == ".py" and not path.is_dir()):
             parts.append(arg)
+    # pytest's own options are always there; --lf and --sw are not with -p no:cacheprovider, -p no:stepwise
     for option, flag in (("keyword", "-k"), ("markexpr", "-m")):
-        value = config.getoption(option, None)
+        value = config.getoption(option)
         if value:
             parts.append(f"{flag} {value}")
-    for value in config.getoption("deselect", None) or []:
+    for value in config.getoption("deselect") or []:
         parts.append(f"--deselect {value}")
     for option, flag in (("lf", "--lf"), ("stepwise", "--sw"), ("stepwise_skip", "--sw-skip")):
         if config.getoption(option, None):
             parts.append(flag)
-    maxfail = config.getoption("maxfail", 0)
+    maxfail = config.getoption("maxfail")
     if maxfail:
         parts.append(f"--maxfail {maxfail}")
     return " ".join(parts)
@@ -191,4 +192,4 @@ def _first_line(text: str) -> str:
 
 
 def module_of(nodeid: str) -> str:
-    return check_id(nodeid).split("::", 1)[0]
+    return check_id(nodeid).partition("::")[0]

@@ -40,6 +40,12 @@ _FIXTURES_PLUGIN = "conv2d_bundle_fixtures"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The plugin's one option group. Apart from the hook so that unit tests can call it with a parser of
+    their own: pytest calls the hook once per interpreter, before any test runs."""
     group = parser.getgroup("conv2d_bundle", "conv2d-bundle: verify a deployment bundle")
     group.addoption("--bundle", help="bundle directory, or a hash prefix looked up in --artifacts")
     group.addoption(
@@ -72,7 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--trusted-key", help="Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"
     )
-    group.addoption("--expect-hash", help=argparse.SUPPRESS, default=None)
+    group.addoption("--expect-hash", help=argparse.SUPPRESS)
     group.addoption("--benchmark", action="store_true", help="record latency and throughput in the report")
 
 
@@ -133,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", f"{NEEDS_TRUSTED_KEY}: a bundle check run only with --trusted-key")
     config.addinivalue_line("markers", f"{NEEDS_BENCHMARK}: a bundle check run only with --benchmark")
-    ref = config.getoption("bundle", None)
+    ref = config.getoption("bundle")
     if not ref:
         return
     bundle = _resolve_bundle(config, ref)
@@ -186,14 +192,19 @@ class _ChecksPackage(pytest.Package):
 
     def collect(self) -> Any:
         yield from super().collect()
-        state = self.config.stash[state_key]
-        for name in state.targets:
-            path = targets.get_target(name).check_module_path
-            module = self.session.gethookproxy(path).pytest_pycollect_makemodule(
-                module_path=path, parent=self
-            )
-            if module is not None:
-                yield module
+        yield from target_check_modules(self)
+
+
+def target_check_modules(package: pytest.Collector) -> Generator[pytest.Collector, None, None]:
+    """The structural check module of each selected target, made as pytest makes a module (so plugins that
+    shape modules apply) and collected under the checks package."""
+    for name in package.config.stash[state_key].targets:
+        path = targets.get_target(name).check_module_path
+        module = package.session.gethookproxy(path).pytest_pycollect_makemodule(
+            module_path=path, parent=package
+        )
+        if module is not None:
+            yield module
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -215,8 +226,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = _wanted(config, state)
     # a per-target check with no target selected (--target general) is pytest's empty parameter set: dropped
     keep = [item for item in items if item not in ours or (target_of(item) and wanted(item))]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    deselected = [item for item in items if item not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
         items[:] = keep
 
 
@@ -224,9 +236,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A target whose format the bundle lacks fails once (``test_format_built``); its other checks are not
     run, each skipped with the same reason, instead of failing the same way one by one."""
-    name = target_of(item)
     state = item.config.stash.get(state_key, None)
-    if state is None or name in (None, "general") or item.get_closest_marker(FORMAT_CHECK):
+    if state is None:  # not a bundle session: no check of ours was collected (see modifyitems)
+        return
+    name = target_of(item)
+    if name in (None, "general") or item.get_closest_marker(FORMAT_CHECK):
         return
     missing = state.missing_formats.get(name)
     if missing:
@@ -236,6 +250,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
+    state = item.config.stash.get(state_key, None)
+    if state is None:  # not a bundle session: no check of ours was collected (see modifyitems)
+        return
     target = target_of(item)
     if target is None:
         return
@@ -248,8 +265,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.conv2d_details = dict(details)
     if call.excinfo is not None and report.failed:
         report.conv2d_message = _failure_message(call.excinfo)
-    state = item.config.stash.get(state_key, None)
-    if report.skipped and state is not None and state.strict:  # every phase: setup, call and teardown
+    if report.skipped and state.strict:  # every phase: setup, call and teardown
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"--strict-targets: not verified: {reason}"
@@ -262,8 +278,9 @@ def _failure_message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
         return str(exc.msg)
     text = str(exc)
     if isinstance(exc, AssertionError):
-        return text.split("\nassert ", 1)[0].strip() or "assertion failed"
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+        return text.partition("\nassert ")[0].strip() or "assertion failed"
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -182,6 +183,25 @@ def test_a_failed_write_leaves_no_partial_archive(
     assert leftovers(tmp_path / "o") == []
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_archive_being_written_is_hidden_beside_its_final_name(
+    small: Path, top: str, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until it is complete, the archive has another name: hidden, in the output directory (so that the
+    rename into place is atomic), and saying what it will be."""
+    during: list[str] = []
+    writer = "_write_zip" if fmt == "zip" else "_write_tar_gz"
+    write = getattr(archive, writer)
+
+    def spy(raw: object, *args: object) -> None:
+        during.extend(leftovers(tmp_path / "o"))
+        write(raw, *args)
+
+    monkeypatch.setattr(archive, writer, spy)
+    create_archive(Bundle(small), fmt, tmp_path / "o")
+    assert len(during) == 1 and re.fullmatch(rf"\.{re.escape(top)}\.{re.escape(fmt)}\.[^.]+\.tmp", during[0])
+
+
 def test_signature_travels_with_the_archive_but_not_a_linked_one(
     small: Path, top: str, tmp_path: Path
 ) -> None:
@@ -235,6 +255,33 @@ def test_import_failing_to_move_into_place(
         == f"cannot move the imported bundle into place at {out / small.name}: Invalid cross-device link"
     )
     assert leftovers(out) == []
+
+
+def test_import_extracts_into_a_hidden_directory_inside_the_destination(
+    small: Path, tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the bundle's final place (so that moving it there is a rename), hidden, and named as an import."""
+    packed = create_archive(Bundle(small), "zip", tmp_path)
+    during: list[str] = []
+    extract = archive._extract_zip
+
+    def spy(path: Path, ex: archive._Extractor, budget: archive._Budget) -> None:
+        during.extend(leftovers(out))
+        extract(path, ex, budget)
+
+    monkeypatch.setattr(archive, "_extract_zip", spy)
+    import_archive(packed, out)
+    assert len(during) == 1 and during[0].startswith(".tmp-import-")
+
+
+def test_an_extracted_file_is_never_written_over_or_through_an_existing_one(tmp_path: Path) -> None:
+    ex = archive._Extractor(tmp_path)
+    (tmp_path / "there").write_text("kept")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    for name in ("there", "link"):
+        with pytest.raises(FileExistsError):
+            ex.open_file(tmp_path / name, executable=False)
+    assert (tmp_path / "there").read_text() == "kept" and not (tmp_path / "elsewhere").exists()
 
 
 def test_import_needs_an_archive_file(tmp_path: Path, out: Path) -> None:
@@ -305,6 +352,31 @@ def entries_of(small: Path, top: str) -> dict[str, bytes]:
         for p in sorted(small.rglob("*"))
         if p.is_file() and not p.relative_to(small).as_posix().startswith("validation/")
     }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_only_the_owners_execute_bit_makes_an_extracted_file_executable(
+    small: Path, top: str, tmp_path: Path, out: Path, fmt: str
+) -> None:
+    files = entries_of(small, top)
+    modes = {f"{top}/docs/run.sh": 0o700, f"{top}/config.yaml": 0o611}  # the rest: 0644
+    packed = tmp_path / f"modes.{fmt}"
+    if fmt == "zip":
+        with zipfile.ZipFile(packed, "w") as zf:
+            for name, data in files.items():
+                info = zipfile.ZipInfo(name)
+                info.create_system = 3
+                info.external_attr = (stat.S_IFREG | modes.get(name, 0o644)) << 16
+                zf.writestr(info, data)
+    else:
+        with tarfile.open(packed, "w:gz") as tf:
+            for name, data in files.items():
+                tinfo = tarfile.TarInfo(name)
+                tinfo.size, tinfo.mode = len(data), modes.get(name, 0o644)
+                tf.addfile(tinfo, io.BytesIO(data))
+    imported = import_archive(packed, out).bundle_dir
+    assert stat.S_IMODE((imported / "docs" / "run.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((imported / "config.yaml").stat().st_mode) == 0o644
 
 
 def test_import_refuses_a_tampered_bundle(small: Path, top: str, tmp_path: Path, out: Path) -> None:
@@ -434,6 +506,7 @@ def test_entry_names_are_checked_one_by_one() -> None:
     assert check("ab:c/d", None) == ("ab:c", "d")  # a colon is a drive letter only second
     assert check("b.1/.x", None) == ("b.1", ".x")  # hidden files inside the folder are allowed
     assert check("b", None) == ("b", "")  # a one-letter top folder is no drive
+    assert check("b-1/docs/INDEX", None) == ("b-1", "docs/INDEX")  # only trailing slashes are dropped
     with pytest.raises(ArchiveError, match=r"^refusing entry 'C:': absolute path$"):
         check("C:", None)
     for name, why in [

@@ -53,6 +53,7 @@ def test_check_id_is_the_file_name_and_test_name(nodeid: str, cid: str) -> None:
 def test_module_of_a_node_id() -> None:
     assert module_of("checks/test_targets.py::test_parity[onnx-c-1]") == "test_targets.py"
     assert module_of("x/test_onnx.py") == "test_onnx.py"
+    assert module_of("a/test_ios.py::TestSpec::test_x[1]") == "test_ios.py"
 
 
 @pytest.mark.parametrize(
@@ -115,8 +116,27 @@ def test_wanted_checks_of_the_session() -> None:
     assert not Wanted(["ios"], benchmark=True)(timed)
 
 
-def _config(*args: str, **options: Any) -> Any:
-    return SimpleNamespace(args=list(args), getoption=lambda name, default=None: options.get(name, default))
+_NOTSET = object()
+
+
+def _config(*args: str, plugins: tuple[str, ...] = ("cacheprovider", "stepwise"), **options: Any) -> Any:
+    """A config as pytest makes it: its own options always, ``--lf`` and ``--sw`` only with the plugins that
+    add them, and ``getoption`` of an option nobody added a ValueError unless a default is given."""
+    known: dict[str, Any] = {"keyword": "", "markexpr": "", "deselect": None, "maxfail": 0}
+    if "cacheprovider" in plugins:
+        known["lf"] = False
+    if "stepwise" in plugins:
+        known.update(stepwise=False, stepwise_skip=False)
+    known.update(options)
+
+    def getoption(name: str, default: Any = _NOTSET) -> Any:
+        if name in known:
+            return known[name]
+        if default is _NOTSET:
+            raise ValueError(f"no option named {name!r}")
+        return default
+
+    return SimpleNamespace(args=list(args), getoption=getoption)
 
 
 def test_whole_modules_only_when_the_run_collected_modules_whole(tmp_path: Path) -> None:
@@ -132,6 +152,14 @@ def test_whole_modules_only_when_the_run_collected_modules_whole(tmp_path: Path)
     }
     assert whole_modules(_config("checks", "checks/test_general.py::test_x"), items) == {}
     assert whole_modules(_config("checks", lf=True), items) == {}
+    assert len(whole_modules(_config("checks", plugins=()), items)) == 2  # -p no:cacheprovider: no --lf
+
+
+def test_describe_selection_without_the_plugins_of_lf_and_sw() -> None:
+    """-p no:cacheprovider -p no:stepwise: no --lf, no --sw, and still a description."""
+    assert describe_selection(_config("a.py::test_x", plugins=(), keyword="parity", maxfail=1)) == (
+        "a.py::test_x -k parity --maxfail 1"
+    )
 
 
 def test_describe_selection_names_how_the_run_narrowed_the_checks(tmp_path: Path) -> None:
@@ -146,7 +174,7 @@ def test_describe_selection_names_how_the_run_narrowed_the_checks(tmp_path: Path
     assert describe_selection(_config(f"{tmp_path}::test_x")) == f"{tmp_path}::test_x"
     (tmp_path / "odd.py").mkdir()
     assert describe_selection(_config(str(tmp_path / "odd.py"))) == ""  # a directory named like a module
-    options = {
+    options: dict[str, Any] = {
         "keyword": "parity",
         "markexpr": "not slow",
         "deselect": ["a::b", "c::d"],
@@ -236,7 +264,8 @@ def test_collects_every_wanted_check_of_each_target(request: pytest.FixtureReque
 
 def test_reuses_what_the_run_collected(request: pytest.FixtureRequest, plan: Any) -> None:
     paths = plan(general=["general"], onnx=["target"])
-    seen = {paths["onnx"][0].resolve(): []}  # the run collected it, and found nothing wanted there
+    # the run collected it, and found nothing wanted there
+    seen: dict[Path, list[pytest.Item]] = {paths["onnx"][0].resolve(): []}
     out = collect_expected(request.session, Wanted(["onnx"]), seen)
     assert out.ids["onnx"] == [] and len(out.ids["general"]) == 2
 

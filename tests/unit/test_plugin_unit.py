@@ -13,6 +13,7 @@ import pytest
 
 from conv2d_bundle import pytest_plugin as plugin
 from conv2d_bundle.check_fixtures import details_key, state_key
+from conv2d_bundle.errors import BundleError
 from conv2d_bundle.report import ValidationReport
 from conv2d_bundle.tolerance import TolerancePolicy
 
@@ -108,7 +109,8 @@ def test_check_profile_option() -> None:
 
 
 def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
-    """This very session has the plugin loaded without --bundle: its options are there, with their defaults."""
+    """This very session has the plugin loaded without --bundle: its options are there, with their defaults
+    (what each option says and accepts: the tests above, which call add_options themselves)."""
     config = request.config
     defaults = {
         "bundle": None,
@@ -137,16 +139,110 @@ def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
         "--expect-hash",
         "--benchmark",
     ]
-    assert helps["--bundle"] == "bundle directory, or a hash prefix looked up in --artifacts"
-    assert "$CONV2D_ARTIFACTS or ./artifacts" in helps["--artifacts"]
-    assert "comma-separated" in helps["--target"] and "onnx" in helps["--target"]
-    assert "(default: general)" in helps["--target"]
-    assert "skipped check as failed" in helps["--strict-targets"]
-    assert "quick, default (a few seconds) or thorough" in helps["--check-profile"]
-    assert "never looser" in helps["--tolerance-policy"]
-    assert "Ed25519 public key" in helps["--trusted-key"]
-    assert helps["--expect-hash"] == argparse.SUPPRESS
-    assert "latency and throughput" in helps["--benchmark"]
+
+
+class ArgparseGroup:
+    """Stands in for pytest's option group: each option goes to a plain argparse parser (as pytest's do),
+    and its help text is kept as written."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.argparser = argparse.ArgumentParser(exit_on_error=False)
+        self.helps: dict[str, str] = {}
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        self.argparser.add_argument(*names, **attrs)
+        self.helps[" ".join(names)] = attrs.get("help", "")
+
+
+class RecordingParser:
+    def __init__(self) -> None:
+        self.groups: dict[str, ArgparseGroup] = {}
+
+    def getgroup(self, name: str, description: str = "") -> ArgparseGroup:
+        return self.groups.setdefault(name, ArgparseGroup(description))
+
+
+@pytest.fixture
+def options() -> ArgparseGroup:
+    parser = RecordingParser()
+    plugin.add_options(parser)  # type: ignore[arg-type]
+    assert list(parser.groups) == ["conv2d_bundle"]  # one group, named after the plugin
+    return parser.groups["conv2d_bundle"]
+
+
+def test_the_option_group_and_its_help(options: ArgparseGroup) -> None:
+    assert options.title == "conv2d-bundle: verify a deployment bundle"
+    known = ", ".join(plugin.targets.target_names())
+    assert options.helps == {
+        "--bundle": "bundle directory, or a hash prefix looked up in --artifacts",
+        "--artifacts": "artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
+        "--target": "deployment target(s) to verify, comma-separated: general, the installed targets "
+        f"({known}) or all; general checks always run (default: general)",
+        "--strict-targets": "count every skipped check as failed (release pipelines that must verify everything)",
+        "--check-profile": "fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
+        "--tolerance-policy": "the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); "
+        "a bundle may ask for tighter ones, never looser (default: the built-in policy)",
+        "--trusted-key": "Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it",
+        "--expect-hash": argparse.SUPPRESS,  # internal: pack create checks a bundle in staging
+        "--benchmark": "record latency and throughput in the report",
+    }
+
+
+def test_option_defaults(options: ArgparseGroup) -> None:
+    assert vars(options.argparser.parse_args([])) == {
+        "bundle": None,
+        "artifacts": None,
+        "target": "general",
+        "strict_targets": False,
+        "check_profile": "default",
+        "tolerance_policy": None,
+        "trusted_key": None,
+        "expect_hash": None,
+        "benchmark": False,
+    }
+
+
+def test_options_given(options: ArgparseGroup) -> None:
+    given = options.argparser.parse_args(
+        [
+            "--bundle=b",
+            "--artifacts=a",
+            "--target= ios, onnx,ios",
+            "--strict-targets",
+            "--check-profile=thorough",
+            "--tolerance-policy=p.yaml",
+            "--trusted-key=k.pem",
+            "--expect-hash=abc",
+            "--benchmark",
+        ]
+    )
+    assert vars(given) == {
+        "bundle": "b",
+        "artifacts": "a",
+        "target": "ios,onnx",  # parsed: names stripped, each once
+        "strict_targets": True,
+        "check_profile": "thorough",
+        "tolerance_policy": "p.yaml",
+        "trusted_key": "k.pem",
+        "expect_hash": "abc",
+        "benchmark": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("arg", "error"),
+    [
+        ("--target=nosuch", "argument --target: unknown target nosuch (known: general, "),
+        ("--check-profile=fast", "argument --check-profile: unknown profile 'fast'"),
+        ("--strict-targets=yes", "argument --strict-targets: ignored explicit argument 'yes'"),
+        ("--benchmark=yes", "argument --benchmark: ignored explicit argument 'yes'"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(options: ArgparseGroup, arg: str, error: str) -> None:
+    with pytest.raises(argparse.ArgumentError) as info:
+        options.argparser.parse_args([arg])
+    assert str(info.value).startswith(error)
 
 
 # -- configure: the session's bundle, policy and report -------------------------------------------------------
@@ -250,6 +346,30 @@ def test_a_bundle_reference_that_is_not_found_is_a_usage_error(
     assert str(info.value) == missing.format(tmp_path / "from-env")
 
 
+def test_a_bundle_in_a_registry_is_checked_from_the_pull_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conv2d_bundle.oci import cache
+
+    pulled: list[str] = []
+
+    def pull(ref: str) -> Path:
+        pulled.append(ref)
+        if ref.endswith(":gone"):
+            raise BundleError("registry.example/dogs:gone: manifest unknown")
+        return tmp_path
+
+    monkeypatch.setattr(cache, "pull_from_registry", pull)
+    bundle = plugin._resolve_bundle(FakeConfig(), "oci://registry.example/dogs:v1")  # type: ignore[arg-type]
+    assert bundle.bundle_dir == tmp_path.absolute()
+    with pytest.raises(pytest.UsageError) as info:
+        plugin._resolve_bundle(FakeConfig(), "oci://registry.example/dogs:gone")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "--bundle oci://registry.example/dogs:gone: registry.example/dogs:gone: manifest unknown"
+    )
+    assert pulled == ["oci://registry.example/dogs:v1", "oci://registry.example/dogs:gone"]
+
+
 def test_a_malformed_tolerance_policy_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("float32: {atol: -1}\n")
@@ -273,8 +393,12 @@ def test_other_suites_items_are_left_alone_without_a_bundle() -> None:
 
 @pytest.mark.parametrize("mark", [pytest.mark.conv2d_target("general"), pytest.mark.conv2d_per_target])
 def test_bundle_checks_without_a_bundle_are_a_usage_error(mark: pytest.MarkDecorator) -> None:
-    with pytest.raises(pytest.UsageError, match=r"bundle checks need a bundle: pass --bundle DIR"):
+    with pytest.raises(pytest.UsageError) as info:
         plugin.pytest_collection_modifyitems(FakeConfig(), [FakeItem(mark)])  # type: ignore[arg-type, list-item]
+    assert (
+        str(info.value)
+        == "bundle checks need a bundle: pass --bundle DIR (or a hash prefix with --artifacts)"
+    )
 
 
 def test_only_the_wanted_checks_are_kept_and_the_rest_deselected() -> None:
@@ -362,12 +486,14 @@ def test_a_failed_checks_report_carries_its_message() -> None:
     ("exc", "message"),
     [
         (pytest.fail.Exception("the check's own words"), "the check's own words"),
-        (AssertionError("first part\nassert x\nmore"), "first part"),
+        (AssertionError("first part\nassert x\nmore\nassert y"), "first part"),
         (AssertionError("\nassert x"), "assertion failed"),
         (AssertionError(), "assertion failed"),
         (ValueError("bad value\nsecond line"), "ValueError: bad value"),
         (KeyError("k"), "KeyError: 'k'"),
         (RuntimeError(), "RuntimeError"),
+        (RuntimeError("\nsecond line"), "RuntimeError"),
+        (ValueError("expected one of: "), "ValueError: expected one of: "),  # the message as it is
     ],
 )
 def test_failure_messages(exc: BaseException, message: str) -> None:
@@ -388,7 +514,7 @@ def test_strict_targets_turns_a_skip_into_a_failure(when: str) -> None:
     )
     assert lenient.outcome == "skipped"
     no_session = _makereport(FakeItem(onnx_mark()), when, "skipped", longrepr=("x", 1, "r"))
-    assert no_session.outcome == "skipped"
+    assert no_session.outcome == "skipped" and not hasattr(no_session, "conv2d_target")
 
 
 # -- parametrizing the checks from the bundle ------------------------------------------------------------------
@@ -413,7 +539,7 @@ def _bundle(outputs: Any = ("confidence", "codes"), rows: Any = 64) -> Any:
 
 
 def test_checks_are_parametrized_per_target_output_and_batch_size() -> None:
-    state = _state(["onnx", "ios"], bundle=_bundle())
+    state = _state(["onnx", "ios"], bundle=_bundle(rows=5))
     metafunc = FakeMetafunc(
         ["target_name", "output_name", "batch_size"], pytest.mark.conv2d_per_target, state=state
     )
@@ -426,7 +552,7 @@ def test_checks_are_parametrized_per_target_output_and_batch_size() -> None:
     ]
     assert all(m.name == "conv2d_target" for p in targets for m in p.marks)
     assert output == ("output_name", ["confidence", "codes"], {})
-    assert batch == ("batch_size", [1, 7, 64], {})
+    assert batch == ("batch_size", [1, 5], {})  # the sizes of this bundle: 5 golden windows
 
 
 def test_a_target_check_gets_its_outputs_even_from_an_unreadable_config() -> None:
@@ -480,3 +606,24 @@ def test_only_the_checks_directory_of_a_bundle_session_is_ours(tmp_path: Path) -
     assert plugin.pytest_collect_directory(tmp_path, with_state) is None  # type: ignore[arg-type]
     without = SimpleNamespace(config=FakeConfig())
     assert plugin.pytest_collect_directory(plugin.CHECKS_DIR, without) is None  # type: ignore[arg-type]
+
+
+def test_the_checks_package_adds_each_selected_targets_own_checks() -> None:
+    """Each target's structural checks are made by pytest's module hook, with the checks package as their
+    parent; a module that hook declines (None, e.g. ignored by a plugin) is left out."""
+    made: list[tuple[Path, Path, Any]] = []
+
+    class Session:
+        def gethookproxy(self, fspath: Path) -> Any:
+            def makemodule(module_path: Path, parent: Any) -> Any:
+                made.append((fspath, module_path, parent))
+                return None if module_path.name == "test_ios.py" else f"module {module_path.name}"
+
+            return SimpleNamespace(pytest_pycollect_makemodule=makemodule)
+
+    package = SimpleNamespace(config=FakeConfig(), session=Session())
+    package.config.stash[state_key] = _state(["onnx", "ios"])
+    modules = list(plugin.target_check_modules(package))  # type: ignore[arg-type]
+    assert modules == ["module test_onnx.py"]
+    paths = [plugin.targets.get_target(t).check_module_path for t in ("onnx", "ios")]
+    assert made == [(p, p, package) for p in paths]
