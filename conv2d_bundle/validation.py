@@ -109,6 +109,12 @@ def pytest_args(
         "no:hypothesispytest",
         "-p",
         "no:syrupy",
+        # and two that executorch brings in (conv2d-bundle[executorch]): hydra's imports hydra and omegaconf
+        # (~0.7 s of CPU per run), kgb's its spy agency; no check uses their fixtures
+        "-p",
+        "no:hydra_pytest",
+        "-p",
+        "no:kgb",
         "--rootdir",
         str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
         "-o",

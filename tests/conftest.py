@@ -1,7 +1,9 @@
 """Shared fixtures for the project's own tests.
 
-The example bundle is built once per test process (each xdist worker builds its own) and handed out
-read-only; tests that break a bundle take ``bundle_copy``, a private copy under its own hash name.
+The example bundle is built once per test run and handed out read-only: the xdist workers share one
+artifacts directory (``shared_artifacts``), where the first to get there builds it under the bundler's own
+per-hash build lock and the other finds it, as two ``create``s of the same inputs do. Tests that break a
+bundle take ``bundle_copy``, a private copy under its own hash name.
 """
 
 from __future__ import annotations
@@ -24,9 +26,27 @@ EXAMPLE_MODEL = ROOT / "examples" / "conv2d_fsq.pt"
 SHARED = Path(os.environ.get("CONV2D_SHARED") or ROOT.parent / "shared")
 
 
+def shared_artifacts(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Path:
+    """An artifacts directory that every xdist worker of this run sees (the workers' base temporary
+    directories are siblings in the controller's), so a bundle built there once serves them all.
+
+    Only for bundles built with ``ArtifactBundler.create_bundle``, which takes the per-hash build lock:
+    a worker that comes second waits for the build and finds the bundle (``already_existed``). The bundle
+    is shared, so it is for read-only use. One ``name`` per set of formats: the hash does not include them."""
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: its base is <controller's base>/<worker id>
+        base = base.parent
+    out = base / "run-shared" / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 @pytest.fixture(scope="session")
-def example_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example bundle with every format this installation builds (read-only use).
+def example_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example bundle with every format this installation builds (read-only use; built once per run,
+    shared by the xdist workers).
 
     ``$CONV2D_TEST_BUNDLE`` names one built beforehand: `make mutation` builds it once for thousands of
     short sessions (the bundle's own code is not what they mutate)."""
@@ -36,7 +56,7 @@ def example_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt:
         return Path(prebuilt)
 
-    out = tmp_path_factory.mktemp("example-artifacts")
+    out = shared_artifacts(request, tmp_path_factory, "example-artifacts")
     return ArtifactBundler(out).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, exp_name="dogs_v1").bundle_dir
 
 

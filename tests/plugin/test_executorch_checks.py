@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, check_outcome, reseal
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, check_outcome, reseal, shared_artifacts
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("executorch") is None,
@@ -36,10 +36,12 @@ sys.meta_path.insert(0, NoTorch())
 
 
 @pytest.fixture(scope="module")
-def et_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def et_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example with ONNX and ExecuTorch, built once per run even when xdist splits this module between
+    its workers (read-only use: tests take ``et_copy``)."""
     from conv2d_bundle.bundler import ArtifactBundler
 
-    out = tmp_path_factory.mktemp("et-artifacts")
+    out = shared_artifacts(request, tmp_path_factory, "et-artifacts")
     return (
         ArtifactBundler(out)
         .create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx,executorch")

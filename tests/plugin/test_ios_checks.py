@@ -204,8 +204,8 @@ def _tree(package: Path) -> dict[str, bytes]:
 
 
 def test_two_creates_give_identical_packages(example_bundle: Path, tmp_path: Path) -> None:
-    """Two processes (a fresh CLI one and the test worker that built the example), two directories: the
-    .mlpackage trees are identical to the byte, and the CLI's stderr holds no converter noise."""
+    """Two processes (a fresh CLI one and the test worker that built the shared example), two directories:
+    the .mlpackage trees are identical to the byte, and the CLI's stderr holds no converter noise."""
     p = conv2d(
         *("pack", "create", "--config", str(EXAMPLE_CONFIG), "--model", str(EXAMPLE_MODEL)),
         *("--name", "dogs_v1", "--formats", "onnx,coreml", "--output-dir", str(tmp_path / "a"), "--json"),

@@ -67,7 +67,7 @@ def test_plugin_options_stay_visible(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*--bundle=BUNDLE*", "*--tolerance-policy=TOLERANCE_POLICY*"])
 
 
-def test_unconfigure_undoes_configure(pytester: pytest.Pytester, example_bundle: object) -> None:
+def test_unconfigure_undoes_configure(pytester: pytest.Pytester, bundle_copy: object) -> None:
     """In-process runs share the interpreter: after a run with --bundle, nothing of it stays registered."""
     seen: dict[str, object] = {}
 
@@ -81,6 +81,7 @@ def test_unconfigure_undoes_configure(pytester: pytest.Pytester, example_bundle:
             seen["state"] = config.stash.get(state_key, None)
 
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
-    result = pytester.runpytest("--bundle", str(example_bundle), "-p", "no:cacheprovider", plugins=[Probe()])
+    # a copy: the run writes validation/general_validation.json into the bundle it is given
+    result = pytester.runpytest("--bundle", str(bundle_copy), "-p", "no:cacheprovider", plugins=[Probe()])
     result.assert_outcomes(passed=1)
     assert seen == {"report": None, "fixtures": None, "state": None}
