@@ -4,7 +4,9 @@ another device or network fails, naming the file and what is wrong."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +19,8 @@ import pytest
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.targets.hailo import NOT_COMPILED
 from conv2d_bundle.targets.hailo import test_hailo as checks
-from tests.unit.checks import fails, skips
+from conv2d_bundle.tolerance import Int8Policy, TolerancePolicy
+from tests.unit.checks import fails, passes, skips
 
 KIT = "models/hailo"
 HEF = "models/hailo.hef"
@@ -401,6 +404,7 @@ def hailortcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(hef_module, "find_hailortcli", lambda: outputs.get("tool"))
 
     def run(path: Any, timeout: float = 60) -> Any:
+        outputs["path"] = path
         if isinstance(outputs["text"], Exception):
             raise outputs["text"]
         return hef_module.parse_hailortcli_output(outputs["text"])
@@ -421,6 +425,7 @@ def test_hef_parse_hef(hailortcli: dict[str, Any], model_spec: Any, tmp_path: Pa
     details: dict[str, Any] = {}
     checks.test_hef_parse_hef(path, hef(), model_spec, OPTIONS, details)
     assert details["parse_hef"]["architecture"] == "HAILO8"
+    assert hailortcli["path"] == path  # this HEF is the one cross-checked
     checks.test_hef_parse_hef(path, hef(), model_spec, {}, {})  # hailo8 by default
     hailortcli["text"] = "Network group name: conv2d_fsq, Single Context\n"
     assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
@@ -430,6 +435,12 @@ def test_hef_parse_hef(hailortcli: dict[str, Any], model_spec: Any, tmp_path: Pa
     assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
         "hailortcli parse-hef says models/hailo.hef is for HAILO15H, not the configured device"
     )
+    hailortcli["text"] = PARSE_HEF.format(arch="HAILO8", shape="2x100x9")
+    assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, {"hw_arch": "hailo8l"}, {}) == (
+        "hailortcli parse-hef says models/hailo.hef is for HAILO8, not the configured device"
+    )
+    hailortcli["text"] = PARSE_HEF.format(arch="HAILO8L", shape="2x100x9")
+    checks.test_hef_parse_hef(path, hef(), model_spec, {"hw_arch": "hailo8l"}, {})  # the configured device
     hailortcli["text"] = PARSE_HEF.format(arch="HAILO8", shape="9x2x100")
     assert fails(checks.test_hef_parse_hef, path, hef(), model_spec, OPTIONS, {}) == (
         "hailortcli parse-hef input shapes [[9, 2, 100]] do not include [2, 100, 9] (NHWC)"
@@ -454,4 +465,214 @@ def test_real_hef_is_for_another_network() -> None:
     checks.test_hef_architecture(real, OPTIONS, {})
     assert "it was compiled from another model" in fails(
         checks.test_hef_network_name, real, {"net_name": "conv2d_fsq"}, {}
+    )
+
+
+# -- int8 evidence: the HEF on a device (HailoRT's fake), the DFC's quantized emulator ------------------
+FAKE_HAILORT = Path(__file__).resolve().parents[2] / "hailo" / "fakes_hailort"
+CODES, CONF = "behavioral_codes", "confidence"
+STRICT = Int8Policy(
+    min_code_agreement=1.0, min_argmax_agreement=1.0, min_psnr_db=200.0, source="--tolerance-policy p.yaml"
+)
+
+
+@pytest.fixture(scope="module")
+def golden(example_bundle: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    inputs = np.load(example_bundle / "reference" / "inputs.npy")
+    with np.load(example_bundle / "reference" / "outputs.npz") as data:
+        return inputs, {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def device_hef_file(example_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HEF for the example's kit whose vstreams the fake HailoRT runs (tests/hailo/test_device.py)."""
+    from tests.hailo.test_device import describe_hef, device_hef
+
+    path = tmp_path_factory.mktemp("hef") / "conv2d_fsq.hef"
+    path.write_bytes(device_hef(example_bundle, describe_hef(example_bundle)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def on_device(device_hef_file: Path, device: onnx.ModelProto, golden: Any, example: Any) -> dict[str, Any]:
+    """What the HEF gives on the fake's "faithful" and "wrong" devices: (session, device outputs on the
+    golden windows), through the same ``open_hef`` the check's fixture uses."""
+    from conv2d_bundle.targets.hailo.device import device_outputs, open_hef
+    from conv2d_bundle.targets.onnx.graph import dims
+
+    parts = device_outputs(example.format_info("hailo"), {o.name: dims(o) for o in device.graph.output})
+    nhwc = np.ascontiguousarray(golden[0].transpose(0, 2, 3, 1), dtype=np.float32)
+    runs: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(FAKE_HAILORT))
+        mp.delitem(sys.modules, "hailo_platform", raising=False)
+        for mode in ("faithful", "wrong"):
+            mp.setenv("FAKE_HAILORT_DEVICE", mode)
+            with open_hef(device_hef_file, parts) as session:
+                runs[mode] = (session, session.infer(nhwc))
+    return runs
+
+
+def test_hef_on_device_faithful_passes_with_figures(
+    on_device: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]
+) -> None:
+    """A device that quantizes as the HEF says keeps the golden results: both outputs pass, with the vstreams,
+    the figures and the policy they were judged by in the details."""
+    session, raw = on_device["faithful"]
+    results = checks._host(raw, model_spec, info)
+    assert sorted(results) == [CODES, CONF] and results[CODES].dtype == np.int64
+    details: dict[str, dict[str, Any]] = {CODES: {}, CONF: {}}
+    for name in (CODES, CONF):
+        passes(
+            checks.test_hef_on_device,
+            session,
+            results,
+            golden[1],
+            model_spec,
+            TolerancePolicy(),
+            name,
+            details[name],
+        )
+    vstreams = {"conv2d_fsq/fc1": "bounded_latent", "conv2d_fsq/fc2": "class_logits"}
+    for name in (CODES, CONF):
+        assert (
+            details[name]["vstreams"] == vstreams
+            and details[name]["input_vstream"] == "conv2d_fsq/input_layer1"
+        )
+        assert details[name]["policy"] == Int8Policy().as_dict() and details[name]["shape"] == list(
+            golden[1][name].shape
+        )
+    assert 0.9 <= details[CODES]["code_agreement"] <= 1.0 and "psnr_db" not in details[CODES]
+    assert details[CONF]["argmax_agreement"] >= 0.95 and details[CONF]["psnr_db"] >= 30
+    assert "code_agreement" not in details[CONF]
+
+
+def test_hef_on_device_wrong_fails_naming_output_and_figure(
+    on_device: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]
+) -> None:
+    """A device that returns each frame's class logits for the next frame: the codes still agree, the
+    confidences do not, and the failure names the output, the figure and the floor; the figures are kept."""
+    session, raw = on_device["wrong"]
+    results = checks._host(raw, model_spec, info)
+    passes(checks.test_hef_on_device, session, results, golden[1], model_spec, TolerancePolicy(), CODES, {})
+    details: dict[str, Any] = {}
+    message = fails(
+        checks.test_hef_on_device, session, results, golden[1], model_spec, TolerancePolicy(), CONF, details
+    )
+    assert re.fullmatch(
+        r"the HEF on the device: confidence argmax agreement \d+\.\d% < int8\.min_argmax_agreement 95\.0% "
+        r"\(built-in policy\); the HEF on the device: confidence psnr db -?\d+\.\d dB < int8\.min_psnr_db 30 dB "
+        r"\(built-in policy\)",
+        message,
+    ), message
+    assert details["argmax_agreement"] < 0.95 and details["psnr_db"] < 30
+    assert details["vstreams"] == dict(session.vstreams)
+
+
+def test_hef_on_device_is_judged_by_the_verifiers_int8_policy(
+    on_device: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]
+) -> None:
+    session, raw = on_device["faithful"]
+    results = checks._host(raw, model_spec, info)
+    policy = TolerancePolicy(int8=STRICT)
+    details: dict[str, Any] = {}
+    message = fails(checks.test_hef_on_device, session, results, golden[1], model_spec, policy, CONF, details)
+    assert message.startswith("the HEF on the device: confidence psnr db ")
+    assert message.endswith(" dB < int8.min_psnr_db 200 dB (--tolerance-policy p.yaml)")
+    assert details["policy"] == STRICT.as_dict()
+
+
+def test_hef_on_device_output_missing(
+    on_device: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]
+) -> None:
+    """Without the host post-processing (a kit that is not split) the device outputs are not the configured
+    ones; an output the golden data lacks is named too."""
+    session, raw = on_device["faithful"]
+    unsplit = checks._host(raw, model_spec, {**info, "split": False})
+    assert unsplit == raw
+    assert fails(
+        checks.test_hef_on_device, session, unsplit, golden[1], model_spec, TolerancePolicy(), CODES, {}
+    ) == (
+        "the HEF on the device gave no behavioral_codes after the host post-processing (has "
+        "['bounded_latent', 'class_logits'])"
+    )
+    assert checks._host(raw, model_spec, {}) == raw  # split is recorded only where the kit splits
+    results = checks._host(raw, model_spec, info)
+    without = {CODES: golden[1][CODES]}
+    assert fails(
+        checks.test_hef_on_device, session, results, without, model_spec, TolerancePolicy(), CONF, {}
+    ) == ("reference/outputs.npz has no confidence")
+
+
+def test_no_device_is_not_verified(device_hef_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without HailoRT or without a device, ``open_hef`` says why (the check's fixture skips with it)."""
+    from conv2d_bundle.targets.hailo.device import NEEDS, DeviceUnavailable, open_hef
+
+    assert NEEDS == "needs a Hailo device with HailoRT"
+    monkeypatch.syspath_prepend(str(FAKE_HAILORT))
+    monkeypatch.delitem(sys.modules, "hailo_platform", raising=False)
+    monkeypatch.delenv("FAKE_HAILORT_DEVICE", raising=False)
+    with pytest.raises(DeviceUnavailable, match=r"^no Hailo device answered: HailoRTException: "):
+        with open_hef(device_hef_file, []):
+            pass
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)  # type: ignore[arg-type]
+    with pytest.raises(
+        DeviceUnavailable, match=r"^hailo_platform \(HailoRT's Python API\) is not importable"
+    ):
+        with open_hef(device_hef_file, []):
+            pass
+
+
+@pytest.fixture(scope="module")
+def emulator(
+    example_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, np.ndarray]]:
+    """The device outputs of a faithful and a wrong emulator run, as the check's fixture reads them."""
+    from tests.hailo.test_device import emulator_npz
+
+    tmp = tmp_path_factory.mktemp("emulator")
+    runs = {}
+    for name, shuffle in (("faithful", False), ("wrong", True)):
+        with np.load(emulator_npz(example_bundle, tmp / f"{name}.npz", shuffle_logits=shuffle)) as data:
+            runs[name] = {k: data[k].reshape(len(data[k]), -1) for k in data.files}
+    return runs
+
+
+def test_emulator_int8(emulator: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]) -> None:
+    """The DFC's quantized emulator outputs, after the host post-processing, against the golden outputs: a
+    faithful run passes with its figures and their source; a wrong one fails, naming the output and figure."""
+    outputs = checks._host(emulator["faithful"], model_spec, info)
+    details: dict[str, dict[str, Any]] = {CODES: {}, CONF: {}}
+    for name in (CODES, CONF):
+        passes(
+            checks.test_emulator_int8, outputs, golden[1], model_spec, TolerancePolicy(), name, details[name]
+        )
+        assert details[name]["source"] == "models/hailo/emulator_outputs.npz"
+        assert details[name]["policy"] == Int8Policy().as_dict()
+    assert 0.9 <= details[CODES]["code_agreement"] <= 1.0
+    assert details[CONF]["argmax_agreement"] >= 0.95 and details[CONF]["psnr_db"] >= 30
+
+    wrong = checks._host(emulator["wrong"], model_spec, info)
+    passes(checks.test_emulator_int8, wrong, golden[1], model_spec, TolerancePolicy(), CODES, {})
+    failed: dict[str, Any] = {}
+    message = fails(checks.test_emulator_int8, wrong, golden[1], model_spec, TolerancePolicy(), CONF, failed)
+    assert message.startswith("the DFC's quantized emulator: confidence argmax agreement ")
+    assert (
+        "< int8.min_argmax_agreement 95.0% (built-in policy); the DFC's quantized emulator: confidence psnr db "
+        in message
+    )
+    assert failed["source"] == "models/hailo/emulator_outputs.npz" and failed["argmax_agreement"] < 0.95
+
+    strict = fails(
+        checks.test_emulator_int8, outputs, golden[1], model_spec, TolerancePolicy(int8=STRICT), CONF, {}
+    )
+    assert strict.endswith(" dB < int8.min_psnr_db 200 dB (--tolerance-policy p.yaml)")
+    assert fails(
+        checks.test_emulator_int8, emulator["faithful"], golden[1], model_spec, TolerancePolicy(), CONF, {}
+    ) == (
+        "the DFC's quantized emulator gave no confidence after the host post-processing (has "
+        "['bounded_latent', 'class_logits'])"
+    )
+    assert fails(checks.test_emulator_int8, outputs, {}, model_spec, TolerancePolicy(), CODES, {}) == (
+        "reference/outputs.npz has no behavioral_codes"
     )
