@@ -14,6 +14,7 @@ with that reason, elsewhere.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ def test_compile_script(bundle: Any, hailo_info: Any, hailo_options: Any, check_
     if "set -euo pipefail" not in code:
         problems.append("lacks `set -euo pipefail`")
     hw_arch = hailo_options.get("hw_arch", "hailo8")
-    if code.count(f"--hw-arch {hw_arch}") < 3:
+    # a whole word: `--hw-arch hailo8l` must not count as `--hw-arch hailo8`
+    if len(re.findall(rf"--hw-arch {re.escape(str(hw_arch))}(?![\w-])", code)) < 3:
         problems.append(f"does not pass --hw-arch {hw_arch} (the configured hw_arch) to all three commands")
     net = hailo_info.get("net_name")
     if f"--net-name {net}" not in code:

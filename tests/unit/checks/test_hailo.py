@@ -119,6 +119,10 @@ def test_compile_script_for_another_device_or_net(kit: Path, info: dict[str, Any
     assert compile_fails(kit, info, script, {"hw_arch": "hailo8l"}) == (
         "models/hailo/compile.sh does not pass --hw-arch hailo8l (the configured hw_arch) to all three commands"
     )
+    # a script for hailo8l does not pass for a hailo8 bundle, though "--hw-arch hailo8" is a prefix of it
+    assert compile_fails(kit, info, script.replace("--hw-arch hailo8", "--hw-arch hailo8l"), {}) == (
+        "models/hailo/compile.sh does not pass --hw-arch hailo8 (the configured hw_arch) to all three commands"
+    )
     info["net_name"] = "other"
     assert compile_fails(kit, info, script) == "models/hailo/compile.sh does not pass --net-name other"
 
