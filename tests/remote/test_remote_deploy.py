@@ -89,7 +89,8 @@ def test_an_interrupted_copy_never_has_the_final_name_and_a_rerun_sends_what_is_
         "    proc.stdin.write(chunk)\n"
         "    proc.stdin.flush()\n"
         "    sent += len(chunk)\n"
-        "proc.kill()\n"
+        "proc.stdin.close()\n"  # what was sent arrives, then the stream ends: deterministic, not a race
+        "proc.wait(timeout=60)\n"
         "os._exit(255)\n"
     )
     flaky.chmod(flaky.stat().st_mode | stat.S_IXUSR)
