@@ -108,21 +108,25 @@ def test_check_profile_option() -> None:
     assert str(info.value) == "unknown profile 'fast' (known: quick, default, thorough)"
 
 
+#: every option the plugin adds, by dest, with the default a user gets
+OPTION_DEFAULTS = {
+    "bundle": None,
+    "artifacts": None,
+    "target": "general",
+    "strict_targets": False,
+    "check_profile": "default",
+    "tolerance_policy": None,
+    "trusted_key": None,
+    "expect_hash": None,
+    "benchmark": False,
+}
+
+
 def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
     """This very session has the plugin loaded without --bundle: its options are there, with their defaults
     (what each option says and accepts: the tests above, which call add_options themselves)."""
     config = request.config
-    defaults = {
-        "bundle": None,
-        "artifacts": None,
-        "target": "general",
-        "strict_targets": False,
-        "check_profile": "default",
-        "tolerance_policy": None,
-        "trusted_key": None,
-        "expect_hash": None,
-        "benchmark": False,
-    }
+    defaults = OPTION_DEFAULTS
     assert {name: config.getoption(name) for name in defaults} == defaults
     parser = config._parser
     group = next(g for g in parser._groups if g.name == "conv2d_bundle")
@@ -190,17 +194,7 @@ def test_the_option_group_and_its_help(options: ArgparseGroup) -> None:
 
 
 def test_option_defaults(options: ArgparseGroup) -> None:
-    assert vars(options.argparser.parse_args([])) == {
-        "bundle": None,
-        "artifacts": None,
-        "target": "general",
-        "strict_targets": False,
-        "check_profile": "default",
-        "tolerance_policy": None,
-        "trusted_key": None,
-        "expect_hash": None,
-        "benchmark": False,
-    }
+    assert vars(options.argparser.parse_args([])) == OPTION_DEFAULTS
 
 
 def test_options_given(options: ArgparseGroup) -> None:

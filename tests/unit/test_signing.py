@@ -135,21 +135,11 @@ def test_key_files_are_checked(sealed: Path, keys: tuple[Path, Path], tmp_path: 
 
 
 def test_keys_of_another_algorithm_are_refused(sealed: Path, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
     private, public = tmp_path / "ec.pem", tmp_path / "ec.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_pem_pair(key, private, public)
     with pytest.raises(BundleError, match=f"^{private} is not an Ed25519 key$"):
         sign_bundle(sealed, private)
     with pytest.raises(BundleError, match=f"^{public} is not an Ed25519 key$"):
@@ -191,21 +181,11 @@ RFC8032_KEY_ID = "sha256:" + hashlib.sha256(RFC8032_PUBLIC).hexdigest()
 @pytest.fixture
 def rfc_keys(tmp_path: Path) -> tuple[Path, Path]:
     """The RFC 8032 test key as the PEM files ``conv2d pack keygen`` writes."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     key = ed25519.Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET)
     private, public = tmp_path / "rfc.pem", tmp_path / "rfc.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_pem_pair(key, private, public)
     return private, public
 
 
@@ -266,3 +246,19 @@ def test_byte_signing_without_cryptography_says_what_to_install(
     ):
         with pytest.raises(BundleError, match=message):
             call()
+
+
+def write_pem_pair(key: Any, private: Path, public: Path) -> None:
+    """``key`` as a PKCS#8 private PEM and its SubjectPublicKeyInfo public PEM, as ``conv2d pack keygen`` writes."""
+    from cryptography.hazmat.primitives import serialization
+
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
