@@ -19,9 +19,19 @@ from mutmut.mutation.diff_apply import get_diff_for_mutant
 from mutmut.stats import status_by_exit_code
 from mutmut.utils.file_utils import walk_mutatable_files
 
-COLUMNS = ["killed", "survived", "timeout", "no tests", "suspicious", "not checked"]
+COLUMNS = ["killed", "survived", "timeout", "error", "no tests", "suspicious", "not checked"]
 # kill rate = killed / checked: a timeout is listed with the survivors, not counted as a kill (a slow machine
 # makes them too), and "no tests" (no test of the selection reached the function) counts against the rate.
+# Exit 255 is not a timeout, whatever mutmut 3.8 calls it: its child raised instead of reporting pytest's exit
+# status, mostly pytest's exit 4 (a usage error: a test id of the mutant's list not found, or a mutant that breaks
+# the plugin's options). Listed as "error" so that a harness fault is not mistaken for a slow mutant.
+HARNESS_ERROR = 255
+
+
+def status(code: int | None) -> str:
+    return "error" if code == HARNESS_ERROR else str(status_by_exit_code[code])
+
+
 HUNK = re.compile(r"^@@ -(\d+)")
 
 
@@ -73,13 +83,13 @@ def main() -> int:
     for path in sorted(walk_mutatable_files()):
         data = SourceFileMutationData(path=path)
         data.load()
-        counts = Counter(status_by_exit_code[code] for code in data.exit_code_by_key.values())
+        counts = Counter(status(code) for code in data.exit_code_by_key.values())
         rows.append((str(path), counts))
         defs = def_lines(path)
         for key, code in sorted(data.exit_code_by_key.items(), key=lambda kv: kv[0]):
             # not checked: outside MUTANTS
-            if status_by_exit_code[code] not in ("killed", "not checked"):
-                survivors.append(f"  [{status_by_exit_code[code]}] {describe(key, path, defs)}")
+            if status(code) not in ("killed", "not checked"):
+                survivors.append(f"  [{status(code)}] {describe(key, path, defs)}")
     if not rows or not any(sum(c.values()) for _, c in rows):
         print("no mutation results under mutants/: run `make mutation` first")
         return 1

@@ -25,7 +25,10 @@ SPEC = "com.apple.CoreML/model.mlmodel"
 
 def files_of(root: Path, info: dict[str, Any], **options: Any) -> checks.CoreMLFiles:
     config = SimpleNamespace(coreml_options={"minimum_deployment_target": "iOS15", **options})
-    return checks.CoreMLFiles(SimpleNamespace(format_info=lambda name: info, config=config, bundle_dir=root))
+    formats = {"coreml": info}  # the Core ML entry only: asking for another format's is a KeyError
+    return checks.CoreMLFiles(
+        SimpleNamespace(format_info=formats.__getitem__, config=config, bundle_dir=root)
+    )
 
 
 @pytest.fixture
@@ -471,6 +474,14 @@ def test_size(package: Path, info: dict[str, Any], tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(checks, "SIZE_WARNING_BYTES", 2047)
     with pytest.warns(BundleWarning, match=rf"^{PACKAGE} is 0\.0 MB \(> 0 MB\): large for an app download"):
         checks.test_size(single, files, {})
+    big = tmp_path / "big.mlmodel"
+    big.write_bytes(b"\0" * (3 * 2**20 + 2**19))
+    monkeypatch.setattr(checks, "SIZE_WARNING_BYTES", 3 * 2**20)
+    with pytest.warns(BundleWarning) as warned:
+        checks.test_size(big, files, {})
+    assert [str(w.message) for w in warned] == [
+        f"{PACKAGE} is 3.5 MB (> 3 MB): large for an app download; consider quantized weights"
+    ]
     monkeypatch.setattr(checks, "SIZE_WARNING_BYTES", 2048)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -257,6 +257,41 @@ def test_fuzz_valid_inputs_passes_on_the_export(session: Any, model_spec: Any) -
     assert details["examples"] == 6 and 1 <= details["max_batch"] <= 256
 
 
+class Saved(NoneSaved):
+    """Two saved counterexamples that pass: the largest batch the check draws, and the smallest."""
+
+    def load(self) -> list[dict[str, Any]]:
+        return [
+            {"example": {"batch": 256, "seed": 7, "kind": "normal"}},
+            {"example": {"batch": 1, "seed": 3, "kind": "zeros"}},
+        ]
+
+
+def test_fuzz_valid_inputs_records_what_it_replayed_and_what_it_ran(session: Any, model_spec: Any) -> None:
+    details: dict[str, Any] = {}
+    checks.test_fuzz_valid_inputs(
+        onnx_session=session,
+        model_spec=model_spec,
+        fuzz_examples=3,
+        tolerance_policy=TolerancePolicy(),
+        fuzz_counterexamples=Saved(),
+        check_details=details,
+    )
+    # the replayed batches are examples too: 2 replayed + 3 drawn, the largest the replayed 256
+    assert details == {"counterexamples_replayed": 2, "examples": 5, "max_batch": 256}
+
+
+def test_fuzz_valid_inputs_that_ran_nothing_fails(
+    session: Any, model_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fuzzing, "check_valid_inputs", lambda *args: [])
+    details: dict[str, Any] = {}
+    assert (
+        fails(fuzz_valid, session, model_spec, 6, details) == "fuzzing ran no examples: nothing was verified"
+    )
+    assert details == {"counterexamples_replayed": 0, "examples": 0, "max_batch": 0}
+
+
 def test_fuzz_valid_inputs_tolerates_float_noise_across_batches(session: Any, model_spec: Any) -> None:
     """A row computed in a batch may differ from the same window alone in the last float bits."""
 
