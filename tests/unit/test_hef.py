@@ -265,10 +265,34 @@ def test_trailing_bytes_break_the_length_check(write_hef: WriteHef, version: int
         read_hef(write_hef(data))
 
 
+def test_a_network_group_without_a_name_reads_as_an_empty_name(write_hef: WriteHef) -> None:
+    body = HEADER_OK + factory.bytes_field(2, b"") + factory.bytes_field(2, factory.network_group("net"))
+    assert read_hef(write_hef(factory.wrap(2, body))).network_groups == ("", "net")
+
+
+def test_bad_magic_names_the_first_four_bytes(write_hef: WriteHef) -> None:
+    path = write_hef(b"PK\x03\x04" + b"\x00" * 40)
+    with pytest.raises(HefError) as info:
+        read_hef(path)
+    assert str(info.value) == f"{path}: not a HEF file (starts b'PK\\x03\\x04', expected magic {HEF_MAGIC!r})"
+
+
+def test_truncated_v3_sections_name_the_bytes_they_need(write_hef: WriteHef) -> None:
+    data = factory.make_hef(3, v3_proto_hash=True)
+    need = len(data) - factory.HEADER_SIZES[3]
+    path = write_hef(data[:-1])
+    with pytest.raises(HefError) as info:
+        read_hef(path)
+    assert str(info.value) == (
+        f"{path}: truncated HEF: {need - 1} bytes follow the header, its sections need {need}"
+    )
+
+
 def test_missing_header_message(write_hef: WriteHef) -> None:
     path = write_hef(factory.wrap(1, factory.proto_body(with_header=False)))
-    with pytest.raises(HefError, match=r"no header message .* no hw_arch"):
+    with pytest.raises(HefError) as info:
         read_hef(path)
+    assert str(info.value).endswith(": malformed protobuf body: no header message (field 1), so no hw_arch")
 
 
 def test_empty_proto_has_no_header(write_hef: WriteHef) -> None:
@@ -296,6 +320,16 @@ MALFORMED_BODIES = [
     (factory.uint_field(1, 1), "header is an integer"),
     (HEADER_OK + factory.bytes_field(2, factory.uint_field(10, 5)), "network_group_name is an integer"),
     (HEADER_OK + factory.bytes_field(2, b"\x0a\x03\x0a\x09x"), "runs past its message"),
+    (HEADER_OK + factory.key(1 << 29, 0) + b"\x00", f"invalid field number {1 << 29}"),
+    (HEADER_OK + b"\x08" + b"\xff" * 10 + b"\x01", "truncated or over-long varint"),
+    (factory.bytes_field(1, factory.bytes_field(2, b"x")), "header.timestamp is length-delimited"),
+    (factory.bytes_field(1, factory.bytes_field(4, b"x")), "header.version is length-delimited"),
+    (HEADER_OK + factory.uint_field(2, 5), "network group is an integer"),
+    (HEADER_OK + factory.bytes_field(2, factory.uint_field(1, 5)), "network_group_metadata is an integer"),
+    (
+        HEADER_OK + factory.bytes_field(2, factory.bytes_field(1, factory.uint_field(1, 5))),
+        "network_group_metadata.network_group_name is an integer",
+    ),
 ]
 
 
