@@ -308,6 +308,13 @@ def test_input_shape_failures(spec: Any, model_spec: Any, package: Path, info: d
     assert fails(shape_check, spec, model_spec, package, info, [2, 64]) == (
         "input imu_input: batch range 1..64 != 2..64"
     )
+    spec.description.input[
+        0
+    ].name = "x"  # the shape of an input that is not there: named like test_input_name
+    assert fails(shape_check, spec, model_spec, package, info, [1, 64]) == (
+        f"{PACKAGE} inputs ['x'] != expected [imu_input]"
+    )
+    spec.description.input[0].name = "imu_input"
     array.shapeRange.sizeRanges[3].upperBound = -1
     assert fails(shape_check, spec, model_spec, package, info, [1, 64]) == (
         "input imu_input: non-batch axes are flexible [(9, 9), (2, 2), (100, -1)], expected [(9, 9), (2, 2), (100, 100)]"

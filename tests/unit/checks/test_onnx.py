@@ -292,6 +292,15 @@ def test_fuzz_valid_inputs_that_ran_nothing_fails(
     assert details == {"counterexamples_replayed": 0, "examples": 0, "max_batch": 0}
 
 
+def test_fuzz_valid_inputs_draws_batches_of_1_to_256(
+    session: Any, model_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(fuzzing, "check_valid_inputs", lambda *args: asked.append(args[4]) or [1])
+    fuzz_valid(session, model_spec)
+    assert asked == [256]  # the batch sizes the docstring promises, and the ones a device may be given
+
+
 def test_fuzz_valid_inputs_tolerates_float_noise_across_batches(session: Any, model_spec: Any) -> None:
     """A row computed in a batch may differ from the same window alone in the last float bits."""
 
