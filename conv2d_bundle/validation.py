@@ -115,6 +115,9 @@ def pytest_args(
         "no:hydra_pytest",
         "-p",
         "no:kgb",
+        # anyio's (httpx brings anyio): 4.x looks for its async backends at start-up, ~0.1-0.4 s; no check is async
+        "-p",
+        "no:anyio",
         "--rootdir",
         str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
         "-o",
