@@ -265,6 +265,21 @@ def test_trailing_bytes_break_the_length_check(write_hef: WriteHef, version: int
         read_hef(write_hef(data))
 
 
+def test_missing_header_message(write_hef: WriteHef) -> None:
+    path = write_hef(factory.wrap(1, factory.proto_body(with_header=False)))
+    with pytest.raises(HefError) as info:
+        read_hef(path)
+    assert str(info.value).endswith(": malformed protobuf body: no header message (field 1), so no hw_arch")
+
+
+def test_empty_proto_has_no_header(write_hef: WriteHef) -> None:
+    with pytest.raises(HefError, match="no header message"):
+        read_hef(write_hef(factory.wrap(0, b"")))
+
+
+HEADER_OK = factory.bytes_field(1, factory.header_message(1, 1, "3.27.0", 4))
+
+
 def test_a_network_group_without_a_name_reads_as_an_empty_name(write_hef: WriteHef) -> None:
     body = HEADER_OK + factory.bytes_field(2, b"") + factory.bytes_field(2, factory.network_group("net"))
     assert read_hef(write_hef(factory.wrap(2, body))).network_groups == ("", "net")
@@ -286,21 +301,6 @@ def test_truncated_v3_sections_name_the_bytes_they_need(write_hef: WriteHef) -> 
     assert str(info.value) == (
         f"{path}: truncated HEF: {need - 1} bytes follow the header, its sections need {need}"
     )
-
-
-def test_missing_header_message(write_hef: WriteHef) -> None:
-    path = write_hef(factory.wrap(1, factory.proto_body(with_header=False)))
-    with pytest.raises(HefError) as info:
-        read_hef(path)
-    assert str(info.value).endswith(": malformed protobuf body: no header message (field 1), so no hw_arch")
-
-
-def test_empty_proto_has_no_header(write_hef: WriteHef) -> None:
-    with pytest.raises(HefError, match="no header message"):
-        read_hef(write_hef(factory.wrap(0, b"")))
-
-
-HEADER_OK = factory.bytes_field(1, factory.header_message(1, 1, "3.27.0", 4))
 
 
 MALFORMED_BODIES = [

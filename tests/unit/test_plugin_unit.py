@@ -126,8 +126,7 @@ def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
     """This very session has the plugin loaded without --bundle: its options are there, with their defaults
     (what each option says and accepts: the tests above, which call add_options themselves)."""
     config = request.config
-    defaults = OPTION_DEFAULTS
-    assert {name: config.getoption(name) for name in defaults} == defaults
+    assert {name: config.getoption(name) for name in OPTION_DEFAULTS} == OPTION_DEFAULTS
     parser = config._parser
     group = next(g for g in parser._groups if g.name == "conv2d_bundle")
     assert group._arggroup.title == "conv2d-bundle: verify a deployment bundle"

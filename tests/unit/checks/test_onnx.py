@@ -222,14 +222,18 @@ class Session:
 
 
 def fuzz_valid(
-    session: Any, model_spec: Any, examples: int = 6, details: dict[str, Any] | None = None
+    session: Any,
+    model_spec: Any,
+    examples: int = 6,
+    details: dict[str, Any] | None = None,
+    saved: Any = None,
 ) -> None:
     checks.test_fuzz_valid_inputs(
         onnx_session=session,
         model_spec=model_spec,
         fuzz_examples=examples,
         tolerance_policy=TolerancePolicy(),
-        fuzz_counterexamples=NoneSaved(),
+        fuzz_counterexamples=NoneSaved() if saved is None else saved,
         check_details={} if details is None else details,
     )
 
@@ -269,14 +273,7 @@ class Saved(NoneSaved):
 
 def test_fuzz_valid_inputs_records_what_it_replayed_and_what_it_ran(session: Any, model_spec: Any) -> None:
     details: dict[str, Any] = {}
-    checks.test_fuzz_valid_inputs(
-        onnx_session=session,
-        model_spec=model_spec,
-        fuzz_examples=3,
-        tolerance_policy=TolerancePolicy(),
-        fuzz_counterexamples=Saved(),
-        check_details=details,
-    )
+    fuzz_valid(session, model_spec, 3, details, Saved())
     # the replayed batches are examples too: 2 replayed + 3 drawn, the largest the replayed 256
     assert details == {"counterexamples_replayed": 2, "examples": 5, "max_batch": 256}
 
