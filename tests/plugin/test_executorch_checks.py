@@ -117,6 +117,28 @@ def test_bundled_cases_that_are_not_the_reference_fail(et_copy: Path, run_checks
     assert outcome == "failed" and "case 0: inputs are not the first rows of reference/inputs.npy" in message
 
 
+def test_bundled_program_embedding_another_program_fails(et_copy: Path, run_checks: Any) -> None:
+    """A .bpte whose embedded program is models/model.pte with one byte changed: still a valid BundledProgram
+    with the golden cases, still a non-empty program, but not this program."""
+    from conv2d_bundle.targets.executorch.bundled import read_bundled
+
+    pte = (et_copy / "models/model.pte").read_bytes()
+    bpte = (et_copy / "models/model.bpte").read_bytes()
+    at = bpte.find(pte)  # the program is stored whole, as a byte vector of the flatbuffer
+    assert at > 0 and read_bundled(bpte).program == pte
+    flip = at + len(pte) // 2
+    changed = bpte[:flip] + bytes([bpte[flip] ^ 0x01]) + bpte[flip + 1 :]
+    embedded = read_bundled(changed).program
+    assert len(embedded) == len(pte) and embedded != pte
+    (et_copy / "models/model.bpte").write_bytes(changed)
+    reseal(et_copy)
+    rc, report, out = run_checks(et_copy, "executorch", "-k", "test_bundled")
+    assert rc == 1 and report is not None, out[-2000:]
+    outcome, message = check_outcome(report, "test_executorch.py::test_bundled_cases_are_the_golden_ones")
+    assert outcome == "failed"
+    assert message == "models/model.bpte: the embedded program is not models/model.pte"  # the only problem
+
+
 def test_without_torch_the_runtime_checks_say_what_to_install(
     et_copy: Path, run_checks: Any, tmp_path: Path
 ) -> None:
