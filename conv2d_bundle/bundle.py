@@ -80,6 +80,19 @@ class Bundle:
         except FileNotFoundError as exc:
             raise BundleIntegrityError(f"{MANIFEST_NAME} is missing") from exc
 
+    @property
+    def content_digest(self) -> str:
+        """What this bundle's bytes are (:attr:`BundleManifest.content_digest`); BundleIntegrityError when
+        MANIFEST.json is missing or malformed."""
+        return self.manifest.content_digest
+
+    def content_digest_or_none(self) -> str | None:
+        """:attr:`content_digest`, or None when MANIFEST.json cannot be read: nothing can be bound to it."""
+        try:
+            return self.content_digest
+        except BundleIntegrityError:
+            return None
+
     def format_info(self, name: str) -> Mapping[str, Any]:
         formats = self.metadata.get("formats", {})
         info = formats.get(name) if isinstance(formats, dict) else None

@@ -8,6 +8,7 @@ Shape (the bundle contract)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conv2d_bundle import atomic
-from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.digest import canonical_json, sha256_file
 from conv2d_bundle.errors import BundleIntegrityError
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -115,6 +116,13 @@ class BundleManifest:
             if not ok or not safe_relpath(rel):
                 raise BundleIntegrityError(f"{MANIFEST_NAME}: bad entry for {rel!r}")
         return cls(data["files"])
+
+    @property
+    def content_digest(self) -> str:
+        """The bundle's content identity: ``sha256:<hex>`` of this manifest as canonical JSON (every sealed
+        file's path, sha256 and size). EXP_HASH names the experiment; this names the bytes: a verdict, a
+        cache entry or a piece of evidence is about this digest."""
+        return "sha256:" + hashlib.sha256(canonical_json(self.to_json()).encode("utf-8")).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         return {

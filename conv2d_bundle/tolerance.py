@@ -162,6 +162,54 @@ class TolerancePolicy:
             cap_source,
         )
 
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the numbers (caps, per-output caps, int8 floors), not of where they came from:
+        two files with the same figures are the same policy."""
+        return policy_digest(self.as_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TolerancePolicy:
+        """The policy a report or a piece of evidence recorded (:meth:`as_dict`); ConfigError if malformed."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("caps"), Mapping):
+            raise ConfigError("recorded tolerance policy: expected a mapping with caps")
+        caps = {str(k): _pair(v, f"recorded caps.{k}") for k, v in data["caps"].items()}
+        if set(BUILTIN_CAPS) - set(caps):
+            raise ConfigError(f"recorded tolerance policy: caps lack {sorted(set(BUILTIN_CAPS) - set(caps))}")
+        outputs_data = data.get("outputs") or {}
+        if not isinstance(outputs_data, Mapping):
+            raise ConfigError("recorded tolerance policy: outputs is not a mapping")
+        outputs = {str(k): _pair(v, f"recorded outputs.{k}") for k, v in outputs_data.items()}
+        int8_data = data.get("int8")
+        int8 = (
+            _int8({k: v for k, v in int8_data.items() if k != "source"}, "recorded", "recorded")
+            if isinstance(int8_data, Mapping)
+            else Int8Policy()
+        )
+        return cls(caps, outputs, str(data.get("source", "recorded")), int8)
+
+    def looser_than(self, gate: TolerancePolicy, output_names: Any = ()) -> list[str]:
+        """Where this policy admits more than ``gate`` does: ``float32 atol 0.001 > 0.0001``, one item per
+        figure (empty: at least as strict everywhere). Per-output caps are compared for the names either
+        policy lists and for ``output_names``."""
+        out = []
+        for dtype in sorted(set(self.caps) | set(gate.caps)):
+            mine, theirs = (
+                self.caps.get(dtype, self.caps["float32"]),
+                gate.caps.get(dtype, gate.caps["float32"]),
+            )
+            out += _looser(dtype, mine, theirs)
+        for name in sorted({*self.outputs, *gate.outputs, *output_names}):
+            for dtype in ("float32", "float16"):
+                mine_t, theirs_t = self.cap(name, dtype)[:2], gate.cap(name, dtype)[:2]
+                if name in self.outputs or name in gate.outputs:
+                    out += _looser(f"outputs.{name} ({dtype})", mine_t, theirs_t)
+        for key in ("min_code_agreement", "min_argmax_agreement", "min_psnr_db"):
+            mine_f, theirs_f = getattr(self.int8, key), getattr(gate.int8, key)
+            if mine_f < theirs_f:
+                out.append(f"int8.{key} {mine_f:g} < {theirs_f:g}")
+        return list(dict.fromkeys(out))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -170,6 +218,27 @@ class TolerancePolicy:
             "integers": "exact",
             "int8": self.int8.as_dict(),
         }
+
+
+def policy_digest(recorded: Mapping[str, Any]) -> str:
+    """The digest of a policy as :meth:`TolerancePolicy.as_dict` records it, ``source`` labels left out."""
+    import hashlib
+
+    from conv2d_bundle.digest import canonical_json
+
+    figures = {k: v for k, v in recorded.items() if k != "source"}
+    int8 = figures.get("int8")
+    if isinstance(int8, Mapping):
+        figures["int8"] = {k: v for k, v in int8.items() if k != "source"}
+    return "sha256:" + hashlib.sha256(canonical_json(figures).encode("utf-8")).hexdigest()
+
+
+def _looser(what: str, mine: tuple[float, float], gate: tuple[float, float]) -> list[str]:
+    return [
+        f"{what} {label} {a:g} > {b:g}"
+        for label, a, b in (("atol", mine[0], gate[0]), ("rtol", mine[1], gate[1]))
+        if a > b
+    ]
 
 
 def _pair(value: Any, where: str) -> tuple[float, float]:

@@ -13,6 +13,12 @@ Every path that says whether a bundle passed (``pytest checks``' report, ``conv2
 
 Skipped checks are *not verified*: a passed report with skips is shown as "not verified (n skipped)".
 Nothing here imports pytest: a report read back from JSON on any host is judged the same way.
+
+A report is about *bytes*: it records the bundle's content digest (``sha256`` of its canonical MANIFEST.json,
+:attr:`conv2d_bundle.manifest.BundleManifest.content_digest`). A report read back from disk or from a
+registry counts only through :func:`bound_verdict`: for the bundle's current content digest, the target its
+file name says and the current report schema. Anything else is **unverified** (stale, foreign, unreadable),
+with the reason: never a pass.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASSED, FAILED, INCOMPLETE = "passed", "failed", "incomplete"
+#: a report that is not about this bundle's bytes, this target or this schema: it says nothing
+UNVERIFIED = "unverified"
+#: the report format: 3 added content_digest, check_profile and the tolerance policy's digest
+REPORT_SCHEMA_VERSION = 3
 #: the outcomes of a check that ran to its end (the others: "crashed", "not run")
 FINISHED = ("passed", "failed", "error", "skipped")
 RAN = ("passed", "failed", "error")
@@ -56,6 +66,8 @@ class Verdict:
         if self.status == FAILED:
             n = len(self.errors)
             return f"failed ({n} error{'s' if n != 1 else ''})" if n else FAILED
+        if self.status == UNVERIFIED:
+            return f"not verified: {'; '.join(self.reasons) or 'no usable report'}"
         return f"incomplete: {'; '.join(self.reasons) or 'unknown reason'}"
 
 
@@ -139,6 +151,50 @@ def verdict_of(report: Mapping[str, Any] | None, exit_code: int | None = None) -
         status, complete = INCOMPLETE, False
         reasons = (*reasons, f"pytest exit status {exit_code} ({meaning})")
     return Verdict(status, complete, reasons, errors, skipped, counts)
+
+
+def binding_problem(
+    report: Any, *, target: str, content_digest: str, exp_hash: str | None = None
+) -> str | None:
+    """Why ``report`` is not a report about this bundle's bytes for ``target`` (None when it is): unreadable,
+    an older schema, another target, another experiment, no content digest, or other content (stale)."""
+    if not isinstance(report, Mapping):
+        return "unreadable report"
+    schema = report.get("schema_version")
+    if schema != REPORT_SCHEMA_VERSION:
+        return f"report schema {schema!r} is not the current {REPORT_SCHEMA_VERSION}: verify again"
+    if report.get("target") != target:
+        return f"the report is for target {report.get('target')!r}, not {target!r}"
+    if exp_hash is not None and report.get("exp_hash") != exp_hash:
+        return f"foreign report: it is for bundle {report.get('exp_hash')!r}, not {exp_hash}"
+    recorded = report.get("content_digest")
+    if not isinstance(recorded, str) or not recorded:
+        return "the report records no content digest"
+    if recorded != content_digest:
+        return f"stale report: it is about content {_short(recorded)}, the bundle is now {_short(content_digest)}"
+    return None
+
+
+def bound_verdict(
+    report: Any,
+    *,
+    target: str,
+    content_digest: str,
+    exp_hash: str | None = None,
+    exit_code: int | None = None,
+) -> Verdict:
+    """The verdict of a report read back from somewhere, for the bundle whose content digest is
+    ``content_digest``: :func:`verdict_of` when the report is bound to it, else :data:`UNVERIFIED` with why."""
+    problem = binding_problem(report, target=target, content_digest=content_digest, exp_hash=exp_hash)
+    if problem is not None:
+        return Verdict(UNVERIFIED, False, (problem,))
+    return verdict_of(report, exit_code)
+
+
+def _short(digest: str) -> str:
+    """``sha256:1a2b3c4d5e6f``: enough of a digest to tell two apart in one line."""
+    algorithm, sep, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}" if sep else digest[:19]
 
 
 def _list(value: Any) -> list[Any]:

@@ -194,3 +194,22 @@ def test_safe_relpath() -> None:
     assert safe_relpath("a") and safe_relpath("models/m.onnx") and safe_relpath("a/.hidden")
     for bad in (None, 3, "", "/a", "a\\b", "a//b", "./a", "a/..", "a/"):
         assert not safe_relpath(bad), bad
+
+
+def test_the_content_digest_names_every_files_hash_and_size(tmp_path: Path) -> None:
+    import hashlib
+
+    from conv2d_bundle.digest import canonical_json
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.onnx").write_bytes(b"weights")
+    manifest = BundleManifest.build(tmp_path)
+    expected = "sha256:" + hashlib.sha256(canonical_json(manifest.to_json()).encode()).hexdigest()
+    assert manifest.content_digest == expected
+    # the same files, written with other whitespace: the same content
+    assert BundleManifest.parse(json.dumps(manifest.to_json(), indent=4).encode()).content_digest == expected
+    (tmp_path / "models" / "m.onnx").write_bytes(b"weightz")  # one byte, same size
+    assert BundleManifest.build(tmp_path).content_digest != expected
+    (tmp_path / "models" / "m.onnx").write_bytes(b"weights")
+    (tmp_path / "extra.txt").write_text("")
+    assert BundleManifest.build(tmp_path).content_digest != expected

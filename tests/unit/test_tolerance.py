@@ -205,3 +205,47 @@ def test_a_number_yaml_reads_as_text_is_refused_with_a_hint(tmp_path: Path) -> N
         f"tolerance policy {path}: float32.atol: expected a number >= 0, got '1e-5'"
         " (YAML reads 1e-5 as text: write 1.0e-5)"
     )
+
+
+def test_a_recorded_policy_reads_back_to_the_same_digest() -> None:
+    policy = TolerancePolicy({**BUILTIN_CAPS, "float32": (1e-6, 0.0)}, {"confidence": (1e-5, 0.0)}, "mine")
+    again = TolerancePolicy.from_dict(policy.as_dict())
+    assert (again.caps, again.outputs, again.int8.min_psnr_db) == (policy.caps, policy.outputs, 30.0)
+    assert again.digest == policy.digest and again.digest.startswith("sha256:")
+    # the figures decide, not where they came from
+    assert TolerancePolicy(source="elsewhere").digest == TolerancePolicy().digest != policy.digest
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        None,
+        {},
+        {"caps": []},
+        {"caps": {"float32": {"atol": 1e-4, "rtol": 0}}},
+        {"caps": {**{k: {"atol": "x"} for k in BUILTIN_CAPS}}},
+    ],
+)
+def test_a_malformed_recorded_policy_is_refused(recorded: Any) -> None:
+    with pytest.raises(ConfigError):
+        TolerancePolicy.from_dict(recorded)
+
+
+def test_looser_than_names_every_figure_that_admits_more_than_the_gate() -> None:
+    gate = TolerancePolicy()
+    assert (
+        gate.looser_than(gate) == []
+        and TolerancePolicy({"float32": (1e-6, 0.0), "float16": (1e-4, 0.0)}).looser_than(gate) == []
+    )
+    loose = TolerancePolicy({"float32": (1e9, 1e9), "float16": (1e-3, 1e-3)})
+    assert loose.looser_than(gate) == ["float32 atol 1e+09 > 0.0001", "float32 rtol 1e+09 > 1e-05"]
+    per_output = TolerancePolicy(outputs={"confidence": (1e-3, 0.0)})
+    assert per_output.looser_than(gate) == [
+        "outputs.confidence (float32) atol 0.001 > 0.0001",
+    ]
+    tight_gate = TolerancePolicy(outputs={"confidence": (1e-6, 0.0)})
+    assert "outputs.confidence (float32) atol 0.0001 > 1e-06" in gate.looser_than(tight_gate)
+    from conv2d_bundle.tolerance import Int8Policy
+
+    lax_int8 = TolerancePolicy(int8=Int8Policy(min_code_agreement=0.5, min_psnr_db=10.0))
+    assert lax_int8.looser_than(gate) == ["int8.min_code_agreement 0.5 < 0.9", "int8.min_psnr_db 10 < 30"]

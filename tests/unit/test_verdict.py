@@ -184,3 +184,80 @@ def test_verdict_of_schema_1_reports(
 ) -> None:
     v = verdict_of(report)
     assert (v.status, v.complete, v.reasons) == (status, complete, reasons)
+
+
+# -- a report read back counts only for the bytes it verified ------------------------------------------
+
+DIGEST = "sha256:" + "1a" * 32
+
+
+def _bound_report(**changes: Any) -> dict[str, Any]:
+    from conv2d_bundle.verdict import REPORT_SCHEMA_VERSION
+
+    report: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "target": "onnx",
+        "exp_hash": "7bda82d7df9d",
+        "content_digest": DIGEST,
+        "verdict": "passed",
+        "complete": True,
+        "reasons": [],
+        "errors": [],
+        "skipped": [],
+        "pytest_exit_status": 0,
+    }
+    report.update(changes)
+    return {k: v for k, v in report.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"content_digest": "sha256:" + "2b" * 32},
+            "stale report: it is about content sha256:2b2b2b2b2b2b, the bundle is now sha256:1a1a1a1a1a1a",
+        ),
+        ({"content_digest": None}, "the report records no content digest"),
+        ({"content_digest": ""}, "the report records no content digest"),
+        ({"exp_hash": "000000000000"}, "foreign report: it is for bundle '000000000000', not 7bda82d7df9d"),
+        ({"target": "ios"}, "the report is for target 'ios', not 'onnx'"),
+        ({"schema_version": 2}, "report schema 2 is not the current 3: verify again"),
+        ({"schema_version": None}, "report schema None is not the current 3: verify again"),
+    ],
+)
+def test_a_report_about_other_bytes_or_another_target_is_unverified(changes: dict, reason: str) -> None:
+    from conv2d_bundle.verdict import bound_verdict
+
+    v = bound_verdict(_bound_report(**changes), target="onnx", content_digest=DIGEST, exp_hash="7bda82d7df9d")
+    assert (v.status, v.passed, v.complete, v.reasons) == ("unverified", False, False, (reason,))
+    assert v.describe() == f"not verified: {reason}"
+
+
+@pytest.mark.parametrize("report", [None, [], "passed", {"target": "onnx", "passed": True}])
+def test_a_bare_or_unreadable_report_is_unverified(report: Any) -> None:
+    from conv2d_bundle.verdict import bound_verdict
+
+    v = bound_verdict(report, target="onnx", content_digest=DIGEST)
+    assert v.status == "unverified" and not v.passed
+
+
+def test_a_report_bound_to_these_bytes_has_its_own_verdict() -> None:
+    from conv2d_bundle.verdict import binding_problem, bound_verdict
+
+    assert (
+        binding_problem(_bound_report(), target="onnx", content_digest=DIGEST, exp_hash="7bda82d7df9d")
+        is None
+    )
+    assert bound_verdict(_bound_report(), target="onnx", content_digest=DIGEST).status == "passed"
+    assert (
+        bound_verdict(_bound_report(), target="onnx", content_digest=DIGEST, exit_code=1).status
+        == "incomplete"
+    )
+    failed = _bound_report(verdict="failed", errors=["x: broke"])
+    assert bound_verdict(failed, target="onnx", content_digest=DIGEST).status == "failed"
+    # without an exp_hash to compare, any experiment's report for these bytes counts (the bytes decide)
+    assert bound_verdict(_bound_report(exp_hash="000000000000"), target="onnx", content_digest=DIGEST).passed
+
+
+def test_an_unverified_verdict_without_reasons_still_says_why_not() -> None:
+    assert Verdict("unverified", False).describe() == "not verified: no usable report"
