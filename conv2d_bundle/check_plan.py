@@ -11,6 +11,7 @@ nothing collected on the controller) is measured against everything the target h
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ CHECKS_DIR = Path(__file__).parent / "checks"
 GENERAL_MODULE = "test_general.py"
 SHARED_MODULE = "test_targets.py"
 _PARAM_TARGET = re.compile(r"\[([^\]-]+)")
+#: pytest's own defaults for what a module, class or function must be called to be collected: the expected
+#: set is collected with these, whatever an ini file, ``-o`` or ``PYTEST_ADDOPTS`` says
+PYTEST_DEFAULTS: dict[str, list[str]] = {
+    "python_files": ["test_*.py", "*_test.py"],
+    "python_classes": ["Test"],
+    "python_functions": ["test"],
+}
 
 
 def check_id(nodeid: str) -> str:
@@ -107,26 +115,62 @@ class Expected:
     owners: dict[str, list[str]] = field(default_factory=dict)  # module file -> the targets it serves
 
 
+def collection_deviations(config: pytest.Config) -> list[str]:
+    """The collection settings of this run that differ from pytest's defaults (``python_functions =
+    test_[!p]*``): each can hide checks from the run, so the expected set never uses them."""
+    out = []
+    for name, default in PYTEST_DEFAULTS.items():
+        value = [str(v) for v in config.getini(name)]
+        if value != default:
+            out.append(f"{name} = {' '.join(value)}")
+    return out
+
+
+@contextlib.contextmanager
+def pytest_default_collection(config: pytest.Config) -> Iterator[None]:
+    """Collect with pytest's default ``python_files``/``python_classes``/``python_functions`` inside.
+
+    pytest reads them through ``config.getini``, which answers from its ini cache: the defaults are put there
+    for the duration and the run's own values restored after. Should a pytest release read them elsewhere,
+    the check below fails, and the expected set is an error (never a smaller set)."""
+    cache = config._inicache  # pytest's getini cache (no public way to collect with other ini values)
+    saved = {name: cache[name] for name in PYTEST_DEFAULTS if name in cache}
+    cache.update({name: list(value) for name, value in PYTEST_DEFAULTS.items()})
+    try:
+        if collection_deviations(config):
+            raise RuntimeError("cannot collect the expected checks with pytest's default names")
+        yield
+    finally:
+        for name in PYTEST_DEFAULTS:
+            cache.pop(name, None)
+        cache.update(saved)
+
+
 def collect_expected(
     session: pytest.Session, wanted: Wanted, seen: dict[Path, list[pytest.Item]] | None = None
 ) -> Expected:
-    """Collect the check modules of ``general`` and the wanted targets without running anything.
+    """Collect the check modules of ``general`` and the wanted targets without running anything, with
+    pytest's default collection names (:data:`PYTEST_DEFAULTS`), whatever the run's configuration says.
 
     ``seen``: modules the run itself collected whole, before any deselection (by resolved path): their items
-    are reused instead of collected a second time.
+    are reused instead of collected a second time, unless the run's collection settings differ from the
+    defaults (then its items may be fewer than the modules hold).
     """
     out = Expected()
     collected: dict[Path, list[pytest.Item]] = {}
-    for path, items in (seen or {}).items():
-        collected[path] = items
-    for target, paths in module_paths(wanted.targets).items():
-        ids: set[str] = set()
-        for path in paths:
-            out.owners.setdefault(path.name, []).append(target)
-            if path.resolve() not in collected:
-                collected[path.resolve()] = _collect(session, path, out)
-            ids.update(item_id(i) for i in collected[path.resolve()] if wanted(i) and target_of(i) == target)
-        out.ids[target] = sorted(ids)
+    if not collection_deviations(session.config):
+        collected.update(seen or {})
+    with pytest_default_collection(session.config):
+        for target, paths in module_paths(wanted.targets).items():
+            ids: set[str] = set()
+            for path in paths:
+                out.owners.setdefault(path.name, []).append(target)
+                if path.resolve() not in collected:
+                    collected[path.resolve()] = _collect(session, path, out)
+                ids.update(
+                    item_id(i) for i in collected[path.resolve()] if wanted(i) and target_of(i) == target
+                )
+            out.ids[target] = sorted(ids)
     return out
 
 

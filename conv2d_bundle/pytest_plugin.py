@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle import check_fixtures, hypothesis_storage, targets
+from conv2d_bundle import bundle_isolation, check_fixtures, hypothesis_storage, targets
 from conv2d_bundle.check_fixtures import PROFILES, BundleSession, details_key, state_key
 from conv2d_bundle.check_plan import (
     CHECKS_DIR,
@@ -27,6 +27,7 @@ from conv2d_bundle.check_plan import (
     NEEDS_TRUSTED_KEY,
     PER_TARGET,
     Wanted,
+    collection_deviations,
     describe_selection,
     target_of,
 )
@@ -143,8 +144,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if not ref:
         return
     bundle = _resolve_bundle(config, ref)
-    config.add_cleanup(hypothesis_storage.isolate())  # no .hypothesis/ in the working directory
+    bundle_isolation.refuse_bundle_configuration(config, bundle.bundle_dir)
     target = config.getoption("target")
+    if config.pluginmanager.is_blocked(_REPORT_PLUGIN):
+        removed = _remove_reports(bundle.bundle_dir, ["general", *target.split(",")])
+        raise pytest.UsageError(
+            f"-p no:{_REPORT_PLUGIN}: the bundle checks' verdict is written by that plugin; a run without it "
+            f"would leave an older report standing{f' (removed: {removed})' if removed else ''}"
+        )
+    undo_cache = bundle_isolation.keep_cache_out(config, bundle.bundle_dir)  # no .pytest_cache in the bundle
+    if undo_cache is not None:
+        config.add_cleanup(undo_cache)
+    config.add_cleanup(hypothesis_storage.isolate())  # no .hypothesis/ in the working directory
     state = BundleSession(
         bundle=bundle,
         targets=targets.selected(target.split(",")),
@@ -167,9 +178,27 @@ def pytest_configure(config: pytest.Config) -> None:
                 wanted=_wanted(config, state),
                 selection=describe_selection(config),
                 tolerance_policy=state.policy.as_dict(),
+                # what the verdict is about; None when MANIFEST.json is unreadable (test_manifest_verifies
+                # fails then, and a report without a digest never counts for the bundle)
+                content_digest=bundle.content_digest_or_none(),
+                profile=state.profile,
+                deviations=collection_deviations(config),
             ),
             _REPORT_PLUGIN,
         )
+
+
+def _remove_reports(bundle_dir: Path, names: list[str]) -> str:
+    out = bundle_dir / "validation"
+    if out.is_symlink():
+        return ""
+    removed = []
+    for name in dict.fromkeys(names):
+        path = out / f"{name}_validation.json"
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path.name)
+    return ", ".join(removed)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

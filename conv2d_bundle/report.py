@@ -33,11 +33,23 @@ from conv2d_bundle.check_plan import (
     whole_modules,
 )
 from conv2d_bundle.errors import BundleWarning
-from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, judge
+from conv2d_bundle.tolerance import policy_digest
+from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, REPORT_SCHEMA_VERSION, judge
 
-REPORT_SCHEMA_VERSION = 2
 PHASES = ("setup", "call", "teardown")
-VERSIONED_MODULES = ("numpy", "onnx", "onnxruntime", "coremltools", "pytest", "hypothesis")
+#: module -> distribution, for every runtime a check may run a model with (and the harness itself)
+VERSIONED_MODULES = {
+    "numpy": "numpy",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "coremltools": "coremltools",
+    "torch": "torch",
+    "executorch": "executorch",
+    "hailo_platform": "hailort",
+    "hailo_sdk_client": "hailo_dataflow_compiler",
+    "pytest": "pytest",
+    "hypothesis": "hypothesis",
+}
 
 
 @dataclass
@@ -98,13 +110,23 @@ def _json_safe(value: Any) -> Any:
 
 
 def runtime_versions() -> dict[str, str]:
-    """The versions of the runtimes this process has imported (what actually ran the checks)."""
+    """The versions of the runtimes this process has imported (what actually ran the checks): a module's
+    ``__version__``, else its distribution's (executorch has none of its own)."""
     versions = {"python": platform.python_version()}
-    for name in VERSIONED_MODULES:
+    for name, dist in VERSIONED_MODULES.items():
         module = sys.modules.get(name)
         if module is not None:
-            versions[name] = str(getattr(module, "__version__", "unknown"))
+            versions[name] = str(getattr(module, "__version__", None) or _dist_version(dist))
     return versions
+
+
+def _dist_version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:  # a fake or vendored module: it ran, its version is unknown
+        return "unknown"
 
 
 class ValidationReport:
@@ -120,9 +142,15 @@ class ValidationReport:
         wanted: Wanted,
         selection: str = "",
         tolerance_policy: Mapping[str, Any] | None = None,
+        content_digest: str | None = None,
+        profile: str = "default",
+        deviations: Iterable[str] = (),
     ) -> None:
         self.bundle_dir = bundle_dir
         self.exp_hash = exp_hash
+        self.content_digest = content_digest  # what the verdict is about: the bytes MANIFEST.json lists
+        self.profile = profile
+        self.deviations = list(deviations)  # collection settings that differ from pytest's defaults
         self.targets = list(targets)
         self.all_targets = [t for t in self.targets if t != "all"]  # what "all" covers in this session
         self.strict = strict
@@ -134,6 +162,7 @@ class ValidationReport:
         self.collection_errors: dict[str, str] = {}
         self.interrupted = ""
         self.seen: dict[Path, list[pytest.Item]] = {}  # modules this run collected whole (serial runs)
+        self.module_skips: dict[str, str] = {}  # module file -> reason: modules of the run skipped whole
         self.versions: dict[str, str] = {}
         self.written: list[Path] = []
         self.summaries: dict[str, dict[str, Any]] = {}
@@ -169,6 +198,10 @@ class ValidationReport:
         if report.failed:
             where = module_of(report.nodeid) or report.nodeid or "session"
             self.collection_errors.setdefault(where, _collect_error_line(report))
+        elif report.skipped:  # a module of the run skipped as a whole (importorskip)
+            name = _skipped_module(report)
+            if name:
+                self.module_skips.setdefault(name, _skip_reason(report))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         if isinstance(excinfo.value, KeyboardInterrupt):
@@ -184,7 +217,12 @@ class ValidationReport:
     # -- judging and writing ----------------------------------------------------------------------
     def _add_module_skips(self, expected: Expected) -> bool:
         """A module skipped as a whole is one not-verified record per target it serves (a failure with
-        --strict-targets)."""
+        --strict-targets). A module of the run that is not one of the package's (a user's own check module
+        given on the command line) may serve any target of the run: it counts for each of them."""
+        for name, reason in self.module_skips.items():
+            if name not in expected.owners:
+                expected.skipped.setdefault(name, reason)
+                expected.owners[name] = list(self.all_targets) or ["general"]
         converted = False
         for name, reason in sorted(expected.skipped.items()):
             owners = expected.owners.get(name, ["general"])
@@ -218,8 +256,14 @@ class ValidationReport:
             if set(expected.owners.get(name, [])) & wanted and name not in self.collection_errors
         ]
         finished = [i for i in expected_ids if outcomes.get(i) in FINISHED]
-        if len(finished) < len(expected_ids) and self.selection and not reasons:
-            reasons.append(f"selected: {self.selection} ({len(finished)} of {len(expected_ids)} checks)")
+        if len(finished) < len(expected_ids) and not reasons:
+            shown = f"({len(finished)} of {len(expected_ids)} checks)"
+            if self.deviations:
+                reasons.append(
+                    f"collection settings differ from pytest's defaults: {'; '.join(self.deviations)} {shown}"
+                )
+            if self.selection:
+                reasons.append(f"selected: {self.selection} {shown}")
         failures_elsewhere = any(r.outcome in ("failed", "error", "crashed") for r in self.records.values())
         verdict = judge(
             outcomes=outcomes,
@@ -253,6 +297,11 @@ class ValidationReport:
             "selection": self.selection,
             "pytest_exit_status": exit_status,
             "tolerance_policy": self.tolerance_policy,
+            "tolerance_policy_digest": policy_digest(self.tolerance_policy)
+            if self.tolerance_policy
+            else None,
+            "check_profile": self.profile,
+            "content_digest": self.content_digest,
             "finished_at": finished_at,
             "environment": {
                 "versions": {**runtime_versions(), **self.versions},
@@ -272,6 +321,10 @@ class ValidationReport:
         status = int(session.exitstatus)
         for target in ["general", *self.targets]:
             self.summaries[target] = self.build(target, finished, expected, status)
+        shrunk = any(r["verdict"] == "incomplete" for r in self.summaries.values()) and self.deviations
+        if shrunk and session.exitstatus == EXIT_OK:
+            # checks hidden by the collection settings: pytest saw nothing fail, the verdict is incomplete
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self._record_junit_properties(session.config)
         self._write(session.config)
 
@@ -309,6 +362,9 @@ class ValidationReport:
         if xml is None:
             return
         xml.add_global_property("conv2d.exp_hash", self.exp_hash)
+        xml.add_global_property("conv2d.content_digest", str(self.content_digest))
+        xml.add_global_property("conv2d.check_profile", self.profile)
+        xml.add_global_property("conv2d.strict_targets", str(self.strict).lower())
         for target, report in self.summaries.items():
             xml.add_global_property(f"conv2d.{target}.verdict", report["verdict"])
             xml.add_global_property(f"conv2d.{target}.complete", str(report["complete"]).lower())
@@ -329,11 +385,20 @@ class ValidationReport:
             terminalreporter.write_line(f"conv2d-bundle report: {path}")
 
 
-def _skip_reason(report: pytest.TestReport) -> str:
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return _first_line(str(longrepr))
+
+
+def _skipped_module(report: pytest.CollectReport) -> str:
+    """The file name of a module skipped while collected. A module outside the rootdir gets an empty
+    nodeid; its skip's location still names the file."""
+    if report.nodeid:
+        return module_of(report.nodeid)
+    longrepr = report.longrepr
+    return Path(str(longrepr[0])).name if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
 
 
 def _collect_error_line(report: pytest.CollectReport) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from conv2d_bundle.errors import BundleError
 from conv2d_bundle.verdict import Verdict, verdict_of
 
 log = logging.getLogger(__name__)
+ADDOPTS_ENV = "PYTEST_ADDOPTS"
 
 
 @dataclass
@@ -120,6 +122,9 @@ def pytest_args(
         "no:anyio",
         "--rootdir",
         str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
+        # no configuration file: not the working directory's (which may be the bundle's own), not a parent's
+        "-c",
+        os.devnull,
         "-o",
         "addopts=",
         "-o",
@@ -146,10 +151,24 @@ def run_pytest(
     buf = io.StringIO()
     sink = _ReportSink()
     redirect = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
-    with redirect:
+    with redirect, _without_env(ADDOPTS_ENV):
         code = int(pytest.main(args, plugins=[sink]))
     log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
     return CheckRun(code, sink.reports, buf.getvalue())
+
+
+@contextlib.contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    """The verifier's own options only: ``PYTEST_ADDOPTS`` (``-o python_functions=...``, ``-p no:...``) is
+    set aside for the run and put back after (xdist workers start inside the run, without it)."""
+    saved = os.environ.pop(name, None)
+    if saved is not None:
+        log.info("%s=%r is not applied to the bundle checks", name, saved)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
 
 
 class _ReportSink:

@@ -57,6 +57,17 @@ def test_manifest_verifies(bundle: Any, manifest: Any) -> None:
         pytest.fail(f"MANIFEST.json does not match the files: {diff.describe()}")
 
 
+def test_no_code_or_test_configuration(bundle: Any) -> None:
+    """A bundle holds models and data, never code or test configuration: pytest run in or on its directory
+    would read or import them (conv2d_bundle.bundle_isolation)."""
+    from conv2d_bundle.bundle_isolation import code_or_configuration
+    from conv2d_bundle.manifest import iter_bundle_entries
+
+    found = code_or_configuration(rel for rel, _ in iter_bundle_entries(bundle.bundle_dir))
+    if found:
+        pytest.fail(f"the bundle holds code or test configuration: {', '.join(found)}")
+
+
 def test_metadata_schema(metadata: Any) -> None:
     missing = [k for k in METADATA_KEYS if k not in metadata]
     if missing:

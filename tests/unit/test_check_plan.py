@@ -298,3 +298,43 @@ def test_item_ids_name_the_module_file_and_the_nodes_below_it(request: pytest.Fi
         item_id(request.node)
         == "test_check_plan.py::test_item_ids_name_the_module_file_and_the_nodes_below_it"
     )
+
+
+@pytest.fixture
+def shrunk(request: pytest.FixtureRequest) -> Any:
+    """This session's collection settings set as ``-o python_functions=test_[!p]*`` would, for one test."""
+    config = request.config
+    cache = config._inicache
+    saved = cache.get("python_functions")
+    cache["python_functions"] = ["test_[!p]*"]
+    yield config
+    cache.pop("python_functions")
+    if saved is not None:
+        cache["python_functions"] = saved
+
+
+def test_collection_deviations_name_the_settings_that_differ_from_pytests_defaults(shrunk: Any) -> None:
+    assert check_plan.collection_deviations(shrunk) == ["python_functions = test_[!p]*"]
+    with check_plan.pytest_default_collection(shrunk):
+        assert check_plan.collection_deviations(shrunk) == []
+    assert shrunk.getini("python_functions") == ["test_[!p]*"]  # the run's own value, back
+
+
+def test_the_expected_set_is_collected_with_pytests_default_names(
+    request: pytest.FixtureRequest, plan: Any, shrunk: Any
+) -> None:
+    paths = plan(general=["general"], onnx=["shared"])
+    shared = paths["onnx"][0]
+    # what the run collected under python_functions = test_[!p]*: no test_parity, so it is not reused
+    seen: dict[Path, list[pytest.Item]] = {shared.resolve(): []}
+    out = collect_expected(request.session, Wanted(["onnx"]), seen)
+    assert out.ids["onnx"] == [f"{shared.name}::test_parity[onnx]"]
+    assert f"{paths['general'][0].name}::test_manifest" in out.ids["general"]
+
+
+def test_defaults_that_do_not_take_are_an_error_not_a_smaller_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = SimpleNamespace(_inicache={}, getini=lambda name: ["test_[!p]*"])
+    with pytest.raises(RuntimeError, match="pytest's default names"):
+        with check_plan.pytest_default_collection(config):  # type: ignore[arg-type]
+            pass
+    assert config._inicache == {}

@@ -13,7 +13,9 @@ import pytest
 
 from conv2d_bundle import pytest_plugin as plugin
 from conv2d_bundle.check_fixtures import details_key, state_key
+from conv2d_bundle.check_plan import PYTEST_DEFAULTS
 from conv2d_bundle.errors import BundleError
+from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.report import ValidationReport
 from conv2d_bundle.tolerance import TolerancePolicy
 
@@ -21,6 +23,10 @@ from conv2d_bundle.tolerance import TolerancePolicy
 class FakePluginManager:
     def __init__(self) -> None:
         self.plugins: dict[str, Any] = {}
+        self.blocked: set[str] = set()
+
+    def is_blocked(self, name: str) -> bool:
+        return name in self.blocked
 
     def register(self, obj: Any, name: str) -> None:
         self.plugins[name] = obj
@@ -47,11 +53,16 @@ class FakeConfig:
         self.cleanups: list[Any] = []
         self.option = SimpleNamespace(collectonly=collectonly)
         self.args = list(args)
+        self.inipath: Path | None = None
+        self.ini: dict[str, list[str]] = dict(PYTEST_DEFAULTS)
         self.deselected: list[Any] = []
         self.hook = SimpleNamespace(pytest_deselected=lambda items: self.deselected.extend(items))
 
     def getoption(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
+
+    def getini(self, name: str) -> list[str]:
+        return self.ini[name]
 
     def addinivalue_line(self, name: str, line: str) -> None:
         self.ini_lines.append((name, line))
@@ -278,6 +289,8 @@ def test_a_bundle_directory_configures_the_session_and_its_report(tmp_path: Path
         assert report.strict is True and report.selection == ""
         assert report.wanted == plugin.Wanted(["onnx", "ios"], False, False)
         assert report.tolerance_policy == TolerancePolicy().as_dict()
+        assert (report.profile, report.deviations) == ("quick", [])
+        assert report.content_digest is None  # no MANIFEST.json here: a report without a digest never counts
         assert config.pluginmanager.plugins["conv2d_bundle_fixtures"] is plugin.check_fixtures
         assert len(config.cleanups) == 1
     finally:
@@ -312,6 +325,73 @@ def test_all_targets_add_an_all_report_and_options_reach_the_report(tmp_path: Pa
         assert report.tolerance_policy["source"] == f"--tolerance-policy {policy}"
     finally:
         config.cleanup()
+
+
+def test_the_report_is_bound_to_the_content_digest_and_names_deviations(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    BundleManifest.build(tmp_path).write(tmp_path)
+    config = FakeConfig(bundle=str(tmp_path), target="onnx")
+    config.ini["python_functions"] = ["test_[!p]*"]
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    try:
+        report = config.pluginmanager.plugins["conv2d_bundle_report"]
+        assert report.content_digest == BundleManifest.load(tmp_path).content_digest
+        assert report.content_digest.startswith("sha256:") and len(report.content_digest) == 71
+        assert report.deviations == ["python_functions = test_[!p]*"]
+    finally:
+        config.cleanup()
+
+
+def test_a_configuration_file_inside_the_bundle_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p helper\n")
+    config = FakeConfig(bundle=str(tmp_path), target="onnx")
+    config.inipath = tmp_path / "pytest.ini"
+    with pytest.raises(pytest.UsageError, match=r"pytest.ini, inside the bundle under test"):
+        plugin.pytest_configure(config)  # type: ignore[arg-type]
+    assert state_key not in config.stash and config.pluginmanager.plugins == {}
+
+
+def test_collecting_from_inside_the_bundle_is_refused(tmp_path: Path) -> None:
+    config = FakeConfig(args=(str(tmp_path),), bundle=str(tmp_path), target="onnx")
+    with pytest.raises(pytest.UsageError, match="lies inside the bundle under test"):
+        plugin.pytest_configure(config)  # type: ignore[arg-type]
+    config = FakeConfig(args=(str(tmp_path.parent / "elsewhere"),), bundle=str(tmp_path), target="onnx")
+    config.inipath = tmp_path.parent / "pytest.ini"  # beside the bundle, not in it: the user's own
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    config.cleanup()
+    assert "conv2d_bundle_report" in config.pluginmanager.plugins
+
+
+def test_blocking_the_report_plugin_removes_the_old_reports_and_refuses(tmp_path: Path) -> None:
+    reports = tmp_path / "validation"
+    reports.mkdir()
+    for name in ("general", "onnx", "ios"):
+        (reports / f"{name}_validation.json").write_text('{"passed": true}')
+    config = FakeConfig(bundle=str(tmp_path), target="onnx")
+    config.pluginmanager.blocked.add("conv2d_bundle_report")
+    with pytest.raises(pytest.UsageError, match=r"removed: general_validation.json, onnx_validation.json"):
+        plugin.pytest_configure(config)  # type: ignore[arg-type]
+    assert sorted(p.name for p in reports.iterdir()) == ["ios_validation.json"]  # not this run's target
+
+
+def test_the_cache_is_moved_out_of_the_bundle(tmp_path: Path) -> None:
+    from _pytest.cacheprovider import Cache
+
+    config = FakeConfig(bundle=str(tmp_path), target="onnx")
+    config.cache = Cache(tmp_path / ".pytest_cache", config, _ispytest=True)  # type: ignore[attr-defined, arg-type]
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    moved = config.cache._cachedir  # type: ignore[attr-defined]
+    config.cache.set("cache/lastfailed", {"x": True})  # type: ignore[attr-defined]
+    assert moved.is_dir() and not moved.is_relative_to(tmp_path)
+    config.cleanup()
+    assert not moved.exists() and not (tmp_path / ".pytest_cache").exists()
+    outside = tmp_path / "elsewhere"
+    config = FakeConfig(bundle=str(tmp_path / "b"), target="onnx")
+    (tmp_path / "b").mkdir()
+    config.cache = Cache(outside, config, _ispytest=True)  # type: ignore[attr-defined, arg-type]
+    plugin.pytest_configure(config)  # type: ignore[arg-type]
+    assert config.cache._cachedir == outside  # type: ignore[attr-defined]  # the user's own: left alone
+    config.cleanup()
 
 
 @pytest.mark.parametrize("kind", ["worker", "collectonly"])

@@ -15,6 +15,7 @@ import pytest
 from conv2d_bundle.check_plan import Expected, Wanted
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.report import REPORT_SCHEMA_VERSION, CheckRecord, ValidationReport, runtime_versions
+from conv2d_bundle.tolerance import policy_digest
 
 GENERAL = "checks/test_general.py::test_manifest"
 PARITY = "checks/test_targets.py::test_parity[onnx-confidence-1]"
@@ -132,10 +133,23 @@ def test_runtime_versions_name_the_imported_runtimes() -> None:
 
 
 def test_runtime_versions_of_a_module_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "hypothesis", SimpleNamespace())
-    monkeypatch.delitem(__import__("sys").modules, "coremltools", raising=False)
+    from importlib import metadata
+
+    modules = __import__("sys").modules
+    monkeypatch.setitem(modules, "hypothesis", SimpleNamespace())  # no __version__: its distribution's
+    monkeypatch.setitem(modules, "hailo_platform", SimpleNamespace())  # no distribution either (a fake)
+    monkeypatch.setitem(modules, "executorch", SimpleNamespace(__version__=""))
+    monkeypatch.delitem(modules, "coremltools", raising=False)
     versions = runtime_versions()
-    assert versions["hypothesis"] == "unknown" and "coremltools" not in versions
+    assert versions["hypothesis"] == metadata.version("hypothesis")
+    assert versions["hailo_platform"] == "unknown" and "coremltools" not in versions
+    assert versions["executorch"] == metadata.version("executorch")
+
+
+def test_runtime_versions_name_every_runtime_a_target_runs_a_model_with() -> None:
+    from conv2d_bundle.report import VERSIONED_MODULES
+
+    assert {"torch", "executorch", "coremltools", "onnxruntime", "hailo_platform"} <= set(VERSIONED_MODULES)
 
 
 # -- recording --------------------------------------------------------------------------------------------
@@ -260,7 +274,10 @@ def test_whole_modules_are_remembered_for_the_plan(tmp_path: Path) -> None:
 
 
 def test_a_complete_passing_run(tmp_path: Path) -> None:
-    plugin = _plugin(tmp_path, tolerance_policy={"source": "built-in policy"})
+    digest = "sha256:" + "0f" * 32
+    plugin = _plugin(
+        tmp_path, tolerance_policy={"source": "built-in policy"}, content_digest=digest, profile="quick"
+    )
     _run(plugin, GENERAL, "general")
     _run(plugin, ONNX, "onnx", conv2d_details={"x": 1.0})
     _run(plugin, "conv2d_bundle/targets/ios/test_ios.py::test_spec", "ios")  # another target's check
@@ -302,12 +319,15 @@ def test_a_complete_passing_run(tmp_path: Path) -> None:
         "selection": "",
         "pytest_exit_status": 0,
         "tolerance_policy": {"source": "built-in policy"},
+        "tolerance_policy_digest": policy_digest({"source": "built-in policy"}),
+        "check_profile": "quick",
+        "content_digest": digest,
         "finished_at": "2026-01-01T00:00:00Z",
     }
-    assert REPORT_SCHEMA_VERSION == 2
+    assert REPORT_SCHEMA_VERSION == 3
     assert set(environment) == {"versions", "host", "platform", "machine", "system"}
     assert environment["versions"]["python"] == runtime_versions()["python"]
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
 
 
 def test_versions_reported_by_workers_win(tmp_path: Path) -> None:
@@ -544,7 +564,7 @@ class FakeXml:
 def test_the_verdict_goes_into_junitxml(tmp_path: Path) -> None:
     from _pytest.junitxml import xml_key
 
-    plugin = _plugin(tmp_path)
+    plugin = _plugin(tmp_path, content_digest="sha256:" + "ab" * 32, profile="thorough", strict=True)
     plugin.summaries = {
         "general": {
             "verdict": "passed",
@@ -561,6 +581,9 @@ def test_the_verdict_goes_into_junitxml(tmp_path: Path) -> None:
     plugin._record_junit_properties(config)  # type: ignore[arg-type]
     assert xml.properties == [
         ("conv2d.exp_hash", "abc123"),
+        ("conv2d.content_digest", "sha256:" + "ab" * 32),
+        ("conv2d.check_profile", "thorough"),
+        ("conv2d.strict_targets", "true"),
         ("conv2d.general.verdict", "passed"),
         ("conv2d.general.complete", "true"),
         ("conv2d.onnx.verdict", "incomplete"),
@@ -573,7 +596,13 @@ def test_the_verdict_goes_into_junitxml(tmp_path: Path) -> None:
     empty = FakeXml()
     config.stash[xml_key] = empty  # type: ignore[assignment]
     _plugin(tmp_path)._record_junit_properties(config)  # type: ignore[arg-type]
-    assert empty.properties == [("conv2d.exp_hash", "abc123"), ("conv2d.targets", "")]
+    assert empty.properties == [
+        ("conv2d.exp_hash", "abc123"),
+        ("conv2d.content_digest", "None"),
+        ("conv2d.check_profile", "default"),
+        ("conv2d.strict_targets", "false"),
+        ("conv2d.targets", ""),
+    ]
 
 
 def test_the_terminal_summary_names_incomplete_targets_and_the_files(tmp_path: Path) -> None:
