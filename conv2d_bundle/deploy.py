@@ -74,8 +74,11 @@ def remote_for(to: str, ssh: str | None = None) -> Remote | None:
 
 
 def verify_for_target(bundle: Bundle, target: str, profile: str = "default") -> tuple[bool, list[str]]:
-    """Run the bundle's checks for ``target`` in this process: (passed, what failed or did not run)."""
+    """Run the bundle's checks for ``target`` in this process: (passed, what failed or did not run). A pass
+    counts only for the bytes it verified: the report's content digest must be the bundle's (as its
+    MANIFEST.json says now, which the copy is then checked against)."""
     from conv2d_bundle.validation import run_pytest
+    from conv2d_bundle.verdict import bound_verdict
 
     run = run_pytest(bundle.bundle_dir, target, profile=profile)
     if run.interrupted:
@@ -84,8 +87,13 @@ def verify_for_target(bundle: Bundle, target: str, profile: str = "default") -> 
         raise BundleError(
             f"the checks could not run (pytest exit {run.exit_code}): {run.output.strip()[-300:]}"
         )
-    verdict = run.verdict(target)
-    return verdict.passed, [*verdict.errors, *(f"incomplete: {r}" for r in verdict.reasons)]
+    digest = bundle.content_digest_or_none()
+    if digest is None:
+        return False, ["MANIFEST.json cannot be read: nothing to bind the verdict to"]
+    verdict = bound_verdict(
+        run.reports[target], target=target, content_digest=digest, exit_code=run.exit_code
+    )
+    return verdict.passed, [*verdict.errors, *(f"{verdict.status}: {r}" for r in verdict.reasons)]
 
 
 def deploy(
@@ -132,6 +140,7 @@ def deploy(
         Path(artifacts_dir) if artifacts_dir is not None else bundle.bundle_dir.parent,
         {
             "exp_hash": bundle.exp_hash,
+            "content_digest": bundle.content_digest_or_none(),
             "destination": final,
             "target": target,
             "verified": passed,

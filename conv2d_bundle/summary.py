@@ -31,50 +31,76 @@ def format_sizes(bundle: Bundle) -> dict[str, int]:
 
 
 def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
-    """Per target, the verdict of the latest report on disk (``conv2d_bundle.verdict``), else the summary
-    recorded in metadata.json when the bundle was sealed (``source`` says which): its status (passed /
-    failed / incomplete), ``result`` in words (``not verified (6 skipped)`` for a pass with skips), counts,
-    reasons, and the time and host of the report."""
-    from conv2d_bundle.verdict import verdict_of
+    """Per target, the verdict of the report on disk, counted only when it is about this bundle's bytes
+    (:func:`conv2d_bundle.verdict.bound_verdict`: its content digest, the target its file name says, the
+    current schema; no symlinks followed). A report that is not is shown as ``unverified`` with the reason.
 
+    The summary that ``create`` recorded in metadata.json at seal time is the bundle's own claim (whoever
+    re-seals a bundle can write it): it is shown, labelled so, as ``unverified``, and never counts as a pass.
+    Each entry: ``status`` (passed / failed / incomplete / unverified), ``result`` in words (``not verified
+    (6 skipped)`` for a pass with skips), counts, reasons, the report's time and host, and ``source``."""
+    from conv2d_bundle.verdict import UNVERIFIED, Verdict, bound_verdict
+
+    digest = bundle.content_digest_or_none()
     out: dict[str, dict[str, Any]] = {}
     recorded = bundle.metadata.get("validation", {})
     for target, v in sorted(recorded.items() if isinstance(recorded, dict) else []):
         if isinstance(v, dict):
-            status = "passed" if v.get("passed") is True else "failed"
-            skipped = v.get("not_verified", 0)
-            out[target] = {
-                "status": status,
-                "passed": status == "passed",
-                "result": f"not verified ({skipped} skipped)" if status == "passed" and skipped else status,
-                "errors": v.get("errors", 0),
-                "warnings": v.get("warnings", 0),
-                "skipped": skipped,
-                "reasons": [],
-                "finished_at": None,
-                "host": None,
-                "source": "metadata",
-            }
+            claim = "passed" if v.get("passed") is True else "failed"
+            verdict = Verdict(
+                UNVERIFIED, False, (f"seal-time claim in metadata.json ({claim}), not a report",)
+            )
+            out[target] = _entry(verdict, None, "metadata.json (the bundle's own claim)")
     reports = bundle.path("validation")
     if reports.is_dir() and not reports.is_symlink():
         for path in sorted(reports.glob(f"*{REPORT_SUFFIX}")):
-            report = _read_report(path)
             target = path.name[: -len(REPORT_SUFFIX)]
-            verdict = verdict_of(report)
-            env = (report or {}).get("environment", {})
-            out[target] = {
-                "status": verdict.status,
-                "passed": verdict.passed,
-                "result": verdict.describe(),
-                "errors": len(verdict.errors),
-                "warnings": len((report or {}).get("warnings", []) or []),
-                "skipped": verdict.skipped,
-                "reasons": list(verdict.reasons),
-                "finished_at": (report or {}).get("finished_at"),
-                "host": env.get("host") if isinstance(env, dict) else None,
-                "source": f"validation/{path.name}",
-            }
+            report = None if path.is_symlink() else _read_report(path)
+            if path.is_symlink():
+                verdict = Verdict(UNVERIFIED, False, ("the report is a symlink (not followed)",))
+            elif digest is None:
+                verdict = Verdict(UNVERIFIED, False, ("MANIFEST.json is unreadable: no content to bind to",))
+            else:
+                verdict = bound_verdict(
+                    report, target=target, content_digest=digest, exp_hash=bundle.exp_hash
+                )
+                lacking = _format_missing(bundle, target) if verdict.passed else None
+                if lacking:
+                    verdict = Verdict(
+                        UNVERIFIED, False, (f"a pass for a format the bundle lacks: {lacking}",)
+                    )
+            out[target] = _entry(verdict, report, f"validation/{path.name}")
     return dict(sorted(out.items()))
+
+
+def _entry(verdict: Any, report: dict[str, Any] | None, source: str) -> dict[str, Any]:
+    counted = report if verdict.status != "unverified" else None  # figures of a report that does not count
+    env = (counted or {}).get("environment", {})
+    return {
+        "status": verdict.status,
+        "passed": verdict.passed,
+        "result": verdict.describe(),
+        "errors": len(verdict.errors),
+        "warnings": len((counted or {}).get("warnings", []) or []),
+        "skipped": verdict.skipped,
+        "reasons": list(verdict.reasons),
+        "finished_at": (report or {}).get("finished_at"),
+        "host": env.get("host") if isinstance(env, dict) else None,
+        "content_digest": (report or {}).get("content_digest"),
+        "source": source,
+    }
+
+
+def _format_missing(bundle: Bundle, target: str) -> str | None:
+    from conv2d_bundle.errors import BundleError
+    from conv2d_bundle.targets import get_target
+
+    if target in ("general", "all"):
+        return None
+    try:
+        return get_target(target).missing(bundle)
+    except BundleError as exc:  # a report named for a target this installation does not know
+        return str(exc)
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
@@ -106,6 +132,7 @@ def show_bundle(bundle: Bundle, artifacts_dir: Path | None = None) -> dict[str, 
     art = Path(artifacts_dir) if artifacts_dir is not None else bundle.bundle_dir.parent
     return {
         "exp_hash": bundle.exp_hash,
+        "content_digest": bundle.content_digest_or_none(),
         "exp_name": bundle.exp_name,
         "created_at": bundle.created_at,
         "bundle_dir": str(bundle.bundle_dir),
