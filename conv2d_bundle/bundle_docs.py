@@ -47,10 +47,13 @@ Labels (class index: name): {labels}
 
 ## Verify before you deploy
 ```
-pytest --pyargs conv2d_bundle.checks --bundle <this directory> --target onnx   # or ios, hailo, all
-conv2d pack verify {meta["exp_hash"]} --target onnx
+conv2d pack verify <this directory> --target onnx   # or ios, hailo, all
+pytest --pyargs conv2d_bundle.checks --bundle <this directory> --target onnx   # from another directory
 ```
-Every file is listed with its sha256 in `MANIFEST.json`; `reference/` holds golden inputs and outputs.
+Every file is listed with its sha256 in `MANIFEST.json`; `reference/` holds golden inputs and outputs. A verdict
+is about the bundle's content digest (sha256 of its canonical `MANIFEST.json`). Run plain `pytest` from outside
+the bundle: pytest reads configuration from the directory it runs in, and the checks refuse to start on one
+found inside the bundle; `conv2d pack verify` reads none.
 """
 
 
