@@ -196,20 +196,50 @@ class RemoteBundle:
 
         return list_evidence(self.client, self.subject()["digest"], self.exp_hash, trusted_key)
 
-    def require(self, targets: list[str], trusted_key: Path | None) -> None:
+    def require(
+        self,
+        targets: list[str],
+        trusted_key: Path | None,
+        *,
+        tolerance_policy: Path | None = None,
+        require_strict: bool = False,
+        allow_unsigned: bool = False,
+    ) -> None:
+        """``--require-evidence``: one line per target, ``ok`` or ``MISSING (<why>)``; ValidationFailed unless
+        each target has a report that counts under the gate (:class:`~conv2d_bundle.oci.evidence.EvidenceGate`:
+        bound to this bundle's content, passed, no looser policy than ``tolerance_policy`` or the built-in
+        one, strict where asked, signed by ``trusted_key`` or accepted by ``allow_unsigned``)."""
         from conv2d_bundle.errors import ValidationFailed
-        from conv2d_bundle.oci.evidence import check_required
+        from conv2d_bundle.oci.evidence import (
+            EvidenceGate,
+            accepted,
+            bundle_identity,
+            check_required,
+            list_evidence,
+        )
+        from conv2d_bundle.tolerance import TolerancePolicy
 
-        missing = check_required(self.evidence(trusted_key), targets, trusted_key is not None)
+        policy = TolerancePolicy.load(tolerance_policy) if tolerance_policy else TolerancePolicy()
+        gate = EvidenceGate(policy, require_strict, trusted_key is not None, allow_unsigned)
         digest = self.subject()["digest"]
+        identity = bundle_identity(self.client, digest)
+        evidence = list_evidence(self.client, digest, self.exp_hash, trusted_key, identity)
+        missing = check_required(evidence, targets, gate)
         for target in targets:
             if target in missing:
                 click.echo(f"{self.ref} --require-evidence {target}: MISSING ({missing[target]})")
-            else:
-                click.echo(f"{self.ref} --require-evidence {target}: ok")
+                continue
+            unchecked = [] if gate.require_trusted else accepted(evidence, target, gate)
+            note = "; ".join(
+                f"{e.digest} from {e.environment.get('host')} "
+                + ("(unsigned)" if not e.keyids else "(signature not checked: no --trusted-key)")
+                for e in unchecked
+            )
+            suffix = f", on evidence no key vouches for (--allow-unsigned): {note}" if note else ""
+            click.echo(f"{self.ref} --require-evidence {target}: ok{suffix}")
         if missing:
             raise ValidationFailed(
-                f"{digest}: no passed, complete report"
+                f"{digest} (content {identity.content_digest}): no evidence that counts"
                 + (" signed by the trusted key" if trusted_key else "")
                 + f" for {', '.join(sorted(missing))}"
             )
@@ -227,11 +257,20 @@ class RemoteBundle:
 
 
 def show_remote(text: str, access: RegistryAccess, as_json: bool, trusted_key: Path | None = None) -> None:
+    """The evidence attached to a bundle in a registry, per target: the verdict (or why it is not verified
+    for this bundle's content), host, signature, strict mode, check profile, tolerance policy, content."""
+    from conv2d_bundle.oci.evidence import (
+        bundle_identity,
+        list_evidence,
+        policy_summary,
+        recorded_policy_digest,
+    )
     from conv2d_bundle.progress import print_table
 
     with RemoteBundle(text, access) as remote:
         subject = remote.subject()
-        evidence = remote.evidence(trusted_key)
+        identity = bundle_identity(remote.client, subject["digest"])
+        evidence = list_evidence(remote.client, subject["digest"], remote.exp_hash, trusted_key, identity)
     by_target: dict[str, list[Any]] = {}
     for e in evidence:
         by_target.setdefault(e.target, []).append(e)
@@ -240,30 +279,55 @@ def show_remote(text: str, access: RegistryAccess, as_json: bool, trusted_key: P
             {
                 "reference": str(remote.ref),
                 "digest": subject["digest"],
+                "content_digest": identity.content_digest,
                 "exp_hash": remote.exp_hash,
                 "evidence": {t: [e.as_json() for e in es] for t, es in sorted(by_target.items())},
             }
         )
         return
-    click.echo(f"{remote.ref}  {subject['digest']}  (bundle {remote.exp_hash})")
+    click.echo(
+        f"{remote.ref}  {subject['digest']}  (bundle {remote.exp_hash}, content {identity.content_digest})"
+    )
     rows = []
+    policies: dict[str, str] = {}
     for target, items in sorted(by_target.items()):
         for e in items:
             j = e.as_json()
             result = e.verdict.describe()
+            signed = "yes" if j["signed_by"] else "no"
+            if e.trusted is not None:
+                signed = "trusted key" if e.trusted else f"{signed}, NOT by the trusted key"
+            figures = recorded_policy_digest(e.policy)  # the digest of what it records, not what it claims
+            policy = "none" if figures is None else figures[:19]
+            if figures is not None:
+                against = j["tolerance_policy"]["against_builtin"]
+                policies.setdefault(figures, policy_summary(e.policy) + (f" -- {against}" if against else ""))
+                if not j["tolerance_policy"]["digest_matches"]:
+                    policy += f" (recorded digest {str(j['tolerance_policy']['digest'])[:19]} does not match)"
+            content = j["content_digest"]
             rows.append(
                 [
                     target,
                     result if e.verdict.status != "failed" else result.upper(),
                     f"{j['host']} ({j['system']} {j['machine']})",
                     j["finished_at"],
-                    "yes" if j["signed_by"] else "no",
+                    signed,
+                    "yes" if j["strict_targets"] is True else "no",
+                    j["check_profile"] or "?",
+                    policy,
+                    "this bundle" if content == identity.content_digest else (content or "none")[:19],
                 ]
             )
     if not rows:
         click.echo("  no evidence attached (conv2d pack verify oci://... --target T --attest)")
         return
-    print_table(["target", "result", "host", "finished", "signed"], rows, title="Evidence")
+    print_table(
+        ["target", "result", "host", "finished", "signed", "strict", "profile", "policy", "content"],
+        rows,
+        title="Evidence",
+    )
+    for digest, summary in sorted(policies.items()):
+        click.echo(f"  policy {digest}: {summary}")
 
 
 COMMANDS = (push, pull)

@@ -56,8 +56,19 @@ from conv2d_bundle.errors import BundleError
     "--require-evidence",
     metavar="TARGETS",
     help="oci:// only: pass only if each of these targets (comma list) has a complete, passed report attached "
-    "from a host that ran all its checks (signed by --trusted-key, if given); runs no checks here unless "
-    "--target is given too",
+    "from a host that ran all its checks, about this bundle's content, made under a tolerance policy no looser "
+    "than --tolerance-policy (default: the built-in one) and signed by --trusted-key (without a key, only "
+    "with --allow-unsigned); runs no checks here unless --target is given too",
+)
+@click.option(
+    "--require-strict",
+    is_flag=True,
+    help="with --require-evidence: count only reports made with --strict-targets",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="with --require-evidence and no --trusted-key: accept evidence no key vouches for (and say which)",
 )
 @registry_options
 def verify(
@@ -74,6 +85,8 @@ def verify(
     attest: bool,
     key_path: Path | None,
     require_evidence: str | None,
+    require_strict: bool,
+    allow_unsigned: bool,
     **registry: Any,
 ) -> None:
     """Run the bundle's checks for a target; exit 0 if the run was complete and passed, 1 if a check failed or
@@ -81,6 +94,12 @@ def verify(
 
     BUNDLE may be oci://HOST[:PORT]/REPO[:TAG|@DIGEST]: it is pulled into the cache ($CONV2D_CACHE) first;
     --attest then attaches the reports to it in the registry, and --require-evidence checks what is attached."""
+    if (require_strict or allow_unsigned) and not require_evidence:
+        raise click.UsageError("--require-strict and --allow-unsigned go with --require-evidence")
+    if allow_unsigned and trusted_key:
+        raise click.UsageError(
+            "--allow-unsigned contradicts --trusted-key: a trusted key asks for signed evidence"
+        )
     remote = None
     if bundle_ref.startswith("oci://"):
         from conv2d_bundle.cli.registry import RegistryAccess, RemoteBundle
@@ -92,6 +111,7 @@ def verify(
         _verify(
             remote, bundle_ref, output_dir, target, junitxml, numprocesses, strict_targets, profile, select,
             trusted_key, tolerance_policy, attest, key_path, require_evidence,
+            require_strict=require_strict, allow_unsigned=allow_unsigned,
         )  # fmt: skip
 
 
@@ -110,6 +130,9 @@ def _verify(
     attest: bool,
     key_path: Path | None,
     require_evidence: str | None,
+    *,
+    require_strict: bool = False,
+    allow_unsigned: bool = False,
 ) -> None:
     from click.core import ParameterSource
 
@@ -120,7 +143,13 @@ def _verify(
     from conv2d_bundle.validation import run_pytest
 
     if remote is not None and require_evidence:
-        remote.require(parse_target_list(require_evidence), trusted_key)
+        remote.require(
+            parse_target_list(require_evidence),
+            trusted_key,
+            tolerance_policy=tolerance_policy,
+            require_strict=require_strict,
+            allow_unsigned=allow_unsigned,
+        )
         if click.get_current_context().get_parameter_source("target") != ParameterSource.COMMANDLINE:
             return  # evidence only: nothing to run here
     bundle = Bundle(remote.pull_to_cache()) if remote is not None else get_bundle(output_dir, bundle_ref)
