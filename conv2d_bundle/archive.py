@@ -9,7 +9,9 @@ modes (0644, 0755 for directories and executables), uid/gid 0 and no owner names
 Import never trusts the archive: each entry is checked before anything is written (no absolute paths, no
 ``..``, no links or device files, one top folder, size and entry-count limits that hold for the declared
 sizes and for the bytes actually read), extraction goes to a ``.tmp-import-*`` directory inside the
-destination, the manifest and the bundle's identity are verified, and only then is it renamed into place.
+destination, the manifest and the bundle's identity are verified, and only then is it renamed into place
+(:mod:`conv2d_bundle.placement`): a bundle of the same EXP_HASH already there is kept if it is the same content,
+and other content is refused, or replaced with ``force``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from conv2d_bundle import atomic
-from conv2d_bundle.digest import is_exp_hash, recompute_exp_hash, sha256_file
-from conv2d_bundle.errors import ArchiveError, BundleError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
-from conv2d_bundle.schema import read_json
+from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.errors import ArchiveError
+from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from conv2d_bundle.placement import Arrival, ContentChange, check_unpacked, place
 
 if TYPE_CHECKING:  # the read side of a bundle; archives need only its files, not this module at run time
     from conv2d_bundle.bundle import Bundle
@@ -144,11 +146,16 @@ def _write_tar_gz(raw: IO[bytes], top: str, members: list[tuple[str, Path | None
 # ---------------------------------------------------------------------------------------------- import
 
 
+ARCHIVED = Arrival("the archived bundle", "the archive", "in the archive", ArchiveError)
+
+
 @dataclass(frozen=True)
 class ImportResult:
     exp_hash: str
     bundle_dir: Path
-    already_existed: bool
+    already_existed: bool  # this content was there already (nothing changed)
+    content_digest: str
+    replaced: ContentChange | None = None  # other content of the same EXP_HASH that this import replaced
 
 
 @dataclass
@@ -272,33 +279,6 @@ def _extract_zip(path: Path, ex: _Extractor, budget: _Budget) -> None:
                 budget.copy(src, dst, info.filename, info.file_size)
 
 
-def recomputed_hash(bundle_dir: Path) -> str:
-    """The archived bundle's identity from its own files (``digest.recompute_exp_hash``), or ArchiveError."""
-    try:
-        return recompute_exp_hash(bundle_dir)
-    except BundleError as exc:
-        raise ArchiveError(f"the archived bundle's identity cannot be recomputed: {exc}") from exc
-
-
-def _check_bundle(root: Path) -> str:
-    """The exp_hash of an extracted bundle whose manifest verifies and whose identity matches its metadata."""
-    try:
-        manifest = BundleManifest.load(root)
-    except FileNotFoundError as exc:
-        raise ArchiveError(f"the archive holds no {MANIFEST_NAME}: not a bundle") from exc
-    diff = manifest.verify(root)
-    if not diff.ok:
-        raise ArchiveError(f"the archived bundle does not match its manifest: {diff.describe()}")
-    meta = read_json(root / "metadata.json")
-    exp_hash = meta.get("exp_hash") if isinstance(meta, dict) else None
-    if not isinstance(exp_hash, str) or not is_exp_hash(exp_hash):
-        raise ArchiveError(f"metadata.json exp_hash {exp_hash!r} is not a 12-hex bundle hash")
-    actual = recomputed_hash(root)
-    if actual != exp_hash:
-        raise ArchiveError(f"metadata.json says {exp_hash} but the config and weights hash to {actual}")
-    return exp_hash
-
-
 def _chmod_dirs(root: Path) -> None:
     """Directories made by mkdtemp/mkdir may carry a umask; a bundle is world-readable (0755)."""
     for dirpath, _dirs, _files in os.walk(root):
@@ -311,8 +291,11 @@ def import_archive(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    force: bool = False,
 ) -> ImportResult:
-    """Extract ``archive`` safely and move the verified bundle to ``<artifacts_dir>/<exp_hash>``."""
+    """Extract ``archive`` safely and move the verified bundle to ``<artifacts_dir>/<exp_hash>``. A bundle
+    already there stays if it holds this content; other content is refused (ArchiveError naming both content
+    digests and the files that differ) or, with ``force``, replaced."""
     archive = Path(archive)
     if not archive.is_file():
         raise ArchiveError(f"{archive}: no such archive file")
@@ -345,18 +328,12 @@ def import_archive(
         if ex.top is None:
             raise ArchiveError(f"{archive.name}: the archive is empty")
         extracted = work / ex.top
-        exp_hash = _check_bundle(extracted)
+        exp_hash, manifest = check_unpacked(extracted, ARCHIVED)
         _chmod_dirs(extracted)
-        final = artifacts_dir / exp_hash
-        if final.exists():
-            return ImportResult(exp_hash, final, already_existed=True)
-        try:
-            os.rename(extracted, final)
-        except OSError as exc:
-            raise BundleError(
-                f"cannot move the imported bundle into place at {final}: {exc.strerror}"
-            ) from exc
-        return ImportResult(exp_hash, final, already_existed=False)
+        placed = place(extracted, artifacts_dir / exp_hash, manifest, ARCHIVED, force=force)
+        return ImportResult(
+            exp_hash, placed.bundle_dir, placed.already_existed, placed.content_digest, placed.replaced
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

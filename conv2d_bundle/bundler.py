@@ -3,6 +3,11 @@
 A bundle is built in a hidden temporary sibling directory (``.tmp-<hash>-*``) and renamed to
 ``<EXP_HASH>`` only when complete and sealed, so a crash or a failed export leaves nothing that looks
 like a bundle. torch is imported here (creating needs the model); reading and verifying do not.
+
+EXP_HASH covers the config and the weights, not the toolchain: a ``--force`` rebuild (after a torch, onnx or
+coremltools upgrade, say) may give other bytes under the same name. It replaces the old bundle in one step and
+says what changed (:class:`~conv2d_bundle.placement.ContentChange`): reports and evidence about the old content
+do not carry over.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from conv2d_bundle.errors import (
     MissingExtraError,
 )
 from conv2d_bundle.locks import build_lock
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.placement import ContentChange, files_that_differ, replace_dir
 from conv2d_bundle.reference import (
     INPUTS_FILE,
     OUTPUTS_FILE,
@@ -116,8 +122,10 @@ class ArtifactBundler:
         force: bool = False,
         allow_pickle: bool = False,
         progress: Progress | None = None,
+        on_content_change: Callable[[ContentChange], None] | None = None,
     ) -> Bundle:
-        """Build (or find) the bundle of this config + weights. ``bundle.already_existed`` says which."""
+        """Build (or find) the bundle of this config + weights. ``bundle.already_existed`` says which. When
+        ``force`` replaces a bundle whose content differs, ``on_content_change`` hears how (else it is logged)."""
         say = progress or (lambda msg: log.info("%s", msg))
         cfg = _resolve_config(config, metrics)
         name = _exp_name(exp_name, cfg)
@@ -136,12 +144,14 @@ class ArtifactBundler:
                 # built by another process meanwhile
                 if not force and (found := _existing(final)) is not None:
                     return found
-                self._build(
+                change = self._build(
                     cfg, name, torch_model, weights_sha, exp_hash, wanted, explicit, final, force, say
                 )
         except OSError as exc:  # disk full, permissions, a vanished directory: one clear line, nothing left
             where = f" ({exc.filename})" if exc.filename else ""
             raise BundleError(f"cannot write the bundle: {exc.strerror or exc}{where}") from exc
+        if change is not None:
+            (on_content_change or (lambda c: log.info("%s: %s", exp_hash, c.describe())))(change)
         return Bundle(final)
 
     def _build(
@@ -156,7 +166,8 @@ class ArtifactBundler:
         final: Path,
         force: bool,
         say: Progress,
-    ) -> None:
+    ) -> ContentChange | None:
+        """Build into a staging directory and move it into place; what it changed about a bundle it replaced."""
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{exp_hash}-", dir=self.output_base))
         try:
             os.chmod(staging, 0o755)
@@ -199,7 +210,9 @@ class ArtifactBundler:
             BundleManifest.build(staging).write(staging)
             say("running the bundle's checks before sealing")
             self._seal_time_validation(staging, metadata, exp_hash, wanted)
+            change = _content_change(final, staging) if force else None
             _move_into_place(staging, final, force)
+            return change
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -370,32 +383,33 @@ def _prepare_output_dir(path: Path) -> None:
         raise ConfigError(f"output directory {path} is not writable")
 
 
+def _content_change(final: Path, staging: Path) -> ContentChange | None:
+    """How the bundle built in ``staging`` differs from the one at ``final`` that it is about to replace; None
+    when there is none there, or the same content."""
+    if not (final.exists() or final.is_symlink()):
+        return None
+    new = BundleManifest.load(staging)
+    try:
+        old = BundleManifest.load(final)
+    except FileNotFoundError:
+        return ContentChange(None, new.content_digest, f"no {MANIFEST_NAME}")
+    except (OSError, BundleIntegrityError) as exc:
+        return ContentChange(None, new.content_digest, str(exc))
+    if old.content_digest == new.content_digest:
+        return None
+    detail = files_that_differ(old, new, only_old="removed", only_new="new")
+    return ContentChange(old.content_digest, new.content_digest, detail)
+
+
 def _move_into_place(staging: Path, final: Path, force: bool) -> None:
-    """Rename the finished bundle to its hash. With force, the old one is swapped out in one step, so a reader
-    finds the old bundle or the new, never none, and then removed; where no such swap exists, it is moved
-    aside first (readers that find nothing in between wait for the build lock, see ``_existing``)."""
+    """Rename the finished bundle to its hash. With force, the old one is replaced (``placement.replace_dir``:
+    in one step where directories can be swapped, so a reader finds the old bundle or the new, never none;
+    elsewhere moved aside first, and readers that find nothing in between wait for the build lock, see
+    ``_existing``), and deleted once the new one is in place."""
     if final.exists() and not force:
         shutil.rmtree(staging, ignore_errors=True)
-        return  # another process finished the same bundle first: same content by construction
-    if final.exists() and _swap(staging, final):
-        shutil.rmtree(staging, ignore_errors=True)  # staging holds the old bundle now
-        return
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}old-{final.name}-", dir=final.parent))
-        os.rename(final, old / final.name)
+        return  # another process finished a bundle of this EXP_HASH first (the build lock should prevent it)
     try:
-        os.rename(staging, final)
+        replace_dir(staging, final)
     except OSError as exc:
-        if old is not None:
-            os.rename(old / final.name, final)
         raise BundleError(f"cannot move the new bundle into place at {final}: {exc.strerror}") from exc
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _swap(staging: Path, final: Path) -> bool:
-    try:
-        return atomic.exchange(staging, final)
-    except FileNotFoundError:  # final was removed meanwhile (clean): nothing to swap with, a rename will do
-        return False

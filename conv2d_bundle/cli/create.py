@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from conv2d_bundle.cli.options import artifacts_option, existing_artifacts_dir
 from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleWarning
+
+if TYPE_CHECKING:
+    from conv2d_bundle.placement import ContentChange
 
 
 @click.command()
@@ -57,6 +60,7 @@ def create(
         data["export"]["coreml"]["minimum_deployment_target"] = coreml_target
         config = parse_config(data, base_dir=loaded.base_dir)
     # progress on stderr: a spinner on a terminal, else plain lines (with --json: only on a terminal)
+    changes: list[ContentChange] = []  # what a --force rebuild changed about the bundle it replaced
     with (
         StepDisplay(only_on_terminal=as_json) as progress,
         warnings.catch_warnings(record=True) as caught,
@@ -70,6 +74,7 @@ def create(
             force=force,
             allow_pickle=allow_pickle,
             progress=progress,
+            on_content_change=changes.append,
         )
     for w in caught:
         if issubclass(w.category, BundleWarning):
@@ -82,6 +87,8 @@ def create(
         "formats": {k: v.get("status") for k, v in meta.get("formats", {}).items()},
         "already_existed": bundle.already_existed,
         "validation": meta.get("validation", {}),
+        "content_digest": bundle.content_digest,
+        "replaced_content_digest": changes[0].old if changes else None,
     }
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
@@ -89,6 +96,9 @@ def create(
     state = "already exists" if bundle.already_existed else "created"
     click.echo(f"Bundle {state}: {bundle.exp_hash}")
     click.echo(f"  Path: {bundle.bundle_dir}")
+    click.echo(f"  Content: {bundle.content_digest}")
+    for change in changes:  # rebuilt under the same EXP_HASH: what held for the old bytes may not hold now
+        click.echo(f"  {change.describe()}")
     for name, fmt in sorted(meta.get("formats", {}).items()):
         click.echo(f"  {name}: {fmt.get('status')}" + (f" ({fmt['reason']})" if fmt.get("reason") else ""))
     onnx_parity = meta.get("formats", {}).get("onnx", {}).get("parity", {})

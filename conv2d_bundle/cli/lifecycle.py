@@ -67,25 +67,41 @@ def archive(bundle_ref: str, output_dir: Path, fmt: str, output: Path, as_json: 
 @artifacts_option
 @click.option("--max-size", default="4G", show_default=True, help="refuse archives that expand past this")
 @click.option("--max-entries", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--force", is_flag=True, help="replace a bundle of the same EXP_HASH whose content differs (else refused)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def import_cmd(archive_path: Path, output_dir: Path, max_size: str, max_entries: int, as_json: bool) -> None:
-    """Extract ARCHIVE safely, verify its manifest and identity, and add it to the artifacts directory."""
+def import_cmd(
+    archive_path: Path, output_dir: Path, max_size: str, max_entries: int, force: bool, as_json: bool
+) -> None:
+    """Extract ARCHIVE safely, verify its manifest and identity, and add it to the artifacts directory. A bundle
+    of the same EXP_HASH with other content is not touched (exit 2, naming both content digests and the files
+    that differ) unless --force, which replaces it, its validation reports included."""
     from conv2d_bundle.archive import import_archive
 
-    result = import_archive(archive_path, output_dir, max_bytes=parse_size(max_size), max_entries=max_entries)
-    b = result
+    result = import_archive(
+        archive_path, output_dir, max_bytes=parse_size(max_size), max_entries=max_entries, force=force
+    )
     if as_json:
         _echo_json(
             {
-                "exp_hash": b.exp_hash,
-                "bundle_dir": str(b.bundle_dir),
+                "exp_hash": result.exp_hash,
+                "bundle_dir": str(result.bundle_dir),
                 "already_existed": result.already_existed,
+                "content_digest": result.content_digest,
+                "replaced_content_digest": result.replaced.old if result.replaced else None,
             }
         )
         return
-    state = "already exists (archive verified, nothing changed)" if result.already_existed else "imported"
-    click.echo(f"Bundle {state}: {b.exp_hash}")
-    click.echo(f"  Path: {b.bundle_dir}")
+    if result.already_existed:
+        state = "already exists (archive verified, nothing changed)"
+    else:
+        state = "replaced" if result.replaced else "imported"
+    click.echo(f"Bundle {state}: {result.exp_hash}")
+    click.echo(f"  Path: {result.bundle_dir}")
+    click.echo(f"  Content: {result.content_digest}")
+    if result.replaced:
+        click.echo(f"  {result.replaced.describe()}")
 
 
 @click.command()

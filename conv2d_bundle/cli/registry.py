@@ -119,17 +119,22 @@ def push(bundle_ref: str, destination: str, output_dir: Path, as_json: bool, **k
 @click.argument("source", metavar="oci://HOST[:PORT]/REPO[:TAG|@DIGEST]")
 @artifacts_option
 @registry_options
+@click.option(
+    "--force", is_flag=True, help="replace a bundle of the same EXP_HASH whose content differs (else refused)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def pull(source: str, output_dir: Path, as_json: bool, **kwargs: Any) -> None:
+def pull(source: str, output_dir: Path, force: bool, as_json: bool, **kwargs: Any) -> None:
     """Pull a bundle into the artifacts directory; every blob, MANIFEST.json and the bundle's identity are
-    verified before it is moved into place (a bad pull leaves nothing)."""
+    verified before it is moved into place (a bad pull leaves nothing). A bundle of the same EXP_HASH with other
+    content is not touched (exit 2, naming both content digests and the files that differ) unless --force,
+    which replaces it, its validation reports included."""
     from conv2d_bundle.oci.artifact import pull_bundle
     from conv2d_bundle.oci.reference import parse_ref
 
     access = RegistryAccess.from_kwargs(kwargs)
     ref = parse_ref(source)
     with access.client(ref) as client:
-        result = pull_bundle(client, ref, output_dir)
+        result = pull_bundle(client, ref, output_dir, force=force)
     if as_json:
         _echo_json(
             {
@@ -137,13 +142,21 @@ def pull(source: str, output_dir: Path, as_json: bool, **kwargs: Any) -> None:
                 "bundle_dir": str(result.bundle_dir.absolute()),
                 "digest": result.digest,
                 "already_existed": result.already_existed,
+                "content_digest": result.content_digest,
+                "replaced_content_digest": result.replaced.old if result.replaced else None,
             }
         )
         return
-    state = "already present (pull verified, nothing changed)" if result.already_existed else "pulled"
+    if result.already_existed:
+        state = "already present (pull verified, nothing changed)"
+    else:
+        state = "replaced" if result.replaced else "pulled"
     click.echo(f"Bundle {state}: {result.exp_hash}")
     click.echo(f"  From: {result.ref}")
     click.echo(f"  Path: {result.bundle_dir}")
+    click.echo(f"  Content: {result.content_digest}")
+    if result.replaced:
+        click.echo(f"  {result.replaced.describe()}")
 
 
 # ------------------------------------------------------------------------------- verify / show oci://
@@ -188,7 +201,10 @@ class RemoteBundle:
         self.exp_hash = cached.exp_hash
         self.ref = self.ref.with_digest(cached.digest)  # attest what was verified, even if the tag moves
         how = "cached copy" if cached.reused else "pulled into the cache"
-        click.echo(f"{self.ref}: {cached.digest} ({how}: {cached.bundle_dir})", err=True)
+        click.echo(
+            f"{self.ref}: {cached.digest}, content {cached.content_digest} ({how}: {cached.bundle_dir})",
+            err=True,
+        )
         return cached.bundle_dir
 
     def evidence(self, trusted_key: Path | None = None) -> list[Any]:

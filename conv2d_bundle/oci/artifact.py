@@ -17,7 +17,8 @@ A pull trusts nothing it is served: the manifest's digest is checked against the
 against its descriptor while it streams to disk, then MANIFEST.json and the bundle's identity exactly as
 ``conv2d pack import`` checks them, all inside a ``.tmp-pull-*`` directory that is renamed into place only
 when everything holds. A bad or interrupted pull leaves nothing (a killed one leaves a ``.tmp-*`` directory
-for ``conv2d pack clean``).
+for ``conv2d pack clean``). A bundle of the same EXP_HASH already in place is kept only if it is the same
+content; other content is refused, or replaced with ``force`` (:mod:`conv2d_bundle.placement`).
 """
 
 from __future__ import annotations
@@ -33,17 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.digest import canonical_json, is_exp_hash, recompute_exp_hash
-from conv2d_bundle.errors import BundleError, RegistryError
-from conv2d_bundle.manifest import (
-    MANIFEST_NAME,
-    SIGNATURE_NAME,
-    BundleManifest,
-    ManifestDiff,
-    is_sealed_path,
-)
+from conv2d_bundle.digest import canonical_json
+from conv2d_bundle.errors import RegistryError
+from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, is_sealed_path
 from conv2d_bundle.oci.client import OCI_MANIFEST, RegistryClient, TransferStats
 from conv2d_bundle.oci.reference import OciRef
+from conv2d_bundle.placement import Arrival, ContentChange, check_unpacked, place
 from conv2d_bundle.schema import read_json
 
 ARTIFACT_TYPE = "application/vnd.conv2d-bundle.bundle.v1"
@@ -66,6 +62,7 @@ _PARALLEL_BELOW = 8 << 20
 _PARALLEL_UPLOADS = 4
 
 log = logging.getLogger("conv2d_bundle.oci")
+PULLED = Arrival("the pulled bundle", "the artifact", "in the registry", RegistryError)
 
 
 @dataclass(frozen=True)
@@ -118,10 +115,12 @@ class PushResult:
 @dataclass(frozen=True)
 class PullResult:
     ref: OciRef
-    digest: str
+    digest: str  # the OCI manifest's
     exp_hash: str
     bundle_dir: Path
-    already_existed: bool
+    already_existed: bool  # this content was there already (nothing changed)
+    content_digest: str  # the bundle's (its MANIFEST.json)
+    replaced: ContentChange | None = None  # other content of the same EXP_HASH that this pull replaced
 
 
 def _sha256(data: bytes) -> str:
@@ -317,44 +316,21 @@ def _download(client: RegistryClient, rel: str, digest: str, size: int, dest: Pa
         )
 
 
-def check_pulled(root: Path, verified: dict[str, tuple[str, int]]) -> str:
-    """The exp_hash of a pulled bundle whose MANIFEST.json verifies and whose identity matches its metadata
-    (the checks ``conv2d pack import`` makes). ``verified``: relpath -> (sha256 hex, size) of every file
-    written, each already hashed as it arrived; the directory is fresh and holds nothing else, so comparing
-    them with MANIFEST.json is its verification, without reading the bytes a second time."""
-    try:
-        manifest = BundleManifest.load(root)
-    except FileNotFoundError as exc:
-        raise RegistryError(f"the artifact holds no {MANIFEST_NAME}: not a bundle") from exc
-    files = {rel: (e["sha256"], e["size"]) for rel, e in manifest.files.items()}
-    got = {rel: v for rel, v in verified.items() if rel not in (MANIFEST_NAME, SIGNATURE_NAME)}
-    diff = ManifestDiff(
-        missing=sorted(set(files) - set(got)),
-        changed=sorted(r for r in set(files) & set(got) if files[r] != got[r]),
-        extra=sorted(set(got) - set(files)),
-    )
-    if not diff.ok:
-        raise RegistryError(f"the pulled bundle does not match its manifest: {diff.describe()}")
-    meta = read_json(root / "metadata.json", what="metadata.json")
-    exp_hash = meta.get("exp_hash") if isinstance(meta, dict) else None
-    if not isinstance(exp_hash, str) or not is_exp_hash(exp_hash):
-        raise RegistryError(f"metadata.json exp_hash {exp_hash!r} is not a 12-hex bundle hash")
-    try:
-        actual = recompute_exp_hash(root)
-    except BundleError as exc:
-        raise RegistryError(f"the pulled bundle's identity cannot be recomputed: {exc}") from exc
-    if actual != exp_hash:
-        raise RegistryError(f"metadata.json says {exp_hash} but the config and weights hash to {actual}")
-    return exp_hash
-
-
 def pull_bundle(
     client: RegistryClient,
     ref: OciRef,
     artifacts_dir: Path,
     fetched: tuple[str, dict[str, Any]] | None = None,
+    *,
+    force: bool = False,
+    by_content: bool = False,
 ) -> PullResult:
-    """Pull ``ref`` into ``<artifacts_dir>/<exp_hash>``, every byte verified first (see the module doc)."""
+    """Pull ``ref`` into ``<artifacts_dir>/<exp_hash>``, every byte verified first (see the module doc). A
+    bundle already there stays if it holds this content; other content is refused (RegistryError naming both
+    content digests and the files that differ) or, with ``force``, replaced. ``by_content`` (the pull cache):
+    into ``<artifacts_dir>/<content dir>/<exp_hash>`` (:func:`content_dir`), so that contents of one EXP_HASH
+    live side by side, and a copy there is kept only if its MANIFEST.json and signature are also the ones
+    served."""
     digest, manifest = fetched or fetch_manifest(client, ref)
     layers = _layers_of(manifest)
     config = manifest.get("config") or {}
@@ -386,22 +362,29 @@ def pull_bundle(
         for layer in layers:  # large ones one at a time, so Ctrl-C stops promptly
             if layer[2] >= _PARALLEL_BELOW:
                 fetch(layer)
-        exp_hash = check_pulled(root, verified)
+        exp_hash, bundle_manifest = check_unpacked(root, PULLED, verified)
         if manifest.get("annotations", {}).get(EXP_HASH) not in (None, exp_hash):
             raise RegistryError(f"{ref}: the manifest is annotated for another bundle than {exp_hash}")
         for dirpath, _dirs, _files in os.walk(root):
             os.chmod(dirpath, 0o755)
-        final = artifacts_dir / exp_hash
-        if final.exists():
-            return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=True)
-        try:
-            os.rename(root, final)
-        except OSError as exc:
-            if final.exists():  # a concurrent pull of the same bundle won the rename
-                return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=True)
-            raise RegistryError(
-                f"cannot move the pulled bundle into place at {final}: {exc.strerror}"
-            ) from exc
-        return PullResult(ref.with_digest(digest), digest, exp_hash, final, already_existed=False)
+        parent = artifacts_dir
+        if by_content:
+            parent = artifacts_dir / content_dir(bundle_manifest.content_digest)
+            parent.mkdir(mode=0o755, exist_ok=True)
+        placed = place(root, parent / exp_hash, bundle_manifest, PULLED, force=force, exact=by_content)
+        return PullResult(
+            ref.with_digest(digest),
+            digest,
+            exp_hash,
+            placed.bundle_dir,
+            placed.already_existed,
+            placed.content_digest,
+            placed.replaced,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def content_dir(content_digest: str) -> str:
+    """The directory name of a content digest: ``sha256:<hex>`` -> ``sha256-<hex>``."""
+    return content_digest.replace(":", "-")

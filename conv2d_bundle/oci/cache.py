@@ -1,10 +1,14 @@
 """The pull cache: ``verify oci://...`` and ``pytest checks --bundle oci://...`` check a local copy.
 
 ``$CONV2D_CACHE`` (else ``$XDG_CACHE_HOME/conv2d-bundle``, else ``~/.cache/conv2d-bundle``) holds
-``bundles/<exp_hash>/`` (pulled exactly as ``conv2d pack pull`` pulls) and ``manifests/sha256-<hex>.json``,
-which maps a bundle manifest digest to its bundle and the sha256 of its MANIFEST.json. A reference by
-digest that is already cached needs no registry at all; one by tag costs one manifest GET. A cached bundle
-is reused only while its MANIFEST.json is the one pulled (the checks then verify every file against it).
+``bundles/sha256-<content hex>/<exp_hash>/`` (pulled exactly as ``conv2d pack pull`` pulls; the bundle directory
+keeps its EXP_HASH name, which the checks compare with metadata.json) and ``manifests/sha256-<hex>.json``,
+which maps an OCI manifest digest to the bundle's exp_hash, content digest and the sha256 of the MANIFEST.json
+pulled. The cache is keyed by content: two bundles of one EXP_HASH with other bytes (a re-export under another
+toolchain, a re-sealed forgery) are two entries side by side, and a cached copy serves only a reference whose
+manifest names that content. A reference by digest that is already cached needs no registry at all; one by
+tag costs one manifest GET. A cached copy is reused only while its MANIFEST.json and signature are the ones
+pulled (the checks then verify every file against the manifest); a damaged one is replaced by a fresh pull.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conv2d_bundle import atomic
-from conv2d_bundle.oci.artifact import fetch_manifest, pull_bundle
+from conv2d_bundle.digest import is_exp_hash
+from conv2d_bundle.errors import BundleIntegrityError
+from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
+from conv2d_bundle.oci.artifact import content_dir, fetch_manifest, pull_bundle
 from conv2d_bundle.oci.client import RegistryClient
 from conv2d_bundle.oci.reference import OciRef
 
@@ -32,8 +39,9 @@ def cache_root() -> Path:
 @dataclass(frozen=True)
 class CachedBundle:
     bundle_dir: Path
-    digest: str
+    digest: str  # the OCI manifest's
     exp_hash: str
+    content_digest: str  # the bundle's (its MANIFEST.json)
     reused: bool
 
 
@@ -41,20 +49,37 @@ def _entry(root: Path, digest: str) -> Path:
     return root / "manifests" / f"{digest.replace(':', '-')}.json"
 
 
+def _is_content_digest(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value.startswith("sha256:")
+        and len(value) == 71
+        and all(c in "0123456789abcdef" for c in value[7:])
+    )
+
+
 def _lookup(root: Path, digest: str) -> CachedBundle | None:
+    """The cached copy of the OCI manifest ``digest``, if its MANIFEST.json and signature are the ones pulled."""
     try:
         entry = json.loads(_entry(root, digest).read_text(encoding="utf-8"))
-        bundle_dir = root / "bundles" / str(entry["exp_hash"])
-        actual = hashlib.sha256((bundle_dir / "MANIFEST.json").read_bytes()).hexdigest()
-    except (OSError, ValueError, KeyError, TypeError):
+        exp_hash, content = entry["exp_hash"], entry["content_digest"]
+        if not (isinstance(exp_hash, str) and is_exp_hash(exp_hash) and _is_content_digest(content)):
+            return None  # not an entry this cache wrote (or one of an older layout, keyed by exp_hash)
+        bundle_dir = root / "bundles" / content_dir(content) / exp_hash
+        raw = (bundle_dir / MANIFEST_NAME).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != entry.get("manifest_sha256"):
+            return None
+        if _signature_sha256(bundle_dir) != entry.get("signature_sha256"):
+            return None
+        if BundleManifest.parse(raw).content_digest != content:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, BundleIntegrityError):
         return None
-    if actual != entry.get("manifest_sha256"):
-        return None
-    return CachedBundle(bundle_dir, digest, str(entry["exp_hash"]), reused=True)
+    return CachedBundle(bundle_dir, digest, exp_hash, content, reused=True)
 
 
 def pull_cached(client: RegistryClient, ref: OciRef, root: Path | None = None) -> CachedBundle:
-    """The cached copy of ``ref``, pulled first if the cache does not hold it."""
+    """The cached copy of ``ref``, pulled first if the cache does not hold that content."""
     root = root or cache_root()
     if ref.digest:
         hit = _lookup(root, ref.digest)
@@ -64,14 +89,34 @@ def pull_cached(client: RegistryClient, ref: OciRef, root: Path | None = None) -
     hit = _lookup(root, digest)
     if hit:
         return hit
-    result = pull_bundle(client, ref, root / "bundles", fetched=(digest, manifest))
-    manifest_sha = hashlib.sha256((result.bundle_dir / "MANIFEST.json").read_bytes()).hexdigest()
+    # force: a copy already in this content's place that does not match it (damaged) gives way to the pull
+    result = pull_bundle(
+        client, ref, root / "bundles", fetched=(digest, manifest), force=True, by_content=True
+    )
+    manifest_sha = hashlib.sha256((result.bundle_dir / MANIFEST_NAME).read_bytes()).hexdigest()
     entry = _entry(root, digest)
     entry.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(
-        entry, json.dumps({"exp_hash": result.exp_hash, "manifest_sha256": manifest_sha}) + "\n"
+        entry,
+        json.dumps(
+            {
+                "exp_hash": result.exp_hash,
+                "content_digest": result.content_digest,
+                "manifest_sha256": manifest_sha,
+                "signature_sha256": _signature_sha256(result.bundle_dir),
+            },
+            sort_keys=True,
+        )
+        + "\n",
     )
-    return CachedBundle(result.bundle_dir, digest, result.exp_hash, reused=False)
+    return CachedBundle(result.bundle_dir, digest, result.exp_hash, result.content_digest, reused=False)
+
+
+def _signature_sha256(bundle_dir: Path) -> str | None:
+    try:
+        return hashlib.sha256((bundle_dir / SIGNATURE_NAME).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def pull_from_registry(text: str) -> Path:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from conv2d_bundle.cli import main
 from conv2d_bundle.config import load_config
 from conv2d_bundle.digest import is_exp_hash, sha256_file
 from conv2d_bundle.errors import AmbiguousBundleError, BundleNotFoundError
+from conv2d_bundle.manifest import BundleManifest
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args, last_json
 
 
@@ -42,6 +44,8 @@ def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
     bundle_dir = Path(info["bundle_dir"])
     assert oct(bundle_dir.stat().st_mode & 0o777) == "0o755"
     created_at = json.loads((bundle_dir / "metadata.json").read_text())["created_at"]
+    assert info["content_digest"] == BundleManifest.load(bundle_dir).content_digest
+    assert info["replaced_content_digest"] is None
 
     code, out, _ = invoke(*create_args(tmp_path))
     assert code == 0 and "already exists" in out and info["exp_hash"] in out
@@ -50,6 +54,41 @@ def test_create_json_then_idempotent_then_force(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["exp_hash"] == info["exp_hash"]
     assert json.loads((bundle_dir / "metadata.json").read_text())["created_at"] != created_at
     assert visible(tmp_path) == [info["exp_hash"]]  # no staging left over
+    # the content digest names the bytes: a rebuild records another created_at, so it is other content
+    rebuilt = json.loads(out)
+    assert (
+        rebuilt["content_digest"] == BundleManifest.load(bundle_dir).content_digest != info["content_digest"]
+    )
+    assert rebuilt["replaced_content_digest"] == info["content_digest"]
+
+
+def test_force_rebuild_after_a_toolchain_change_says_the_content_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same config and weights, so the same EXP_HASH; an upgraded exporter writes other model bytes. A plain
+    create finds the bundle (and rebuilds nothing); --force replaces it and names both content digests."""
+    from conv2d_bundle.targets.onnx import export as onnx_export
+
+    code, out, _ = invoke(*create_args(tmp_path, "--json"))
+    assert code == 0, out
+    before = json.loads(out)["content_digest"]
+    original = onnx_export.export_onnx
+
+    def upgraded(*args: Any, metadata: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        return original(*args, metadata={**(metadata or {}), "toolchain": "upgraded"}, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", upgraded)
+    code, out, _ = invoke(*create_args(tmp_path))
+    assert code == 0 and "already exists" in out and "content changed" not in out
+    code, out, err = invoke(*create_args(tmp_path, "--force"))
+    assert code == 0, err
+    bundle_dir = tmp_path / json.loads(invoke(*create_args(tmp_path, "--json"))[1])["exp_hash"]
+    after = BundleManifest.load(bundle_dir).content_digest
+    lines = out.splitlines()
+    assert lines[:3] == [f"Bundle created: {bundle_dir.name}", f"  Path: {bundle_dir}", f"  Content: {after}"]
+    # models first; metadata.json (created_at) always; COMMIT_SHA and docs/README.md too if a commit landed
+    assert lines[3].startswith(f"  content changed: {before} -> {after} (models/model.onnx, ")
+    assert "metadata.json" in lines[3]
 
 
 def test_two_fresh_processes_give_identical_bundles(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from conv2d_bundle import cli
-from conv2d_bundle.archive import IMPORT_PREFIX, create_archive, import_archive, recomputed_hash
+from conv2d_bundle.archive import IMPORT_PREFIX, create_archive, import_archive
 from conv2d_bundle.bundle import Bundle
-from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.digest import recompute_exp_hash, sha256_file
 from conv2d_bundle.errors import ArchiveError
 from conv2d_bundle.manifest import BundleManifest
 
@@ -49,7 +49,7 @@ def test_archive_twice_is_byte_identical_and_imports_with_original_hash(
     assert code == 0, err
     assert f"imported: {h}" in out
     assert BundleManifest.load(imported / h).verify(imported / h).ok
-    assert recomputed_hash(imported / h) == h
+    assert recompute_exp_hash(imported / h) == h
     assert BundleManifest.load(imported / h).files == BundleManifest.load(example_bundle).files
     assert sorted(p.name for p in imported.iterdir()) == [h]  # no temporary directory left
 
@@ -242,3 +242,126 @@ def test_signature_travels_with_the_archive(bundle_copy: Path, tmp_path: Path) -
     result = import_archive(archive, tmp_path / "out")
     assert (result.bundle_dir / "MANIFEST.json.sig").read_bytes() == b"signature bytes"
     assert not result.already_existed
+
+
+# ------------------------------------------------------------------ same EXP_HASH, other content (issue 23)
+
+
+def _good_and_bad_archive(example_bundle: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(artifacts dir holding the good bundle with a passing report, the good one there, bad's archive)."""
+    from tests.same_hash import bad_copy
+
+    good = tmp_path / "artifacts" / example_bundle.name
+    shutil.copytree(example_bundle, good)
+    (good / "validation").mkdir(exist_ok=True)
+    (good / "validation" / "onnx_validation.json").write_text('{"target": "onnx", "passed": true}\n')
+    bad = bad_copy(example_bundle, tmp_path / "bad-artifacts")
+    return good.parent, good, create_archive(Bundle(bad), "tar.gz", tmp_path / "archives")
+
+
+def _files(bundle: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(bundle).as_posix(): p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()
+    }
+
+
+def test_import_of_other_content_under_an_existing_hash_is_refused_naming_both_digests(
+    example_bundle: Path, tmp_path: Path
+) -> None:
+    """The attack: bad's archive imported where good is used to say "already exists ... nothing changed"."""
+    artifacts, good, bad_archive = _good_and_bad_archive(example_bundle, tmp_path)
+    before = _files(good)
+    here = BundleManifest.load(good).content_digest
+    there = BundleManifest.load(tmp_path / "bad-artifacts" / good.name).content_digest
+    code, out, err = invoke("pack", "import", str(bad_archive), "--output-dir", str(artifacts))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {good.name} already exists with other content ({here} here, {there} in the archive; "
+        "differs: models/model.onnx); --force replaces it\n"
+    )
+    assert "nothing changed" not in out + err
+    assert _files(good) == before  # untouched, its report included
+    assert sorted(p.name for p in artifacts.iterdir()) == [good.name]  # no temporary directory left
+
+
+def test_import_force_replaces_other_content_and_drops_the_old_reports(
+    example_bundle: Path, tmp_path: Path
+) -> None:
+    artifacts, good, bad_archive = _good_and_bad_archive(example_bundle, tmp_path)
+    here = BundleManifest.load(good).content_digest
+    bad = tmp_path / "bad-artifacts" / good.name
+    there = BundleManifest.load(bad).content_digest
+    code, out, err = invoke("pack", "import", str(bad_archive), "--output-dir", str(artifacts), "--force")
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"Bundle replaced: {good.name}",
+        f"  Path: {good}",
+        f"  Content: {there}",
+        f"  content changed: {here} -> {there} (models/model.onnx)",
+    ]
+    assert _files(good) == _files(bad)  # bad's bytes, and no report about good's left beside them
+    assert not (good / "validation").exists()
+    assert sorted(p.name for p in artifacts.iterdir()) == [good.name]
+    code, out, err = invoke("pack", "import", str(bad_archive), "--output-dir", str(artifacts), "--json")
+    assert code == 0, err
+    info = json.loads(out)  # the same content again: nothing changed
+    assert info["already_existed"] is True and info["replaced_content_digest"] is None
+    assert info["content_digest"] == there
+
+
+def test_import_force_moves_in_only_a_complete_bundle_and_removes_the_old_one_after(
+    example_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the moment the name changes hands, the new copy is whole (its manifest verifies) and the old one is
+    still whole at the name (a swap) or aside (two renames, where no swap exists)."""
+    from conv2d_bundle import atomic, placement
+
+    artifacts, good, bad_archive = _good_and_bad_archive(example_bundle, tmp_path)
+    here = BundleManifest.load(good).content_digest
+    there = BundleManifest.load(tmp_path / "bad-artifacts" / good.name).content_digest
+    moments: list[tuple[str, str]] = []
+
+    def digest_of_whole(path: Path) -> str:
+        manifest = BundleManifest.load(path)
+        assert manifest.verify(path).ok, f"{path} is not a whole bundle"
+        return manifest.content_digest
+
+    exchange = atomic.exchange
+
+    def watched(a: Path, b: Path) -> bool:
+        if Path(b) == good:
+            moments.append((digest_of_whole(Path(a)), digest_of_whole(Path(b))))
+        return exchange(a, b)
+
+    monkeypatch.setattr(atomic, "exchange", watched)
+    code, _, err = invoke("pack", "import", str(bad_archive), "--output-dir", str(artifacts), "--force")
+    assert code == 0, err
+    # asked to swap a whole new copy with the whole old one (asked even where the system cannot swap: then it
+    # takes two renames, see tests/unit/test_placement.py)
+    assert moments == [(there, here)]
+    assert digest_of_whole(good) == there
+    assert not [p for p in artifacts.iterdir() if p.name.startswith((placement.OLD_PREFIX, IMPORT_PREFIX))]
+
+
+def test_import_of_the_same_content_still_says_nothing_changed(example_bundle: Path, tmp_path: Path) -> None:
+    artifacts, good, _ = _good_and_bad_archive(example_bundle, tmp_path)
+    same = create_archive(Bundle(good), "zip", tmp_path / "archives")
+    code, out, err = invoke("pack", "import", str(same), "--output-dir", str(artifacts))
+    assert code == 0, err
+    assert out.splitlines()[0] == f"Bundle already exists (archive verified, nothing changed): {good.name}"
+    assert (good / "validation" / "onnx_validation.json").is_file()  # the same bytes: its report still holds
+
+
+def test_import_over_a_copy_that_no_longer_matches_its_manifest_is_refused(
+    example_bundle: Path, tmp_path: Path
+) -> None:
+    """Same manifest, but the files here were changed after sealing: not "nothing changed" either."""
+    artifacts, good, _ = _good_and_bad_archive(example_bundle, tmp_path)
+    same = create_archive(Bundle(good), "zip", tmp_path / "archives")
+    (good / "metrics.json").write_text('{"accuracy": 1.0}\n')
+    code, _, err = invoke("pack", "import", str(same), "--output-dir", str(artifacts))
+    assert code == 2
+    assert "but its files do not match it (changed: metrics.json); --force replaces it" in err
+    code, out, err = invoke("pack", "import", str(same), "--output-dir", str(artifacts), "--force")
+    assert code == 0 and "restored sha256:" in out, err
+    assert BundleManifest.load(good).verify(good).ok

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+from conv2d_bundle.manifest import BundleManifest
 from tests.conftest import checks_subprocess, conv2d
 from tests.oci.conftest import Registry, free_port
 
@@ -66,7 +67,8 @@ def test_pytest_checks_take_an_oci_bundle_and_reuse_the_cache(
     digest = conv2d("pack", "push", str(example_bundle), ref, env=cli_env).stdout.strip()
     run = checks_subprocess("--bundle", ref, "--target", "general", "--check-profile", "quick", env=cli_env)
     assert run.returncode == 0, run.stdout + run.stderr
-    cached = Path(cli_env["CONV2D_CACHE"]) / "bundles" / example_bundle.name
+    content = BundleManifest.load(example_bundle).content_digest  # the cache is keyed by content
+    cached = Path(cli_env["CONV2D_CACHE"]) / "bundles" / content.replace(":", "-") / example_bundle.name
     assert json.loads((cached / "validation" / "general_validation.json").read_text())["verdict"] == "passed"
     # a digest reference already in the cache needs no registry at all: this host:port answers nothing
     dead = f"oci://127.0.0.1:{free_port()}/roundtrip/checks@{digest}"

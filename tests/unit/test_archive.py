@@ -225,7 +225,8 @@ def test_round_trip(small: Path, tmp_path: Path, out: Path, fmt: str) -> None:
         result = import_archive(packed, out)
     finally:
         os.umask(old)
-    assert result == archive.ImportResult(small.name, out / small.name, already_existed=False)
+    digest = BundleManifest.load(small).content_digest
+    assert result == archive.ImportResult(small.name, out / small.name, False, digest)
     assert BundleManifest.load(result.bundle_dir).files == BundleManifest.load(small).files
     assert BundleManifest.load(result.bundle_dir).verify(result.bundle_dir).ok
     assert not (result.bundle_dir / "validation").exists()
@@ -235,7 +236,7 @@ def test_round_trip(small: Path, tmp_path: Path, out: Path, fmt: str) -> None:
         assert stat.S_IMODE(d.stat().st_mode) == 0o755
     assert import_archive(packed, tmp_path / "a" / "b").bundle_dir == tmp_path / "a" / "b" / small.name
     again = import_archive(packed, out)
-    assert again == archive.ImportResult(small.name, out / small.name, already_existed=True)
+    assert again == archive.ImportResult(small.name, out / small.name, True, digest)  # nothing changed
     assert leftovers(out) == [small.name]  # no temporary directory left
 
 
@@ -252,7 +253,7 @@ def test_import_failing_to_move_into_place(
         import_archive(packed, out)
     assert (
         str(info.value)
-        == f"cannot move the imported bundle into place at {out / small.name}: Invalid cross-device link"
+        == f"cannot move the bundle into place at {out / small.name}: Invalid cross-device link"
     )
     assert leftovers(out) == []
 
