@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # torch is pinned through constraints.txt (the CPU wheel on disk); an unpinned torch pulls a CUDA build.
 INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint typecheck clean bench gate mutation
+.PHONY: demo test system-packages lint typecheck clean bench gate mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,13 @@ gate: $(STAMP)
 	$(BIN)/conv2d pack create --config examples/dogs.yaml --model examples/conv2d_fsq.pt --name gate --output-dir artifacts/gate --json > artifacts/gate.json
 	$(BIN)/python -m pytest checks --artifacts artifacts/gate --bundle "$$($(BIN)/python -c 'import json;print(json.load(open("artifacts/gate.json"))["exp_hash"])')" --target onnx -q
 
-test: $(STAMP)
+# The Debian/Ubuntu packages tests/oci and tests/remote run (docker-registry, openssh-server, openssh-client,
+# rsync), installed where missing: as root, or through sudo without a password; otherwise it stops with the command
+# to run, before the long test run.
+system-packages:
+	bash scripts/system-packages.sh
+
+test: system-packages $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
