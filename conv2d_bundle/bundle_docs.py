@@ -76,12 +76,16 @@ def deployment_guide(meta: Mapping[str, Any]) -> str:
 """
 
 
+def _parity(output: Mapping[str, Any]) -> str:
+    """How the checks compare this output with the reference: integers exactly, floats within a tolerance."""
+    if str(output["dtype"]).startswith("int"):
+        return "integers, compared exactly (no tolerance)"
+    return f"parity atol {output['atol']:g}, rtol {output['rtol']:g}"
+
+
 def api_reference(meta: Mapping[str, Any]) -> str:
     m = meta["model"]
-    outputs = "\n".join(
-        f"- `{o['name']}` ({o['dtype']}, {o['kind']}): parity atol {o['atol']:g}, rtol {o['rtol']:g}"
-        for o in m["outputs"]
-    )
+    outputs = "\n".join(f"- `{o['name']}` ({o['dtype']}, {o['kind']}): {_parity(o)}" for o in m["outputs"])
     return f"""# API reference — {m["name"]}
 
 ## Input

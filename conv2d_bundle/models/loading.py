@@ -52,10 +52,29 @@ def build_model(spec: ModelSpec) -> nn.Module:
     return model
 
 
+def _checkpoint_format_problem(path: Path) -> str | None:
+    """Why ``path`` is not a PyTorch checkpoint at all, or None when it looks like one: ``torch.save`` writes a
+    zip archive (since torch 1.6) or, in the legacy format, a pickle stream (protocol 2 unless asked otherwise).
+    Anything else is not worth unpickling, and is not a reason to suggest ``--allow-pickle``."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        return "the file is empty"
+    if zipfile.is_zipfile(path) or (head[0] == pickle.PROTO[0] and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL):
+        return None
+    return "torch.save writes a zip archive (or, in its legacy format, a pickle), and this file is neither"
+
+
 def load_checkpoint(path: Path, *, allow_pickle: bool = False) -> Mapping[str, torch.Tensor] | nn.Module:
     """The state dict in ``path`` (or, with ``allow_pickle``, whatever module it pickled)."""
     if not path.is_file():
         raise ModelLoadError(f"checkpoint not found: {path}")
+    try:
+        problem = _checkpoint_format_problem(path)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    if problem:
+        raise ModelLoadError(f"{path} is not a PyTorch checkpoint: {problem}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -68,6 +87,8 @@ def load_checkpoint(path: Path, *, allow_pickle: bool = False) -> Mapping[str, t
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as inner:  # any failure of an arbitrary pickle is a load error
             raise ModelLoadError(f"{path}: cannot unpickle: {inner}") from inner
+    except KeyError as exc:  # the unpickler's memo lookup: a pickle header followed by junk
+        raise ModelLoadError(f"{path}: not a readable torch checkpoint (a corrupt pickle stream)") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from exc
     if isinstance(obj, nn.Module):

@@ -118,6 +118,33 @@ def test_corrupt_checkpoint(tmp_path: Path, content: bytes) -> None:
         load_model(_spec(), path)
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (np.random.default_rng(0).bytes(4096), "torch.save writes a zip archive"),
+        (b"name: dogs_v1\n", "torch.save writes a zip archive"),
+        (b"", "the file is empty"),
+    ],
+    ids=["random-bytes", "text", "empty"],
+)
+def test_junk_is_not_a_checkpoint_and_no_pickle_is_suggested(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    path = tmp_path / "junk.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(_spec(), path, allow_pickle=True)
+    assert str(caught.value).startswith(f"{path} is not a PyTorch checkpoint: {why}")
+    assert "--allow-pickle" not in str(caught.value)
+
+
+def test_legacy_format_checkpoint_loads(tmp_path: Path) -> None:
+    """torch.save's pre-1.6 format is a pickle stream, not a zip archive: still a checkpoint."""
+    path = tmp_path / "legacy.pt"
+    torch.save(Conv2dFSQ().state_dict(), path, _use_new_zipfile_serialization=False)
+    assert isinstance(load_model(_spec(), path), Conv2dFSQ)
+
+
 def test_nested_state_dict_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "nested.pt"
     torch.save({"state_dict": Conv2dFSQ().state_dict(), "epoch": 3}, path)
