@@ -17,8 +17,22 @@ def _plugin_loaded(pluginmanager: pytest.PytestPluginManager) -> bool:
     return module is not None and pluginmanager.is_registered(module)
 
 
+_registered_here = False
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    global _registered_here
     if not _plugin_loaded(pluginmanager):
         import conv2d_bundle.pytest_plugin as plugin
 
         pluginmanager.register(plugin, "conv2d_bundle")
+        _registered_here = True
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Registered from here, the plugin missed the start-up hook that gives it its short option names
+    (``--bundle``, ``--target``, ...): this conftest is where that hook was running."""
+    if _registered_here:
+        import conv2d_bundle.pytest_plugin as plugin
+
+        plugin.add_short_names(parser)

@@ -22,6 +22,8 @@ from conv2d_bundle.schema import check_label_map, check_metadata, read_json
 METADATA_SCHEMA_VERSION = 1
 MIN_PREFIX = 4
 DEFAULT_ARTIFACTS = "artifacts"
+#: the name prefix of every directory the tools write before renaming it into place (never a bundle)
+STAGING_PREFIX = ".tmp-"
 
 
 def default_artifacts_dir() -> Path:
@@ -172,7 +174,17 @@ def list_bundles(artifacts_dir: Path) -> list[Bundle]:
 def get_bundle(artifacts_dir: Path, ref: str) -> Bundle:
     """A bundle by unique hash prefix (>= 4 hex digits), by full hash, or by directory path."""
     candidate = Path(ref)
-    if (os.sep in ref or ref.startswith(".")) and candidate.is_dir():
+    hex_prefix = len(ref) >= MIN_PREFIX and all(c in "0123456789abcdef" for c in ref.strip().lower())
+    # a directory is taken as a path when it is written as one, when it cannot be a hash prefix, or when it
+    # holds a bundle (users copy bundles under names of their own); else a hex name looks in artifacts_dir
+    if candidate.is_dir() and (
+        os.sep in ref or ref.startswith(".") or not hex_prefix or (candidate / "metadata.json").exists()
+    ):
+        if candidate.resolve().name.startswith(STAGING_PREFIX):
+            raise BundleNotFoundError(
+                f"{ref} is a staging directory an interrupted create, import or pull left behind, not a bundle "
+                "(conv2d pack clean removes it)"
+            )
         if not (candidate / "metadata.json").exists():
             raise BundleNotFoundError(f"{ref} is not a bundle (no metadata.json)")
         return Bundle(candidate)

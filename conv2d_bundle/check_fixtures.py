@@ -125,13 +125,13 @@ def tolerance_policy(bundle_session: BundleSession) -> TolerancePolicy:
 
 @pytest.fixture(scope="session")
 def trusted_key(request: pytest.FixtureRequest) -> Path | None:
-    value = request.config.getoption("trusted_key")
+    value = request.config.getoption("conv2d_trusted_key")
     return Path(value) if value else None
 
 
 @pytest.fixture(scope="session")
 def benchmark_enabled(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("benchmark"))
+    return bool(request.config.getoption("conv2d_benchmark"))
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from conv2d_bundle.report import ValidationReport, runtime_versions
 #: the largest batch the parity checks run (also 1 and 7); capped at the bundle's golden rows
 PARITY_BATCH_SIZES = (1, 7, 64)
 _REPORT_PLUGIN = "conv2d_bundle_report"
+GROUP = "conv2d_bundle"
 _FIXTURES_PLUGIN = "conv2d_bundle_fixtures"
 
 
@@ -44,43 +45,105 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def _options() -> list[tuple[str, dict[str, Any]]]:
+    """(short name, argparse attributes) of each option; each is registered as ``--conv2d-<name>`` (dest
+    ``conv2d_<name>``), and under its short name only where no other plugin or conftest has that name."""
+    return [
+        ("bundle", {"metavar": "DIR", "help": "bundle directory, or a hash prefix looked up in --artifacts"}),
+        (
+            "artifacts",
+            {
+                "metavar": "DIR",
+                "help": "artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
+            },
+        ),
+        (
+            "target",
+            {
+                "default": "general",
+                "type": parse_targets,
+                "metavar": "TARGETS",
+                "help": "deployment target(s) to verify, comma-separated: general, the installed targets "
+                f"({', '.join(targets.target_names())}) or all; general checks always run (default: general)",
+            },
+        ),
+        (
+            "strict-targets",
+            {
+                "action": "store_true",
+                "help": "count every skipped check as failed (release pipelines that must verify everything)",
+            },
+        ),
+        (
+            "check-profile",
+            {
+                "default": "default",
+                "type": parse_profile,  # not choices=: "seal" (create's, at seal time) works but is not offered
+                "metavar": "PROFILE",
+                "help": "fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
+            },
+        ),
+        (
+            "tolerance-policy",
+            {
+                "metavar": "FILE",
+                "help": "the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); a "
+                "bundle may ask for tighter ones, never looser (default: the built-in policy)",
+            },
+        ),
+        (
+            "trusted-key",
+            {"metavar": "PEM", "help": "Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"},
+        ),
+        ("expect-hash", {"help": argparse.SUPPRESS}),
+        ("benchmark", {"action": "store_true", "help": "record latency and throughput in the report"}),
+    ]
+
+
+def dest(name: str) -> str:
+    """The option's destination: ``conv2d_bundle`` for ``bundle`` (read with ``config.getoption``)."""
+    return "conv2d_" + name.replace("-", "_")
+
+
 def add_options(parser: pytest.Parser) -> None:
-    """The plugin's one option group. Apart from the hook so that unit tests can call it with a parser of
-    their own: pytest calls the hook once per interpreter, before any test runs."""
-    group = parser.getgroup("conv2d_bundle", "conv2d-bundle: verify a deployment bundle")
-    group.addoption("--bundle", help="bundle directory, or a hash prefix looked up in --artifacts")
-    group.addoption(
-        "--artifacts",
-        help="artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
-    )
-    group.addoption(
-        "--target",
-        default="general",
-        type=parse_targets,
-        help="deployment target(s) to verify, comma-separated: general, the installed targets "
-        f"({', '.join(targets.target_names())}) or all; general checks always run (default: general)",
-    )
-    group.addoption(
-        "--strict-targets",
-        action="store_true",
-        help="count every skipped check as failed (release pipelines that must verify everything)",
-    )
-    group.addoption(
-        "--check-profile",
-        default="default",
-        type=parse_profile,  # not choices=: "seal" (create's, at seal time) works but is not offered
-        help="fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
-    )
-    group.addoption(
-        "--tolerance-policy",
-        help="the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); a bundle may "
-        "ask for tighter ones, never looser (default: the built-in policy)",
-    )
-    group.addoption(
-        "--trusted-key", help="Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it"
-    )
-    group.addoption("--expect-hash", help=argparse.SUPPRESS)
-    group.addoption("--benchmark", action="store_true", help="record latency and throughput in the report")
+    """The plugin's one option group, under namespaced long names (``--conv2d-bundle``, ...). Apart from the
+    hook so that unit tests can call it with a parser of their own: pytest calls the hook once per
+    interpreter, before any test runs. The short names come later (:func:`add_short_names`)."""
+    group = parser.getgroup(GROUP, "conv2d-bundle: verify a deployment bundle")
+    for name, attrs in _options():
+        hidden = attrs["help"] is argparse.SUPPRESS
+        help_text = attrs["help"] if hidden else f"{attrs['help']} (short: --{name}, where free)"
+        group.addoption(f"--conv2d-{name}", **{**attrs, "dest": dest(name), "help": help_text})
+
+
+def add_short_names(parser: pytest.Parser) -> list[str]:
+    """``--bundle``, ``--target``, ... as aliases of the namespaced options, each only where no plugin or
+    conftest loaded so far defines it (another suite's own ``--target`` stays theirs: use
+    ``--conv2d-target`` there). The names added."""
+    taken = {
+        name
+        for group in [*getattr(parser, "_groups", []), getattr(parser, "_anonymous", None)]
+        if group is not None
+        for option in group.options
+        for name in option.names()
+    }
+    group = parser.getgroup(GROUP)
+    added = []
+    for name, attrs in _options():
+        if f"--{name}" not in taken:
+            group.addoption(f"--{name}", **{**attrs, "dest": dest(name), "help": argparse.SUPPRESS})
+            added.append(f"--{name}")
+    return added
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> Any:
+    """The short option names, once the initial conftests have added theirs (before the command line is
+    parsed in full)."""
+    try:
+        return (yield)
+    finally:
+        add_short_names(parser)
 
 
 def parse_targets(value: str) -> str:
@@ -111,8 +174,10 @@ def _resolve_bundle(config: pytest.Config, ref: str) -> Any:
             raise pytest.UsageError(f"--bundle {ref}: {exc}") from None
     path = Path(ref)
     if path.is_dir():
+        if not any((path / name).exists() for name in ("metadata.json", "MANIFEST.json")):
+            raise pytest.UsageError(f"--bundle {ref}: not a bundle (no metadata.json or MANIFEST.json)")
         return Bundle(path)
-    artifacts = Path(config.getoption("artifacts") or default_artifacts_dir())
+    artifacts = Path(config.getoption(dest("artifacts")) or default_artifacts_dir())
     try:
         return get_bundle(artifacts, ref)
     except BundleError as exc:
@@ -123,7 +188,7 @@ def _policy(config: pytest.Config) -> Any:
     from conv2d_bundle.errors import BundleError
     from conv2d_bundle.tolerance import TolerancePolicy
 
-    path = config.getoption("tolerance_policy")
+    path = config.getoption(dest("tolerance-policy"))
     if not path:
         return TolerancePolicy()
     try:
@@ -140,12 +205,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", f"{NEEDS_TRUSTED_KEY}: a bundle check run only with --trusted-key")
     config.addinivalue_line("markers", f"{NEEDS_BENCHMARK}: a bundle check run only with --benchmark")
-    ref = config.getoption("bundle")
+    ref = config.getoption(dest("bundle"))
     if not ref:
         return
     bundle = _resolve_bundle(config, ref)
     bundle_isolation.refuse_bundle_configuration(config, bundle.bundle_dir)
-    target = config.getoption("target")
+    target = config.getoption(dest("target"))
     if config.pluginmanager.is_blocked(_REPORT_PLUGIN):
         removed = _remove_reports(bundle.bundle_dir, ["general", *target.split(",")])
         raise pytest.UsageError(
@@ -159,9 +224,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = BundleSession(
         bundle=bundle,
         targets=targets.selected(target.split(",")),
-        expect_hash=config.getoption("expect_hash") or bundle.bundle_dir.name,
-        strict=config.getoption("strict_targets"),
-        profile=config.getoption("check_profile"),
+        expect_hash=config.getoption(dest("expect-hash")) or _expected_hash(bundle),
+        strict=config.getoption(dest("strict-targets")),
+        profile=config.getoption(dest("check-profile")),
         policy=_policy(config),
     )
     config.stash[state_key] = state
@@ -188,6 +253,22 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def _expected_hash(bundle: Any) -> str:
+    """The EXP_HASH the bundle must state: its directory's name where that is a hash (the artifacts layout),
+    else its own (a bundle copied under a name of one's choosing; test_exp_hash_recomputes still holds it to
+    its config and weights)."""
+    from conv2d_bundle.bundle import STAGING_PREFIX
+    from conv2d_bundle.digest import is_exp_hash
+
+    name = str(bundle.bundle_dir.name)
+    if is_exp_hash(name) or name.startswith(STAGING_PREFIX):  # create passes --expect-hash for its staging
+        return name
+    try:
+        return str(bundle.metadata.get("exp_hash") or name)
+    except BundleError:  # unreadable metadata: the general checks say so
+        return name
+
+
 def _remove_reports(bundle_dir: Path, names: list[str]) -> str:
     out = bundle_dir / "validation"
     if out.is_symlink():
@@ -212,7 +293,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _wanted(config: pytest.Config, state: BundleSession) -> Wanted:
-    return Wanted(state.targets, bool(config.getoption("trusted_key")), bool(config.getoption("benchmark")))
+    return Wanted(
+        state.targets, bool(config.getoption(dest("trusted-key"))), bool(config.getoption(dest("benchmark")))
+    )
 
 
 class _ChecksPackage(pytest.Package):

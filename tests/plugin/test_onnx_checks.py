@@ -27,7 +27,7 @@ def test_good_bundle_passes_and_reports(bundle_copy: Path, run_checks: Any) -> N
     rc, report, out = run_checks(bundle_copy, "onnx")
     assert rc == 0, out
     assert report is not None and report["passed"] is True and report["errors"] == []
-    assert report["target"] == "onnx" and report["schema_version"] == 2
+    assert report["target"] == "onnx" and report["schema_version"] == 3
     assert report["verdict"] == "passed" and report["complete"] is True and report["reasons"] == []
     assert report["counts"]["expected"] == len(report["checks_run"]) and report["not_run"] == []
     assert "test_targets.py::test_parity[onnx-confidence-7]" in report["checks_run"]
@@ -414,7 +414,7 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
     args = [str(ROOT / "checks"), str(pytester.path), "--bundle", str(bundle_copy), "--target", "onnx"]
     args += ["-p", "no:cacheprovider"]
     result = pytester.runpytest(*args, "--check-profile", "quick")
-    result.assert_outcomes(passed=45, skipped=3, deselected=3)
+    result.assert_outcomes(passed=46, skipped=3, deselected=3)
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["passed"] is True and report["verdict"] == "passed" and report["complete"] is True
     assert report["skipped"] == [
@@ -530,7 +530,7 @@ def test_check_profile_offers_only_the_documented_budgets(bundle_copy: Path) -> 
         [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     ).stdout  # fmt: skip
-    option = re.search(r"--check-profile.*?(?=\n  --)", help_text, flags=re.S)
+    option = re.search(r"--conv2d-check-profile=.*?(?=\n  --)", help_text, flags=re.S)
     assert option is not None, help_text
     assert "quick" in option[0] and "thorough" in option[0] and "seal" not in option[0]
     bad = checks_subprocess("--bundle", str(bundle_copy), "--check-profile", "bogus", "--co")

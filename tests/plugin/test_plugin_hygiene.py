@@ -64,7 +64,38 @@ def test_unrelated_suite_runs_unchanged(pytester: pytest.Pytester) -> None:
 def test_plugin_options_stay_visible(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*--bundle=BUNDLE*", "*--tolerance-policy=TOLERANCE_POLICY*"])
+    result.stdout.fnmatch_lines(["*--conv2d-bundle=DIR*", "*--conv2d-tolerance-policy=FILE*"])
+    assert "(short: --bundle, where free)" in " ".join(result.stdout.str().split())
+
+
+OWN_OPTIONS_CONFTEST = """
+def pytest_addoption(parser):
+    parser.addoption("--target", default="x86", help="this project's own deployment target")
+    group = parser.getgroup("mine")
+    group.addoption("--bundle", action="store_true")
+    group.addoption("--benchmark", default="none")
+
+def pytest_configure(config):
+    config.seen = (config.getoption("target"), config.getoption("bundle"), config.getoption("benchmark"))
+"""
+
+
+def test_a_suite_with_its_own_target_bundle_and_benchmark_options_runs_unchanged(
+    pytester: pytest.Pytester,
+) -> None:
+    """Before: ``ValueError: option dest 'target' already used`` at start-up. The short names are the
+    suite's; the plugin keeps its namespaced ones."""
+    pytester.makeconftest(OWN_OPTIONS_CONFTEST)
+    pytester.makepyfile(
+        test_theirs="def test_options(pytestconfig):\n    assert pytestconfig.seen == ('arm', True, 'fast')\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--target", "arm", "--bundle", "--benchmark", "fast"
+    )
+    result.assert_outcomes(passed=1)
+    assert "conv2d-bundle report" not in result.stdout.str()
+    help_text = pytester.runpytest_subprocess("--help").stdout.str()
+    assert "this project's own deployment target" in help_text and "--conv2d-target=TARGETS" in help_text
 
 
 def test_unconfigure_undoes_configure(pytester: pytest.Pytester, bundle_copy: object) -> None:

@@ -47,6 +47,9 @@ class FakeConfig:
             "benchmark": False,
             **options,
         }
+        bundle = options.get("bundle")
+        if bundle and Path(bundle).is_dir() and not (Path(bundle) / "MANIFEST.json").exists():
+            (Path(bundle) / "metadata.json").touch()  # what makes a directory a bundle to --bundle
         self.stash = pytest.Stash()
         self.pluginmanager = FakePluginManager()
         self.ini_lines: list[tuple[str, str]] = []
@@ -59,7 +62,7 @@ class FakeConfig:
         self.hook = SimpleNamespace(pytest_deselected=lambda items: self.deselected.extend(items))
 
     def getoption(self, name: str, default: Any = None) -> Any:
-        return self.options.get(name, default)
+        return self.options.get(name.removeprefix("conv2d_"), default)  # the plugin's dests are namespaced
 
     def getini(self, name: str) -> list[str]:
         return self.ini[name]
@@ -121,16 +124,18 @@ def test_check_profile_option() -> None:
 
 #: every option the plugin adds, by dest, with the default a user gets
 OPTION_DEFAULTS = {
-    "bundle": None,
-    "artifacts": None,
-    "target": "general",
-    "strict_targets": False,
-    "check_profile": "default",
-    "tolerance_policy": None,
-    "trusted_key": None,
-    "expect_hash": None,
-    "benchmark": False,
+    "conv2d_bundle": None,
+    "conv2d_artifacts": None,
+    "conv2d_target": "general",
+    "conv2d_strict_targets": False,
+    "conv2d_check_profile": "default",
+    "conv2d_tolerance_policy": None,
+    "conv2d_trusted_key": None,
+    "conv2d_expect_hash": None,
+    "conv2d_benchmark": False,
 }
+SHORT = ["bundle", "artifacts", "target", "strict-targets", "check-profile", "tolerance-policy", "trusted-key",
+         "expect-hash", "benchmark"]  # fmt: skip
 
 
 def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
@@ -141,18 +146,9 @@ def test_the_options_and_their_defaults(request: pytest.FixtureRequest) -> None:
     parser = config._parser
     group = next(g for g in parser._groups if g.name == "conv2d_bundle")
     assert group._arggroup.title == "conv2d-bundle: verify a deployment bundle"
-    helps = {opt.names()[0]: opt.attrs().get("help", "") for opt in group.options}
-    assert list(helps) == [
-        "--bundle",
-        "--artifacts",
-        "--target",
-        "--strict-targets",
-        "--check-profile",
-        "--tolerance-policy",
-        "--trusted-key",
-        "--expect-hash",
-        "--benchmark",
-    ]
+    names = [opt.names()[0] for opt in group.options]
+    # the namespaced names, then the short ones this session's conftests left free (all of them here)
+    assert names == [f"--conv2d-{n}" for n in SHORT] + [f"--{n}" for n in SHORT]
 
 
 class ArgparseGroup:
@@ -163,15 +159,22 @@ class ArgparseGroup:
         self.title = title
         self.argparser = argparse.ArgumentParser(exit_on_error=False)
         self.helps: dict[str, str] = {}
+        self.options: list[Any] = []
 
     def addoption(self, *names: str, **attrs: Any) -> None:
         self.argparser.add_argument(*names, **attrs)
         self.helps[" ".join(names)] = attrs.get("help", "")
+        self.options.append(SimpleNamespace(names=lambda: list(names)))
 
 
 class RecordingParser:
     def __init__(self) -> None:
         self.groups: dict[str, ArgparseGroup] = {}
+        self._anonymous = ArgparseGroup("custom options")
+
+    @property
+    def _groups(self) -> list[ArgparseGroup]:
+        return list(self.groups.values())
 
     def getgroup(self, name: str, description: str = "") -> ArgparseGroup:
         return self.groups.setdefault(name, ArgparseGroup(description))
@@ -181,6 +184,7 @@ class RecordingParser:
 def options() -> ArgparseGroup:
     parser = RecordingParser()
     plugin.add_options(parser)  # type: ignore[arg-type]
+    assert plugin.add_short_names(parser) == [f"--{n}" for n in SHORT]  # type: ignore[arg-type]
     assert list(parser.groups) == ["conv2d_bundle"]  # one group, named after the plugin
     return parser.groups["conv2d_bundle"]
 
@@ -188,18 +192,22 @@ def options() -> ArgparseGroup:
 def test_the_option_group_and_its_help(options: ArgparseGroup) -> None:
     assert options.title == "conv2d-bundle: verify a deployment bundle"
     known = ", ".join(plugin.targets.target_names())
-    assert options.helps == {
-        "--bundle": "bundle directory, or a hash prefix looked up in --artifacts",
-        "--artifacts": "artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
-        "--target": "deployment target(s) to verify, comma-separated: general, the installed targets "
+    helps = {
+        "bundle": "bundle directory, or a hash prefix looked up in --artifacts",
+        "artifacts": "artifacts directory for hash prefixes (default: $CONV2D_ARTIFACTS or ./artifacts)",
+        "target": "deployment target(s) to verify, comma-separated: general, the installed targets "
         f"({known}) or all; general checks always run (default: general)",
-        "--strict-targets": "count every skipped check as failed (release pipelines that must verify everything)",
-        "--check-profile": "fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
-        "--tolerance-policy": "the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); "
+        "strict-targets": "count every skipped check as failed (release pipelines that must verify everything)",
+        "check-profile": "fuzzing budget of the property checks: quick, default (a few seconds) or thorough",
+        "tolerance-policy": "the verifier's parity tolerances (YAML/JSON: per dtype and output, {atol, rtol}); "
         "a bundle may ask for tighter ones, never looser (default: the built-in policy)",
-        "--trusted-key": "Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it",
-        "--expect-hash": argparse.SUPPRESS,  # internal: pack create checks a bundle in staging
-        "--benchmark": "record latency and throughput in the report",
+        "trusted-key": "Ed25519 public key (PEM): fail unless MANIFEST.json is signed by it",
+        "benchmark": "record latency and throughput in the report",
+    }
+    assert options.helps == {
+        **{f"--conv2d-{n}": f"{h} (short: --{n}, where free)" for n, h in helps.items()},
+        "--conv2d-expect-hash": argparse.SUPPRESS,  # internal: pack create checks a bundle in staging
+        **{f"--{n}": argparse.SUPPRESS for n in SHORT},  # listed once, under the namespaced name
     }
 
 
@@ -207,31 +215,43 @@ def test_option_defaults(options: ArgparseGroup) -> None:
     assert vars(options.argparser.parse_args([])) == OPTION_DEFAULTS
 
 
-def test_options_given(options: ArgparseGroup) -> None:
+@pytest.mark.parametrize("prefix", ["--", "--conv2d-"])
+def test_options_given(options: ArgparseGroup, prefix: str) -> None:
     given = options.argparser.parse_args(
         [
-            "--bundle=b",
-            "--artifacts=a",
-            "--target= ios, onnx,ios",
-            "--strict-targets",
-            "--check-profile=thorough",
-            "--tolerance-policy=p.yaml",
-            "--trusted-key=k.pem",
-            "--expect-hash=abc",
-            "--benchmark",
+            f"{prefix}bundle=b",
+            f"{prefix}artifacts=a",
+            f"{prefix}target= ios, onnx,ios",
+            f"{prefix}strict-targets",
+            f"{prefix}check-profile=thorough",
+            f"{prefix}tolerance-policy=p.yaml",
+            f"{prefix}trusted-key=k.pem",
+            f"{prefix}expect-hash=abc",
+            f"{prefix}benchmark",
         ]
     )
     assert vars(given) == {
-        "bundle": "b",
-        "artifacts": "a",
-        "target": "ios,onnx",  # parsed: names stripped, each once
-        "strict_targets": True,
-        "check_profile": "thorough",
-        "tolerance_policy": "p.yaml",
-        "trusted_key": "k.pem",
-        "expect_hash": "abc",
-        "benchmark": True,
+        "conv2d_bundle": "b",
+        "conv2d_artifacts": "a",
+        "conv2d_target": "ios,onnx",  # parsed: names stripped, each once
+        "conv2d_strict_targets": True,
+        "conv2d_check_profile": "thorough",
+        "conv2d_tolerance_policy": "p.yaml",
+        "conv2d_trusted_key": "k.pem",
+        "conv2d_expect_hash": "abc",
+        "conv2d_benchmark": True,
     }
+
+
+def test_a_short_name_someone_else_has_stays_theirs() -> None:
+    parser = RecordingParser()
+    parser._anonymous.addoption("--target", dest="their_target")  # a conftest's own --target
+    parser.getgroup("other").addoption("--benchmark", action="store_true")  # another plugin's
+    plugin.add_options(parser)  # type: ignore[arg-type]
+    added = plugin.add_short_names(parser)  # type: ignore[arg-type]
+    assert "--target" not in added and "--benchmark" not in added and "--bundle" in added
+    ours = parser.groups["conv2d_bundle"].argparser
+    assert vars(ours.parse_args(["--conv2d-target", "onnx"]))["conv2d_target"] == "onnx"
 
 
 @pytest.mark.parametrize(
@@ -386,8 +406,8 @@ def test_the_cache_is_moved_out_of_the_bundle(tmp_path: Path) -> None:
     config.cleanup()
     assert not moved.exists() and not (tmp_path / ".pytest_cache").exists()
     outside = tmp_path / "elsewhere"
-    config = FakeConfig(bundle=str(tmp_path / "b"), target="onnx")
     (tmp_path / "b").mkdir()
+    config = FakeConfig(bundle=str(tmp_path / "b"), target="onnx")
     config.cache = Cache(outside, config, _ispytest=True)  # type: ignore[attr-defined, arg-type]
     plugin.pytest_configure(config)  # type: ignore[arg-type]
     assert config.cache._cachedir == outside  # type: ignore[attr-defined]  # the user's own: left alone
