@@ -102,8 +102,9 @@ def compare_bundles(
         for name in sorted(set(s1) | set(s2), key=lambda n: (n == "total", n))
     }
     v1s, v2s = validation_status(b1), validation_status(b2)
+    # each side's verdict in the words show uses (conv2d_bundle.verdict.Verdict.describe), or None
     validation = {
-        t: {"bundle1": v1s.get(t, {}).get("passed"), "bundle2": v2s.get(t, {}).get("passed")}
+        t: {"bundle1": v1s.get(t, {}).get("result"), "bundle2": v2s.get(t, {}).get("result")}
         for t in sorted(set(v1s) | set(v2s))
     }
     return {
@@ -176,8 +177,11 @@ def _change(m: Mapping[str, Any]) -> str:
     return "better" if m["improvement"] else "worse"
 
 
-def _status(passed: bool | None) -> str:
-    return "—" if passed is None else ("passed" if passed else "FAILED")
+def _status(result: str | None) -> str:
+    """A verdict's words as show prints them (``FAILED (1 error)``), or a dash where there is none."""
+    if result is None:
+        return "—"
+    return "FAILED" + result.removeprefix("failed") if result.startswith("failed") else result
 
 
 def render_markdown(c: Mapping[str, Any]) -> str:

@@ -10,13 +10,16 @@ from typing import Any
 
 from conv2d_bundle.verdict import Verdict
 
-_MARK = {"passed": "✅", "failed": "❌", "incomplete": "⚠️"}
+_MARK = {"passed": "✅", "failed": "❌", "incomplete": "⚠️", "unverified": "⚠️"}
 _MAX_ERRORS = 10
 
 
 def render(subject: str, verdicts: Mapping[str, Verdict], reports: Mapping[str, Mapping[str, Any]]) -> str:
+    digests = sorted({str(r.get("content_digest")) for r in reports.values()})
     lines = [
         f"### conv2d-bundle verify `{subject}`",
+        "",
+        f"content `{', '.join(digests) or 'unknown'}`",
         "",
         "| target | verdict | passed | failed | not verified |",
         "|---|---|---|---|---|",

@@ -20,7 +20,7 @@ import pytest
 
 from conv2d_bundle.check_plan import CHECKS_DIR
 from conv2d_bundle.errors import BundleError
-from conv2d_bundle.verdict import Verdict, verdict_of
+from conv2d_bundle.verdict import Verdict, bound_verdict, verdict_of
 
 log = logging.getLogger(__name__)
 ADDOPTS_ENV = "PYTEST_ADDOPTS"
@@ -51,9 +51,20 @@ class ValidationResult:
 
     @classmethod
     def from_report(
-        cls, report: dict[str, Any], path: Path | None = None, exit_code: int | None = None
+        cls,
+        report: dict[str, Any],
+        path: Path | None = None,
+        exit_code: int | None = None,
+        content_digest: str | None = None,
     ) -> ValidationResult:
-        verdict = verdict_of(report, exit_code)
+        """The result a report states; with ``content_digest``, only if the report is about those bytes."""
+        verdict = (
+            verdict_of(report, exit_code)
+            if content_digest is None
+            else bound_verdict(
+                report, target=str(report.get("target")), content_digest=content_digest, exit_code=exit_code
+            )
+        )
         return cls(
             passed=verdict.passed,
             errors=list(report["errors"]),
@@ -79,9 +90,14 @@ class CheckRun:
         """The run was stopped by Ctrl-C (pytest catches it and reports; callers should stop too)."""
         return any("interrupted" in r.get("reasons", []) for r in self.reports.values())
 
-    def verdict(self, target: str) -> Verdict:
-        """The target's verdict: its report's, never more favourable than pytest's exit status."""
-        return verdict_of(self.reports.get(target), self.exit_code)
+    def verdict(self, target: str, content_digest: str | None = None) -> Verdict:
+        """The target's verdict: its report's, never more favourable than pytest's exit status; with
+        ``content_digest``, counted only if the report is about those bytes (``bound_verdict``)."""
+        if content_digest is None:
+            return verdict_of(self.reports.get(target), self.exit_code)
+        return bound_verdict(
+            self.reports.get(target), target=target, content_digest=content_digest, exit_code=self.exit_code
+        )
 
 
 def pytest_args(
@@ -92,13 +108,13 @@ def pytest_args(
     profile: str = "default",
     extra: Sequence[str] = (),
 ) -> list[str]:
-    args = [
+    args = [  # the plugin's namespaced option names: the short ones may belong to another plugin
         str(CHECKS_DIR),
-        "--bundle",
+        "--conv2d-bundle",
         str(bundle_dir),
-        "--target",
+        "--conv2d-target",
         target,
-        "--check-profile",
+        "--conv2d-check-profile",
         profile,
         "-p",
         "no:cacheprovider",
@@ -133,7 +149,7 @@ def pytest_args(
         "--no-header",
     ]
     if expect_hash:
-        args += ["--expect-hash", expect_hash]
+        args += ["--conv2d-expect-hash", expect_hash]
     return [*args, *extra]
 
 
@@ -223,4 +239,7 @@ class BundleValidator:
         if report is None:
             raise BundleError(f"the checks wrote no {target} report (pytest exit {run.exit_code})")
         path = bundle_dir / "validation" / f"{target}_validation.json"
-        return ValidationResult.from_report(report, path, run.exit_code)
+        from conv2d_bundle.bundle import Bundle
+
+        digest = Bundle(bundle_dir).content_digest_or_none()
+        return ValidationResult.from_report(report, path, run.exit_code, digest)

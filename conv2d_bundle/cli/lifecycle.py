@@ -313,6 +313,7 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> N
     click.echo(f"  Created: {info['created_at']} by {prov['created_by']}")
     click.echo(f"  Commit: {prov['commit_sha']}  version {prov['system_version']}")
     click.echo(f"  Size: {human_bytes(info['size_bytes'])}")
+    click.echo(f"  Content: {info['content_digest'] or '(MANIFEST.json unreadable)'}")
     click.echo("")
     fmt_rows = [
         [
@@ -335,7 +336,7 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> N
             v["errors"],
             v["warnings"],
             v["skipped"],
-            v["finished_at"] or "(at seal time)",
+            v["finished_at"] or ("(seal-time claim)" if v["source"].startswith("metadata") else "-"),
             v["host"] or "-",
         ]
         for t, v in info["validation"].items()

@@ -159,16 +159,16 @@ def _verify(
     if numprocesses:
         extra += ["-n", numprocesses]
     if strict_targets:
-        extra.append("--strict-targets")
+        extra.append("--conv2d-strict-targets")
     if select:
         extra += ["-k", select]
     if trusted_key:
-        extra += ["--trusted-key", str(trusted_key)]
+        extra += ["--conv2d-trusted-key", str(trusted_key)]
     if tolerance_policy:
         from conv2d_bundle.tolerance import TolerancePolicy
 
         TolerancePolicy.load(tolerance_policy)  # a bad policy is bad input (exit 2), not a failed check
-        extra += ["--tolerance-policy", str(tolerance_policy)]
+        extra += ["--conv2d-tolerance-policy", str(tolerance_policy)]
     with StepDisplay() as progress:
         progress(f"running the checks of --target {target} on {bundle.exp_hash}")
         run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
@@ -184,9 +184,10 @@ def _verify(
         )
     not_passed = []
     verdicts = {}
+    digest = bundle.content_digest_or_none()  # what the verdict is about: the bytes MANIFEST.json lists now
     for name, report in reports.items():
         assert report is not None  # checked above (for mypy)
-        verdict = verdicts[name] = run.verdict(name)
+        verdict = verdicts[name] = run.verdict(name, digest)
         _print_report(bundle.exp_hash, name, report, verdict, bundle.bundle_dir)
         if not verdict.passed:
             not_passed.append(f"--target {name} {verdict.describe()}")
@@ -211,10 +212,12 @@ def _print_report(exp_hash: str, name: str, report: dict, verdict: Any, bundle_d
         f"{exp_hash} --target {name}: {verdict.status.upper()} "
         f"({counts['passed']} passed, {counts['failed']} failed{skipped})"
     )
+    click.echo(f"  content: {report.get('content_digest') or '(MANIFEST.json unreadable)'}")
     for e in report["errors"]:
         click.echo(f"  FAILED  {e}")
+    label = "NOT VERIFIED" if verdict.status == "unverified" else "INCOMPLETE"
     for reason in verdict.reasons:
-        click.echo(f"  INCOMPLETE {reason}")
+        click.echo(f"  {label} {reason}")
     by_reason: dict[str, list[str]] = {}
     for s in report["skipped"]:
         by_reason.setdefault(s["reason"], []).append(s["id"])

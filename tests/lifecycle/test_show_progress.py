@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from conv2d_bundle import cli, lifecycle
+from conv2d_bundle.bundle import Bundle
 from conv2d_bundle.progress import StepDisplay, print_table
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL
 from tests.lifecycle.conftest import MakeVariant
+
+
+def _bound(bundle: Path, target: str) -> dict[str, object]:
+    """What binds a report to this bundle's bytes: schema, target, experiment, content digest."""
+    from conv2d_bundle.verdict import REPORT_SCHEMA_VERSION
+
+    b = Bundle(bundle)
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "target": target,
+        "exp_hash": b.exp_hash,
+        "content_digest": b.content_digest,
+    }
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -24,6 +39,7 @@ def test_show_json_and_text(variant: MakeVariant) -> None:
     art = b.parent
     (b / "validation").mkdir()
     report = {
+        **_bound(b, "onnx"),
         "passed": False,
         "errors": ["x: broken"],
         "warnings": [],
@@ -49,15 +65,24 @@ def test_show_json_and_text(variant: MakeVariant) -> None:
         "reasons": [],
         "finished_at": "2026-02-03T04:05:06Z",
         "host": None,
+        "content_digest": info["content_digest"],
         "source": "validation/onnx_validation.json",
     }
-    assert info["validation"]["general"]["source"] == "metadata"
+    assert info["content_digest"] == Bundle(b).content_digest
+    general = info["validation"]["general"]  # create's summary in metadata.json: the bundle's own claim
+    assert general["source"] == "metadata.json (the bundle's own claim)" and general["status"] == "unverified"
+    assert general["result"] == "not verified: seal-time claim in metadata.json (passed), not a report"
     assert info["provenance"]["created_by"] == "test@host" and len(info["provenance"]["commit_sha"]) >= 7
 
     code, out, _ = invoke("pack", "show", "abcabc", "--output-dir", str(art))
     assert code == 0
     assert "(pinned)" in out and "Created: 2026-01-01T00:00:00.000000Z by test@host" in out
-    assert "onnx     FAILED (1 error)          1" in out and "2026-02-03T04:05:06Z" in out
+    assert re.search(r"\nonnx +FAILED \(1 error\) +1 ", out) and "2026-02-03T04:05:06Z" in out
+    assert re.search(
+        r"\ngeneral +not verified: seal-time claim in metadata.json \(passed\), not a report .* "
+        r"\(seal-time claim\)",
+        out,
+    )
     assert "accuracy    0.75" in out
 
 
@@ -66,11 +91,12 @@ def test_show_tells_passed_not_verified_and_incomplete_apart(variant: MakeVarian
     -k run's report for nothing (keeping a stale one)."""
     b = variant("abcabcabcab1")
     (b / "validation").mkdir()
-    base = {"schema_version": 2, "errors": [], "warnings": [], "finished_at": "2026-02-03T04:05:06Z"}
+    base = {"errors": [], "warnings": [], "finished_at": "2026-02-03T04:05:06Z"}
     env = {"environment": {"host": "edge-01"}}
     reports = {
         "ios": {
             **base,
+            **_bound(b, "ios"),
             **env,
             "verdict": "passed",
             "complete": True,
@@ -79,12 +105,20 @@ def test_show_tells_passed_not_verified_and_incomplete_apart(variant: MakeVarian
         },
         "onnx": {
             **base,
+            **_bound(b, "onnx"),
             "verdict": "incomplete",
             "complete": False,
             "reasons": ["interrupted"],
             "skipped": [],
         },
-        "hailo": {**base, "verdict": "passed", "complete": True, "reasons": [], "skipped": []},
+        "hailo": {
+            **base,
+            **_bound(b, "hailo"),
+            "verdict": "passed",
+            "complete": True,
+            "reasons": [],
+            "skipped": [],
+        },
     }
     for target, report in reports.items():
         (b / "validation" / f"{target}_validation.json").write_text(json.dumps(report))

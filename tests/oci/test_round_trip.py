@@ -53,9 +53,17 @@ def test_create_push_pull_verify_attest_show_require(
     table = conv2d("pack", "show", ref, env=cli_env)
     assert "onnx" in table.stdout and "ios" in table.stdout and "not verified (6 skipped)" in table.stdout
 
-    after = conv2d("pack", "verify", by_digest, "--require-evidence", "onnx", env=cli_env)
+    unsigned = conv2d("pack", "verify", by_digest, "--require-evidence", "onnx", env=cli_env)
+    assert unsigned.returncode == 1  # no key vouches for it: not enough for a gate by default
+    assert "unsigned (give --trusted-key, or --allow-unsigned" in unsigned.stdout
+    after = conv2d(
+        "pack", "verify", by_digest, "--require-evidence", "onnx", "--allow-unsigned", env=cli_env
+    )  # fmt: skip
     assert after.returncode == 0, after.stdout + after.stderr
-    ios = conv2d("pack", "verify", by_digest, "--require-evidence", "onnx,ios", env=cli_env)
+    assert "(--allow-unsigned)" in after.stdout  # and it says which evidence was unsigned
+    ios = conv2d(
+        "pack", "verify", by_digest, "--require-evidence", "onnx,ios", "--allow-unsigned", env=cli_env
+    )  # fmt: skip
     assert ios.returncode == 1  # a report from a host that skipped the iOS parity is no evidence for it
     assert "--require-evidence ios: MISSING" in ios.stdout and "skipped" in ios.stdout
 

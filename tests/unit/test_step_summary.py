@@ -36,3 +36,13 @@ def test_appends_a_table_and_the_failures_only_when_asked(
     assert text.startswith("earlier step\n### conv2d-bundle verify `3f9a`")
     assert "| onnx | ✅ passed | 3 | 0 | 0 |" in text and "| ios | ❌ failed (1 error) | 3 | 1 | 0 |" in text
     assert "- `test_x: 'bad' output`" in text
+
+
+def test_the_summary_names_the_content_it_is_about_and_an_unverified_target() -> None:
+    from conv2d_bundle.verdict import Verdict
+
+    digest = "sha256:" + "ab" * 32
+    reports = {"onnx": {**_report("passed", []), "content_digest": digest}}
+    text = step_summary.render("3f9a", {"onnx": Verdict("unverified", False, ("stale report",))}, reports)
+    assert f"content `{digest}`" in text
+    assert "| onnx | ⚠️ not verified: stale report | 3 | 0 | 0 |" in text
