@@ -266,7 +266,10 @@ class ArtifactBundler:
         return metadata
 
     def _seal_time_validation(self, staging: Path, metadata: dict, exp_hash: str, formats: list[str]) -> None:
-        """Run the general checks and those of each built format; record the summary; re-seal."""
+        """Run the general checks and those of each built format on the sealed staging copy; refuse the bundle
+        if any fails. The outcome stays in the reports under ``validation/``, bound to these exact bytes: it is
+        not written into metadata.json, which would change the bytes the checks were about (and be a claim
+        anyone who re-seals could write)."""
         from conv2d_bundle.validation import run_checks
 
         names = [
@@ -284,17 +287,6 @@ class ArtifactBundler:
             raise ExportError(
                 f"the new bundle fails its own checks ({len(problems)}): " + "; ".join(problems[:5])
             )
-        metadata["validation"] = {
-            t: {
-                "passed": v.passed,
-                "errors": len(v.errors),
-                "warnings": len(run.reports[t]["warnings"]),
-                "not_verified": v.skipped,
-            }
-            for t, v in verdicts.items()
-        }
-        atomic.write_json(staging / "metadata.json", metadata)
-        BundleManifest.build(staging).write(staging)
 
 
 def _resolve_config(config: Any, metrics: Mapping[str, float] | None) -> ExperimentConfig:

@@ -97,7 +97,9 @@ def test_outputs_named_and_ordered_by_the_config(tmp_path: Path, cls: type[nn.Mo
         o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in graph.output
     }
     assert shapes["logits"][1:] == [5] and shapes["embedding"][1:] == [16]
-    assert bundle.metadata["validation"]["onnx"]["passed"]
+    from conv2d_bundle.summary import validation_status
+
+    assert validation_status(bundle)["onnx"]["status"] == "passed"
 
 
 def test_float_only_model_gets_no_text_about_codes_rounding_or_softmax(float_bundle: Any) -> None:

@@ -64,8 +64,7 @@ def test_compare_bundles_dict(pair: Path) -> None:
     assert set(c["config"]) == {"training.epochs", "export.onnx.note"}  # the variants edit metrics.json only
     assert c["formats"]["bundle1_only"] == [] and "onnx" in c["formats"]["common"]
     assert c["sizes"]["onnx"]["delta"] == 0 and c["sizes"]["total"]["bundle1"] > 0
-    claim = "not verified: seal-time claim in metadata.json (passed), not a report"  # no report on disk
-    assert c["validation"]["general"] == {"bundle1": claim, "bundle2": claim}
+    assert c["validation"] == {}  # the variants carry no reports (and create writes no claim into metadata)
 
 
 def test_compare_json_output_file_and_gates(pair: Path, tmp_path: Path) -> None:
@@ -136,3 +135,20 @@ def test_compare_two_real_bundles_with_different_metrics(example_bundle: Path) -
     assert f"| accuracy | {base_acc:.4f} | 0.9000 | {0.9 - base_acc:+.4f} | worse |" in out
     assert c["config"]["metrics.accuracy"] == {"bundle1": base_acc, "bundle2": 0.9}
     assert c["sizes"]["onnx"]["delta"] == 0  # same weights: same ONNX bytes
+
+
+def test_compare_shows_each_sides_verdict_in_shows_words(pair: Path, example_bundle: Path) -> None:
+    """A report counts for the side whose bytes it is about; one copied from elsewhere is not a pass."""
+    from conv2d_bundle.bundle import Bundle
+
+    good = json.loads((example_bundle / "validation" / "onnx_validation.json").read_text())
+    for name in (BASE, CAND):
+        (pair / name / "validation").mkdir()
+    bound = {**good, "exp_hash": BASE, "content_digest": Bundle(pair / BASE).content_digest}
+    (pair / BASE / "validation" / "onnx_validation.json").write_text(json.dumps(bound))
+    (pair / CAND / "validation" / "onnx_validation.json").write_text(json.dumps(good))  # copied
+    row = compare_bundles(BASE, CAND, pair)["validation"]["onnx"]
+    assert row["bundle1"] == "passed"
+    assert row["bundle2"].startswith("not verified: foreign report: it is for bundle '")
+    md = render_markdown(compare_bundles(BASE, CAND, pair))
+    assert "| onnx | passed | not verified: foreign report" in md

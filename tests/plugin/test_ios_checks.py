@@ -188,8 +188,7 @@ def test_ios13_gives_a_neuralnetwork_model_that_passes(tmp_path: Path) -> None:
         "float32",
     )
     assert info["minimum_ios_version"] == "13.0"
-    assert metadata["validation"]["ios"]["passed"] is True
-    report = json.loads((bundle / "validation" / "ios_validation.json").read_text())
+    report = json.loads((bundle / "validation" / "ios_validation.json").read_text())  # the seal-time run's
     assert report["passed"] is True and "test_ios.py::test_input_shape" in report["checks_run"]
     details = {c["id"]: c.get("details") or {} for c in report["checks"]}
     assert details["test_ios.py::test_package_structure"]["layout"] == "mlmodel file"
