@@ -178,10 +178,8 @@ def _change(m: Mapping[str, Any]) -> str:
 
 
 def _status(result: str | None) -> str:
-    """A verdict's words as show prints them (``FAILED (1 error)``), or a dash where there is none."""
-    if result is None:
-        return "—"
-    return "FAILED" + result.removeprefix("failed") if result.startswith("failed") else result
+    """A verdict's words as show prints them (``failed (1 error)``), or a dash where there is none."""
+    return "—" if result is None else result
 
 
 def render_markdown(c: Mapping[str, Any]) -> str:

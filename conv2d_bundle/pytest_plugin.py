@@ -33,6 +33,7 @@ from conv2d_bundle.check_plan import (
 )
 from conv2d_bundle.errors import BundleError
 from conv2d_bundle.report import ValidationReport, runtime_versions
+from conv2d_bundle.targets import NOT_REQUESTED
 
 #: the largest batch the parity checks run (also 1 and 7); capped at the bundle's golden rows
 PARITY_BATCH_SIZES = (1, 7, 64)
@@ -223,7 +224,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(hypothesis_storage.isolate())  # no .hypothesis/ in the working directory
     state = BundleSession(
         bundle=bundle,
-        targets=targets.selected(target.split(",")),
+        targets=_session_targets(bundle, target.split(",")),
         expect_hash=config.getoption(dest("expect-hash")) or _expected_hash(bundle),
         strict=config.getoption(dest("strict-targets")),
         profile=config.getoption(dest("check-profile")),
@@ -251,6 +252,26 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             _REPORT_PLUGIN,
         )
+
+
+def _session_targets(bundle: Any, names: list[str]) -> list[str]:
+    """The targets whose checks run. ``all`` is every target the bundle was built for: a format recorded as
+    never asked for (or not recorded at all, in bundles from before that was recorded) is left out, while one
+    that was asked for and failed stays in (and fails). Named targets always run."""
+    chosen = targets.selected(names)
+    if "all" not in names:
+        return chosen
+    try:
+        formats = bundle.metadata.get("formats", {})
+    except BundleError:  # unreadable metadata: every target runs, and the general checks say what is wrong
+        return chosen
+    named = set(names)
+    return [
+        t
+        for t in chosen
+        if t in named
+        or (formats.get(targets.get_target(t).format) or {}).get("status") not in (None, NOT_REQUESTED)
+    ]
 
 
 def _expected_hash(bundle: Any) -> str:

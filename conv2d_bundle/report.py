@@ -34,7 +34,7 @@ from conv2d_bundle.check_plan import (
 )
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.tolerance import policy_digest
-from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, REPORT_SCHEMA_VERSION, judge
+from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, REPORT_SCHEMA_VERSION, judge, verdict_of
 
 PHASES = ("setup", "call", "teardown")
 #: module -> distribution, for every runtime a check may run a model with (and the harness itself)
@@ -367,6 +367,7 @@ class ValidationReport:
         xml.add_global_property("conv2d.strict_targets", str(self.strict).lower())
         for target, report in self.summaries.items():
             xml.add_global_property(f"conv2d.{target}.verdict", report["verdict"])
+            xml.add_global_property(f"conv2d.{target}.result", verdict_of(report).describe())
             xml.add_global_property(f"conv2d.{target}.complete", str(report["complete"]).lower())
             if report["reasons"]:
                 xml.add_global_property(f"conv2d.{target}.reasons", "; ".join(report["reasons"]))

@@ -119,7 +119,13 @@ def test_built_formats_on_disk(bundle: Any, metadata: Any, manifest: Any) -> Non
         if "size_bytes" in info and size != info["size_bytes"]:
             problems.append(f"{name}: {rel} is {size} bytes, metadata.json says {info['size_bytes']}")
     for name, info in sorted(formats.items()):
-        if not isinstance(info, dict) or info.get("status") not in ("built", "skipped", "failed", "kit"):
+        if not isinstance(info, dict) or info.get("status") not in (
+            "built",
+            "skipped",
+            "failed",
+            "kit",
+            "not_requested",
+        ):
             problems.append(
                 f"{name}: status {info.get('status') if isinstance(info, dict) else info!r} unknown"
             )

@@ -332,7 +332,7 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> N
     val_rows = [
         [
             t,
-            "FAILED" + v["result"].removeprefix("failed") if v["status"] == "failed" else v["result"],
+            v["result"],
             v["errors"],
             v["warnings"],
             v["skipped"],

@@ -207,17 +207,13 @@ def _verify(
 
 def _print_report(exp_hash: str, name: str, report: dict, verdict: Any, bundle_dir: Path) -> None:
     counts = report["counts"]
-    skipped = f", {counts['skipped']} skipped: not verified" if counts["skipped"] else ""
+    click.echo(f"{exp_hash} --target {name}: {verdict.describe()}")  # the words show and compare use
     click.echo(
-        f"{exp_hash} --target {name}: {verdict.status.upper()} "
-        f"({counts['passed']} passed, {counts['failed']} failed{skipped})"
+        f"  checks: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped (not verified)"
     )
     click.echo(f"  content: {report.get('content_digest') or '(MANIFEST.json unreadable)'}")
     for e in report["errors"]:
         click.echo(f"  FAILED  {e}")
-    label = "NOT VERIFIED" if verdict.status == "unverified" else "INCOMPLETE"
-    for reason in verdict.reasons:
-        click.echo(f"  {label} {reason}")
     by_reason: dict[str, list[str]] = {}
     for s in report["skipped"]:
         by_reason.setdefault(s["reason"], []).append(s["id"])

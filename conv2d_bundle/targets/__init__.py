@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 GROUP = "conv2d_bundle.targets"
+#: the ``formats`` entry status of a target a create did not build (never asked for, or not installed there)
+NOT_REQUESTED = "not_requested"
 #: the targets this package ships, in the order they are listed (entry points may add more)
 BUILTIN = {
     "onnx": "conv2d_bundle.targets.onnx:TARGET",
@@ -96,6 +98,8 @@ class Target:
         info = bundle.format_info(self.format)
         if not info:
             return f"the bundle was built without {self.format} (metadata.json has no formats.{self.format})"
+        if info.get("status") == NOT_REQUESTED:
+            return f"the bundle was built without {self.format} ({info.get('reason', 'not asked for')})"
         if info.get("status") != "built":
             return f"formats.{self.format} is {info.get('status')!r}: {info.get('reason', 'no reason given')}"
         if not bundle.path(str(info.get("file", ""))).exists():

@@ -135,12 +135,12 @@ def test_verify_a_format_the_bundle_lacks_fails_once(tmp_path: Path) -> None:
     bundle = _create(tmp_path, TupleNet, "onnx")
     p = conv2d("pack", "verify", str(bundle.bundle_dir), "--target", "onnx,ios", "--profile", "quick")
     assert p.returncode == 1, p.stdout + p.stderr
-    assert f"{bundle.exp_hash} --target onnx: PASSED" in p.stdout
-    assert f"{bundle.exp_hash} --target ios: FAILED" in p.stdout
+    assert f"{bundle.exp_hash} --target onnx: passed" in p.stdout
+    assert f"{bundle.exp_hash} --target ios: failed (" in p.stdout
     failures = [line for line in p.stdout.splitlines() if line.startswith("  FAILED")]
     assert failures == [
         "  FAILED  test_targets.py::test_format_built[ios]: the bundle was built without coreml "
-        "(metadata.json has no formats.coreml)"
+        "(built only when asked for: --formats onnx,coreml)"
     ]
     assert "needs macOS" not in p.stdout  # there is no model at all: nothing is said about running it
     assert "running the checks of --target onnx,ios" in p.stderr
@@ -156,10 +156,11 @@ def test_executorch_bundles_and_verifies_a_dict_output_model(tmp_path: Path) -> 
     # the program takes up to 64 windows; its bundled cases are capped by the 16 golden rows
     assert info["max_batch"] == 64 and info["bundled_cases"] == [1, 7, 16]
     p = conv2d("pack", "verify", str(bundle.bundle_dir), "--target", "executorch", "--profile", "quick")
-    assert p.returncode == 0 and f"{bundle.exp_hash} --target executorch: PASSED" in p.stdout, (
-        p.stdout + p.stderr
-    )
     report = json.loads((bundle.bundle_dir / "validation/executorch_validation.json").read_text())
+    from conv2d_bundle.verdict import verdict_of
+
+    said = f"{bundle.exp_hash} --target executorch: {verdict_of(report).describe()}\n"
+    assert p.returncode == 0 and verdict_of(report).passed and said in p.stdout, p.stdout + p.stderr
     ran = set(report["checks_run"])
     assert {
         f"test_targets.py::test_parity[executorch-{o}-{n}]"

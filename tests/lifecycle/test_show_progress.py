@@ -81,7 +81,7 @@ def test_show_json_and_text(variant: MakeVariant) -> None:
     code, out, _ = invoke("pack", "show", "abcabc", "--output-dir", str(art))
     assert code == 0
     assert "(pinned)" in out and "Created: 2026-01-01T00:00:00.000000Z by test@host" in out
-    assert re.search(r"\nonnx +FAILED \(1 error\) +1 ", out) and "2026-02-03T04:05:06Z" in out
+    assert re.search(r"\nonnx +failed \(1 error\) +1 ", out) and "2026-02-03T04:05:06Z" in out
     assert re.search(
         r"\ngeneral +not verified: seal-time claim in metadata.json \(passed\), not a report .* "
         r"\(seal-time claim\)",

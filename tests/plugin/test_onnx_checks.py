@@ -478,7 +478,7 @@ def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None
         "quick",
     )
     assert p.returncode == 0, p.stderr
-    assert "PASSED" in p.stdout and "onnx_validation.json" in p.stdout
+    assert "--target onnx: passed\n" in p.stdout and "onnx_validation.json" in p.stdout
     properties = _junit_properties(junit)
     assert properties["conv2d.exp_hash"] == bundle_copy.name
     assert properties["conv2d.onnx.verdict"] == "passed" and properties["conv2d.onnx.complete"] == "true"
@@ -514,7 +514,7 @@ def test_verify_with_plugin_autoload_off(bundle_copy: Path) -> None:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     p = conv2d("pack", "verify", str(bundle_copy), "--target", "onnx", "-k", "test_parity", env=env)
     assert p.returncode == 1, p.stderr  # a selection verifies only some checks: not a pass
-    assert "INCOMPLETE selected: -k test_parity (" in p.stdout and "0 failed" in p.stdout
+    assert "--target onnx: incomplete: selected: -k test_parity (" in p.stdout and "0 failed" in p.stdout
     report = json.loads((bundle_copy / "validation" / "onnx_validation.json").read_text())
     assert report["partial"] is True and report["selection"] == "-k test_parity"
     assert report["verdict"] == "incomplete" and report["reasons"][0].startswith("selected: -k test_parity (")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conv2d_bundle import pytest_plugin as plugin
+from conv2d_bundle.bundle import Bundle
 from conv2d_bundle.check_fixtures import details_key, state_key
 from conv2d_bundle.check_plan import PYTEST_DEFAULTS
 from conv2d_bundle.errors import BundleError
@@ -720,3 +721,23 @@ def test_the_checks_package_adds_each_selected_targets_own_checks() -> None:
     assert modules == ["module test_onnx.py"]
     paths = [plugin.targets.get_target(t).check_module_path for t in ("onnx", "ios")]
     assert made == [(p, p, package) for p in paths]
+
+
+def test_all_is_every_target_the_bundle_was_built_for(tmp_path: Path) -> None:
+    import json
+
+    formats = {
+        "onnx": {"status": "built"},
+        "coreml": {"status": "built"},
+        "hailo": {"status": "failed", "reason": "converter bug"},  # asked for: it stays, and fails
+        "executorch": {"status": "not_requested", "reason": "built only when asked for"},
+    }
+    (tmp_path / "metadata.json").write_text(
+        json.dumps({"exp_hash": "a" * 12, "created_at": "t", "formats": formats})
+    )
+    bundle = Bundle(tmp_path)
+    assert plugin._session_targets(bundle, ["all"]) == ["onnx", "ios", "hailo"]
+    assert plugin._session_targets(bundle, ["all", "executorch"]) == ["onnx", "ios", "hailo", "executorch"]
+    assert plugin._session_targets(bundle, ["executorch"]) == ["executorch"]  # named: always runs
+    (tmp_path / "metadata.json").write_text("{")  # unreadable: every target runs, the general checks fail
+    assert plugin._session_targets(Bundle(tmp_path), ["all"]) == list(plugin.targets.target_names())
