@@ -229,3 +229,15 @@ def test_create_json_shows_progress_when_stderr_is_a_terminal(tmp_path: Path) ->
     assert code == 0, tty
     assert json.loads(out)["already_existed"] is False  # stdout: exactly one JSON object
     assert "exporting onnx" in tty and "running the bundle's checks" in tty
+
+
+def test_show_lists_targets_not_the_all_report(variant: MakeVariant) -> None:
+    """A --target all run writes all_validation.json beside each target's own report: not a target."""
+    b = variant("abcabcabcab2")
+    (b / "validation").mkdir()
+    for target in ("all", "onnx"):
+        report = {**_bound(b, target), "verdict": "passed", "complete": True, "errors": [], "skipped": []}
+        (b / "validation" / f"{target}_validation.json").write_text(json.dumps(report))
+    code, out, err = invoke("pack", "show", str(b), "--json")
+    assert code == 0, err
+    assert list(json.loads(out)["validation"]) == ["onnx"]

@@ -221,12 +221,22 @@ def _save_package(mlmodel: Any, output_path: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+#: torch's pytree logs a deprecation for each Enum that torchao (imported by coremltools) registers: a warning
+#: to torchao's authors, printed into every create's progress display
+_IMPORT_NOISE = "torch.utils._pytree"
+
+
 def _import_coremltools() -> Any:
+    noise = logging.getLogger(_IMPORT_NOISE)
+    level = noise.level
+    noise.setLevel(logging.ERROR)  # for the import only: the logger is torch's, put back as it was
     try:
         import coremltools
     except ImportError as exc:
         msg = "Core ML export needs coremltools: pip install 'conv2d-bundle[coreml]'"
         raise MissingExtraError(msg) from exc
+    finally:
+        noise.setLevel(level)
     return coremltools
 
 
