@@ -25,8 +25,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     if not _plugin_loaded(pluginmanager):
         import conv2d_bundle.pytest_plugin as plugin
 
-        pluginmanager.register(plugin, "conv2d_bundle")
-        _registered_here = True
+        # None when refused (-p no:conv2d_bundle): then no short option names either
+        _registered_here = pluginmanager.register(plugin, "conv2d_bundle") is not None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

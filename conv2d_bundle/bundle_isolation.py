@@ -6,18 +6,16 @@ module of the bundle's), and collects and imports ``conftest.py`` and ``test_*.p
 from inside a bundle, pytest also writes ``.pytest_cache/`` there, which the next verify finds as a file the
 manifest does not list. So a bundle session:
 
-- refuses to start when pytest's configuration file, or a collection argument, lies inside the bundle
-  (:func:`refuse_bundle_configuration`); ``conv2d pack verify`` never reads one (``-c /dev/null``);
-- moves pytest's cache out of the bundle for the length of the run (:func:`keep_cache_out`);
+- refuses to start when pytest was started, rooted or configured inside the bundle, or collects from it
+  (:func:`refuse_bundle_configuration`; pytest's cache then never lands there either); ``conv2d pack verify``
+  reads no configuration file (``-c /dev/null``) and runs from wherever it is started without reading it;
 - fails ``test_general.py::test_no_code_or_test_configuration`` for a bundle that carries such files
   (:data:`FORBIDDEN_NAMES`, :func:`code_or_configuration`), sealed or not.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +42,29 @@ def is_within(path: Path, directory: Path) -> bool:
 
 
 def refuse_bundle_configuration(config: Any, bundle_dir: Path) -> None:
-    """UsageError when this pytest run takes configuration or collects from inside the bundle under test."""
+    """UsageError when this pytest run started in, took its configuration or rootdir from, or collects from
+    inside the bundle under test. Started there, pytest has already read the bundle's ini file, imported its
+    ``conftest.py`` and any plugin that ini names before a plugin of ours exists: refusing is all that is left
+    to do (and a bundle's code may have undone even that) -- so the docs say: never run plain pytest inside a
+    bundle; ``conv2d pack verify DIR`` reads nothing from it."""
     import pytest
 
+    how = "run conv2d pack verify DIR, or pytest --pyargs conv2d_bundle.checks --bundle DIR from another directory"
     inipath = config.inipath
     if inipath is not None and is_within(Path(inipath), bundle_dir):
         raise pytest.UsageError(
             f"pytest read its configuration from {inipath}, inside the bundle under test: a verify never "
-            "obeys the bundle it verifies. Run from another directory (pytest --pyargs conv2d_bundle.checks "
-            "--bundle DIR) or use conv2d pack verify"
+            f"obeys the bundle it verifies ({how})"
         )
+    for where, path in (
+        ("pytest was started", config.invocation_params.dir),
+        ("pytest's rootdir is", config.rootpath),
+    ):
+        if is_within(Path(path), bundle_dir):
+            raise pytest.UsageError(
+                f"{where} inside the bundle under test ({path}): pytest reads conftest.py and configuration "
+                f"from there, and writes its cache there ({how})"
+            )
     for arg in config.args:
         path = Path(str(arg).split("::", 1)[0])
         if path.exists() and is_within(path, bundle_dir):
@@ -61,21 +72,3 @@ def refuse_bundle_configuration(config: Any, bundle_dir: Path) -> None:
                 f"{arg} lies inside the bundle under test: the checks are collected from the package "
                 "(pytest --pyargs conv2d_bundle.checks --bundle DIR), never from the bundle"
             )
-
-
-def keep_cache_out(config: Any, bundle_dir: Path) -> Callable[[], None] | None:
-    """When pytest's cache directory lies inside the bundle (pytest run from the bundle's directory), point
-    the cache at a temporary directory for the run; the function that removes it, or None."""
-    cache = getattr(config, "cache", None)
-    cachedir = getattr(cache, "_cachedir", None)  # pytest's Cache keeps its directory here
-    if cache is None or cachedir is None or not is_within(Path(cachedir), bundle_dir):
-        return None
-    from _pytest.cacheprovider import Cache  # the class config.cache is; no public constructor
-
-    scratch = Path(tempfile.mkdtemp(prefix="conv2d-pytest-cache-"))
-    config.cache = Cache(scratch, config, _ispytest=True)
-
-    def undo() -> None:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-    return undo

@@ -206,7 +206,7 @@ class ArtifactBundler:
                         BundleWarning(f"{fmt} export failed, recorded in metadata: {exc}"), stacklevel=2
                     )
                     shutil.rmtree(staging / "models" / fmt, ignore_errors=True)
-            _record_not_built(ctx.formats, wanted)
+            _record_not_built(ctx.formats, wanted, explicit)
             metadata = self._write_files(ctx, name, torch_model, weights_sha, reference)
             BundleManifest.build(staging).write(staging)
             say("running the bundle's checks before sealing")
@@ -290,19 +290,21 @@ class ArtifactBundler:
             )
 
 
-def _record_not_built(formats: dict[str, Any], wanted: list[str]) -> None:
+def _record_not_built(formats: dict[str, Any], wanted: list[str], explicit: bool) -> None:
     """Every installed target's format that this create did not build, with why: metadata.json then says of
     each format whether it is in the bundle, and ``--target all`` leaves out what was never asked for."""
     for target in targets.registry().values():
         if target.format in formats:
             continue
         why = target.exportable()
-        formats[target.format] = {
-            "status": targets.NOT_REQUESTED,
-            "reason": f"not installed here: {why}"
-            if why
-            else f"built only when asked for: --formats {','.join([*wanted, target.format])}",
-        }
+        ask = f"--formats {','.join([*wanted, target.format])}"
+        if why:
+            reason = f"not installed here: {why}"
+        elif explicit:
+            reason = f"not in the formats asked for ({','.join(wanted)}); {ask} builds it"
+        else:
+            reason = f"built only when asked for: {ask}"
+        formats[target.format] = {"status": targets.NOT_REQUESTED, "reason": reason}
 
 
 def _resolve_config(config: Any, metrics: Mapping[str, float] | None) -> ExperimentConfig:

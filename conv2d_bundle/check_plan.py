@@ -132,13 +132,12 @@ def pytest_default_collection(config: pytest.Config) -> Iterator[None]:
 
     pytest reads them through ``config.getini``, which answers from its ini cache: the defaults are put there
     for the duration and the run's own values restored after. Should a pytest release read them elsewhere,
-    the check below fails, and the expected set is an error (never a smaller set)."""
+    :func:`_collect` notices (every ``test*`` function a module defines must be collected) and the expected
+    set is an error, never a smaller set."""
     cache = config._inicache  # pytest's getini cache (no public way to collect with other ini values)
     saved = {name: cache[name] for name in PYTEST_DEFAULTS if name in cache}
     cache.update({name: list(value) for name, value in PYTEST_DEFAULTS.items()})
     try:
-        if collection_deviations(config):
-            raise RuntimeError("cannot collect the expected checks with pytest's default names")
         yield
     finally:
         for name in PYTEST_DEFAULTS:
@@ -177,12 +176,31 @@ def collect_expected(
 def _collect(session: pytest.Session, path: Path, out: Expected) -> list[pytest.Item]:
     try:  # made as pytest makes it, so plugins that shape modules apply too
         module = session.gethookproxy(path).pytest_pycollect_makemodule(module_path=path, parent=session)
-        return list(_items(module))
+        items = list(_items(module))
+        hidden = sorted(defined_checks(path) - {getattr(i, "originalname", i.name) for i in items})
+        if hidden:  # pytest's defaults did not take: an error, never a smaller expected set
+            out.errors[path.name] = f"collected without {', '.join(hidden)}"
+            return []
+        return items
     except pytest.skip.Exception as exc:  # a module-level skip: the whole module is not verified
         out.skipped[path.name] = str(exc.msg)
     except Exception as exc:  # an import or collection error in a check module: reported, never hidden
         out.errors[path.name] = _first_line(str(exc)) or type(exc).__name__
     return []
+
+
+def defined_checks(path: Path) -> set[str]:
+    """The test functions a module defines under pytest's default names, read from its source: top-level
+    ``test*`` functions and the ``test*`` methods of ``Test*`` classes."""
+    import ast
+
+    tree = ast.parse(path.read_bytes(), str(path))
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    names = {n.name for n in tree.body if isinstance(n, functions) and n.name.startswith("test")}
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and cls.name.startswith("Test"):
+            names |= {n.name for n in cls.body if isinstance(n, functions) and n.name.startswith("test")}
+    return names
 
 
 def _items(node: pytest.Collector) -> Iterator[pytest.Item]:

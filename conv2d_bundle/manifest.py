@@ -8,6 +8,7 @@ Shape (the bundle contract)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -117,7 +118,7 @@ class BundleManifest:
                 raise BundleIntegrityError(f"{MANIFEST_NAME}: bad entry for {rel!r}")
         return cls(data["files"])
 
-    @property
+    @functools.cached_property
     def content_digest(self) -> str:
         """The bundle's content identity: ``sha256:<hex>`` of this manifest as canonical JSON (every sealed
         file's path, sha256 and size). EXP_HASH names the experiment; this names the bytes: a verdict, a

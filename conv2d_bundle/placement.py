@@ -120,6 +120,8 @@ def place(
     ``exact`` (the pull cache, which must hold what it was served): the same content with another
     MANIFEST.json text or signature is not the same either."""
     digest = manifest.content_digest
+    # reports that arrive with a bundle are someone else's claim about it: this host has verified nothing yet
+    shutil.rmtree(root / "validation", ignore_errors=True)
     if not _occupied(final):
         try:
             os.rename(root, final)

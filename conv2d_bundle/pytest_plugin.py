@@ -121,9 +121,12 @@ def add_short_names(parser: pytest.Parser) -> list[str]:
     """``--bundle``, ``--target``, ... as aliases of the namespaced options, each only where no plugin or
     conftest loaded so far defines it (another suite's own ``--target`` stays theirs: use
     ``--conv2d-target`` there). The names added."""
+    groups = getattr(parser, "_groups", None)  # pytest's; should it go, add no short name (fail closed)
+    if groups is None:
+        return []
     taken = {
         name
-        for group in [*getattr(parser, "_groups", []), getattr(parser, "_anonymous", None)]
+        for group in [*groups, getattr(parser, "_anonymous", None)]
         if group is not None
         for option in group.options
         for name in option.names()
@@ -213,14 +216,12 @@ def pytest_configure(config: pytest.Config) -> None:
     bundle_isolation.refuse_bundle_configuration(config, bundle.bundle_dir)
     target = config.getoption(dest("target"))
     if config.pluginmanager.is_blocked(_REPORT_PLUGIN):
-        removed = _remove_reports(bundle.bundle_dir, ["general", *target.split(",")])
+        names = target.split(",")
+        removed = _remove_reports(bundle.bundle_dir, ["general", *targets.selected(names), *names])
         raise pytest.UsageError(
             f"-p no:{_REPORT_PLUGIN}: the bundle checks' verdict is written by that plugin; a run without it "
             f"would leave an older report standing{f' (removed: {removed})' if removed else ''}"
         )
-    undo_cache = bundle_isolation.keep_cache_out(config, bundle.bundle_dir)  # no .pytest_cache in the bundle
-    if undo_cache is not None:
-        config.add_cleanup(undo_cache)
     config.add_cleanup(hypothesis_storage.isolate())  # no .hypothesis/ in the working directory
     state = BundleSession(
         bundle=bundle,

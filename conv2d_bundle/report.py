@@ -29,6 +29,7 @@ from conv2d_bundle.check_plan import (
     check_id,
     collect_expected,
     module_of,
+    module_paths,
     target_of_id,
     whole_modules,
 )
@@ -162,7 +163,8 @@ class ValidationReport:
         self.collection_errors: dict[str, str] = {}
         self.interrupted = ""
         self.seen: dict[Path, list[pytest.Item]] = {}  # modules this run collected whole (serial runs)
-        self.module_skips: dict[str, str] = {}  # module file -> reason: modules of the run skipped whole
+        # modules of the run skipped whole: their path (or name) -> (file name, reason)
+        self.module_skips: dict[str, tuple[str, str]] = {}
         self.versions: dict[str, str] = {}
         self.written: list[Path] = []
         self.summaries: dict[str, dict[str, Any]] = {}
@@ -199,9 +201,9 @@ class ValidationReport:
             where = module_of(report.nodeid) or report.nodeid or "session"
             self.collection_errors.setdefault(where, _collect_error_line(report))
         elif report.skipped:  # a module of the run skipped as a whole (importorskip)
-            name = _skipped_module(report)
+            name, where = _skipped_module(report)
             if name:
-                self.module_skips.setdefault(name, _skip_reason(report))
+                self.module_skips.setdefault(where or name, (name, _skip_reason(report)))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         if isinstance(excinfo.value, KeyboardInterrupt):
@@ -219,10 +221,13 @@ class ValidationReport:
         """A module skipped as a whole is one not-verified record per target it serves (a failure with
         --strict-targets). A module of the run that is not one of the package's (a user's own check module
         given on the command line) may serve any target of the run: it counts for each of them."""
-        for name, reason in self.module_skips.items():
-            if name not in expected.owners:
-                expected.skipped.setdefault(name, reason)
-                expected.owners[name] = list(self.all_targets) or ["general"]
+        ours = {str(p.resolve()) for paths in module_paths(self.all_targets).values() for p in paths}
+        for where, (name, reason) in self.module_skips.items():
+            if where in ours or (name in expected.owners and where == name):
+                continue  # one of the package's modules: collect_expected has it
+            cid = name if name not in expected.owners else where  # a user's test_onnx.py is not ours
+            expected.skipped.setdefault(cid, reason)
+            expected.owners[cid] = list(self.all_targets) or ["general"]
         converted = False
         for name, reason in sorted(expected.skipped.items()):
             owners = expected.owners.get(name, ["general"])
@@ -362,7 +367,7 @@ class ValidationReport:
         if xml is None:
             return
         xml.add_global_property("conv2d.exp_hash", self.exp_hash)
-        xml.add_global_property("conv2d.content_digest", str(self.content_digest))
+        xml.add_global_property("conv2d.content_digest", self.content_digest or "unknown")
         xml.add_global_property("conv2d.check_profile", self.profile)
         xml.add_global_property("conv2d.strict_targets", str(self.strict).lower())
         for target, report in self.summaries.items():
@@ -393,13 +398,14 @@ def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     return _first_line(str(longrepr))
 
 
-def _skipped_module(report: pytest.CollectReport) -> str:
-    """The file name of a module skipped while collected. A module outside the rootdir gets an empty
-    nodeid; its skip's location still names the file."""
-    if report.nodeid:
-        return module_of(report.nodeid)
+def _skipped_module(report: pytest.CollectReport) -> tuple[str, str]:
+    """(file name, resolved path) of a module skipped while collected; the path is "" where the skip does
+    not say it. A module outside the rootdir gets an empty nodeid; its skip's location still names the file."""
     longrepr = report.longrepr
-    return Path(str(longrepr[0])).name if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+    path = Path(str(longrepr[0])) if isinstance(longrepr, tuple) and len(longrepr) == 3 else None
+    where = str(path.resolve()) if path is not None and path.is_absolute() else ""
+    name = module_of(report.nodeid) if report.nodeid else path.name if path is not None else ""
+    return name, where
 
 
 def _collect_error_line(report: pytest.CollectReport) -> str:

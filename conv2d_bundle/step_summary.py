@@ -15,7 +15,7 @@ _MAX_ERRORS = 10
 
 
 def render(subject: str, verdicts: Mapping[str, Verdict], reports: Mapping[str, Mapping[str, Any]]) -> str:
-    digests = sorted({str(r.get("content_digest")) for r in reports.values()})
+    digests = sorted({str(r.get("content_digest") or "unknown") for r in reports.values()})
     lines = [
         f"### conv2d-bundle verify `{subject}`",
         "",

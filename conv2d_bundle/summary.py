@@ -42,6 +42,7 @@ def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
     from conv2d_bundle.verdict import UNVERIFIED, Verdict, bound_verdict
 
     digest = bundle.content_digest_or_none()
+    resized = _resized_files(bundle) if digest else []
     out: dict[str, dict[str, Any]] = {}
     recorded = bundle.metadata.get("validation", {})
     for target, v in sorted(recorded.items() if isinstance(recorded, dict) else []):
@@ -62,6 +63,11 @@ def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
                 verdict = Verdict(UNVERIFIED, False, ("the report is a symlink (not followed)",))
             elif digest is None:
                 verdict = Verdict(UNVERIFIED, False, ("MANIFEST.json is unreadable: no content to bind to",))
+            elif resized:  # not the bytes MANIFEST.json lists, whatever a report about those says
+                shown = ", ".join(resized[:3]) + (f" (+{len(resized) - 3} more)" if len(resized) > 3 else "")
+                verdict = Verdict(
+                    UNVERIFIED, False, (f"files differ from MANIFEST.json ({shown}): verify again",)
+                )
             else:
                 verdict = bound_verdict(
                     report, target=target, content_digest=digest, exp_hash=bundle.exp_hash
@@ -73,6 +79,20 @@ def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
                     )
             out[target] = _entry(verdict, report, f"validation/{path.name}")
     return dict(sorted(out.items()))
+
+
+def _resized_files(bundle: Bundle) -> list[str]:
+    """Sealed files that are missing or whose size is not the manifest's: a stat each, no hashing (show
+    stays cheap; a same-size change is what verify's manifest check is for)."""
+    out = []
+    for rel, entry in sorted(bundle.manifest.files.items()):
+        try:
+            size = bundle.path(rel).stat().st_size
+        except OSError:
+            size = -1
+        if size != entry.get("size"):
+            out.append(rel)
+    return out
 
 
 def _entry(verdict: Any, report: dict[str, Any] | None, source: str) -> dict[str, Any]:
@@ -101,8 +121,8 @@ def _format_missing(bundle: Bundle, target: str) -> str | None:
         return None
     try:
         return get_target(target).missing(bundle)
-    except BundleError as exc:  # a report named for a target this installation does not know
-        return str(exc)
+    except BundleError:  # a report named for a target this installation does not know
+        return f"no target {target!r} is installed here"
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:

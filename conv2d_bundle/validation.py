@@ -56,13 +56,18 @@ class ValidationResult:
         path: Path | None = None,
         exit_code: int | None = None,
         content_digest: str | None = None,
+        target: str | None = None,
     ) -> ValidationResult:
-        """The result a report states; with ``content_digest``, only if the report is about those bytes."""
+        """The result a report states; with ``content_digest``, only if the report is about those bytes and
+        the ``target`` asked for."""
         verdict = (
             verdict_of(report, exit_code)
             if content_digest is None
             else bound_verdict(
-                report, target=str(report.get("target")), content_digest=content_digest, exit_code=exit_code
+                report,
+                target=target or str(report.get("target")),
+                content_digest=content_digest,
+                exit_code=exit_code,
             )
         )
         return cls(
@@ -163,11 +168,13 @@ def run_pytest(
     echo: bool = False,
 ) -> CheckRun:
     """``pytest <checks> --bundle DIR --target T`` in this process; the reports come back from disk."""
-    args = pytest_args(bundle_dir, target, expect_hash=expect_hash, profile=profile, extra=extra)
+    args = pytest_args(bundle_dir.absolute(), target, expect_hash=expect_hash, profile=profile, extra=extra)
     buf = io.StringIO()
     sink = _ReportSink()
     redirect = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
-    with redirect, _without_env(ADDOPTS_ENV):
+    # started from the package's directory, not the caller's (which may be the bundle: pytest would read its
+    # conftest.py there); every path in ``args`` is absolute
+    with redirect, _without_env(ADDOPTS_ENV), contextlib.chdir(CHECKS_DIR.parent):
         code = int(pytest.main(args, plugins=[sink]))
     log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
     return CheckRun(code, sink.reports, buf.getvalue())
@@ -242,4 +249,4 @@ class BundleValidator:
         from conv2d_bundle.bundle import Bundle
 
         digest = Bundle(bundle_dir).content_digest_or_none()
-        return ValidationResult.from_report(report, path, run.exit_code, digest)
+        return ValidationResult.from_report(report, path, run.exit_code, digest, target)

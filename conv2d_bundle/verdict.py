@@ -48,7 +48,7 @@ _EXIT_MEANING = {
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # passed | failed | incomplete
+    status: str  # passed | failed | incomplete | unverified (a report not about these bytes: bound_verdict)
     complete: bool
     reasons: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()

@@ -207,11 +207,6 @@ class RemoteBundle:
         )
         return cached.bundle_dir
 
-    def evidence(self, trusted_key: Path | None = None) -> list[Any]:
-        from conv2d_bundle.oci.evidence import list_evidence
-
-        return list_evidence(self.client, self.subject()["digest"], self.exp_hash, trusted_key)
-
     def require(
         self,
         targets: list[str],

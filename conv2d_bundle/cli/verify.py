@@ -155,7 +155,7 @@ def _verify(
     bundle = Bundle(remote.pull_to_cache()) if remote is not None else get_bundle(output_dir, bundle_ref)
     extra: list[str] = []
     if junitxml:
-        extra += ["--junitxml", str(junitxml)]
+        extra += ["--junitxml", str(junitxml.absolute())]
     if numprocesses:
         extra += ["-n", numprocesses]
     if strict_targets:
@@ -163,12 +163,12 @@ def _verify(
     if select:
         extra += ["-k", select]
     if trusted_key:
-        extra += ["--conv2d-trusted-key", str(trusted_key)]
+        extra += ["--conv2d-trusted-key", str(trusted_key.absolute())]
     if tolerance_policy:
         from conv2d_bundle.tolerance import TolerancePolicy
 
         TolerancePolicy.load(tolerance_policy)  # a bad policy is bad input (exit 2), not a failed check
-        extra += ["--conv2d-tolerance-policy", str(tolerance_policy)]
+        extra += ["--conv2d-tolerance-policy", str(tolerance_policy.absolute())]
     with StepDisplay() as progress:
         progress(f"running the checks of --target {target} on {bundle.exp_hash}")
         run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)

@@ -241,3 +241,16 @@ def test_show_lists_targets_not_the_all_report(variant: MakeVariant) -> None:
     code, out, err = invoke("pack", "show", str(b), "--json")
     assert code == 0, err
     assert list(json.loads(out)["validation"]) == ["onnx"]
+
+
+def test_show_does_not_count_a_report_once_a_file_changed_size(variant: MakeVariant) -> None:
+    b = variant("abcabcabcab3")
+    (b / "validation").mkdir()
+    report = {**_bound(b, "onnx"), "verdict": "passed", "complete": True, "errors": [], "skipped": []}
+    (b / "validation" / "onnx_validation.json").write_text(json.dumps(report))
+    assert json.loads(invoke("pack", "show", str(b), "--json")[1])["validation"]["onnx"]["status"] == "passed"
+    with open(b / "models" / "model.onnx", "ab") as f:  # changed after the report, MANIFEST.json not re-sealed
+        f.write(b"\0")
+    shown = json.loads(invoke("pack", "show", str(b), "--json")[1])["validation"]["onnx"]
+    assert shown["status"] == "unverified"
+    assert shown["result"] == "not verified: files differ from MANIFEST.json (models/model.onnx): verify again"

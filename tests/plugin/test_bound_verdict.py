@@ -189,8 +189,11 @@ def test_a_report_copied_from_the_good_bundle_is_stale(bad: Path, example_bundle
 
 
 # -- 6. --strict-targets fails a user's check module that skips at import ------------------------------
-def test_strict_targets_fails_a_users_module_skipped_at_import(bundle_copy: Path, tmp_path: Path) -> None:
-    mine = tmp_path / "extra" / "test_mine.py"
+@pytest.mark.parametrize("name", ["test_mine.py", "test_onnx.py"])  # the second: the name of one of ours
+def test_strict_targets_fails_a_users_module_skipped_at_import(
+    bundle_copy: Path, tmp_path: Path, name: str
+) -> None:
+    mine = tmp_path / "extra" / name
     mine.parent.mkdir()
     mine.write_text(
         "import pytest\npytestmark = pytest.mark.conv2d_target('onnx')\n"
@@ -201,27 +204,44 @@ def test_strict_targets_fails_a_users_module_skipped_at_import(bundle_copy: Path
     assert p.returncode == 1, p.stdout[-2000:]
     report = _report(bundle_copy)
     assert report["verdict"] == "failed"
+    cid = name if name == "test_mine.py" else str(mine)
     assert report["errors"] == [
-        "test_mine.py: not verified (--strict-targets): module skipped: could not import "
+        f"{cid}: not verified (--strict-targets): module skipped: could not import "
         "'conv2d_no_such_module': No module named 'conv2d_no_such_module'"
     ]
     p = checks_subprocess(*base)
     assert p.returncode == 0, p.stdout[-2000:]
-    assert [s["id"] for s in _report(bundle_copy)["skipped"]] == ["test_mine.py"]
+    assert [s["id"] for s in _report(bundle_copy)["skipped"]] == [cid]
 
 
 # -- 7. verifying writes nothing into the bundle but validation/ --------------------------------------
-def test_a_run_from_inside_the_bundle_leaves_no_cache_there(bundle_copy: Path) -> None:
+def test_verify_from_inside_the_bundle_leaves_nothing_there_and_plain_pytest_is_refused(
+    bundle_copy: Path,
+) -> None:
     before = sorted(p.name for p in bundle_copy.iterdir())
     for _ in range(2):  # the second run must not find the first one's leftovers
-        p = subprocess.run(
-            [sys.executable, "-m", "pytest", "--pyargs", "conv2d_bundle.checks", "--bundle", ".", "--target",
-             "onnx", "--check-profile", "quick"],
-            capture_output=True, text=True, cwd=bundle_copy, timeout=300,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        assert p.returncode == 0, p.stdout[-2000:]
+        p = conv2d("pack", "verify", ".", "--target", "onnx", "--profile", "quick", cwd=bundle_copy)
+        assert p.returncode == 0, p.stdout + p.stderr
     assert sorted(p.name for p in bundle_copy.iterdir()) == sorted({*before, "validation"})
     report = _report(bundle_copy)
     assert report["verdict"] == "passed" and report["check_profile"] == "quick"
     assert report["content_digest"].startswith("sha256:") and report["strict_targets"] is False
+    shutil.rmtree(bundle_copy / "validation")
+    d = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "conv2d_bundle.checks", "--bundle", ".", "--target", "onnx"],
+        capture_output=True, text=True, cwd=bundle_copy, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert d.returncode == 4, d.stdout + d.stderr
+    assert f"pytest was started inside the bundle under test ({bundle_copy})" in d.stderr
+    assert sorted(p.name for p in bundle_copy.iterdir()) == before  # no cache, no report
+
+
+def test_a_conftest_in_the_bundle_is_never_collected_by_verify(bad: Path, tmp_path: Path) -> None:
+    """With --pyargs, pytest loads conftest.py from the directory it is started in: a bundle's own, when
+    started inside it. conv2d pack verify starts pytest elsewhere and fails the bundle for carrying it."""
+    ran = tmp_path / "conftest-ran"
+    (bad / "conftest.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    reseal(bad)
+    p = conv2d("pack", "verify", ".", "--target", "onnx", "--profile", "quick", cwd=bad)
+    assert p.returncode == 1 and not ran.exists(), p.stdout + p.stderr
+    assert "the bundle holds code or test configuration: conftest.py" in p.stdout

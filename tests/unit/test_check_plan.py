@@ -332,9 +332,19 @@ def test_the_expected_set_is_collected_with_pytests_default_names(
     assert f"{paths['general'][0].name}::test_manifest" in out.ids["general"]
 
 
-def test_defaults_that_do_not_take_are_an_error_not_a_smaller_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = SimpleNamespace(_inicache={}, getini=lambda name: ["test_[!p]*"])
-    with pytest.raises(RuntimeError, match="pytest's default names"):
-        with check_plan.pytest_default_collection(config):  # type: ignore[arg-type]
-            pass
-    assert config._inicache == {}
+def test_defaults_that_do_not_take_are_an_error_not_a_smaller_set(
+    request: pytest.FixtureRequest, plan: Any, shrunk: Any
+) -> None:
+    """_collect itself, outside pytest_default_collection (as if a pytest release read the names elsewhere):
+    the module's source defines test_parity, the collection lacks it, so the module is an error."""
+    paths = plan(general=["general"], onnx=["shared"])
+    shared = paths["onnx"][0]
+    assert check_plan.defined_checks(shared) == {"test_parity", "test_unmarked"}
+    out = Expected()
+    assert check_plan._collect(request.session, shared, out) == []
+    assert out.errors == {shared.name: "collected without test_parity"}
+
+
+def test_defined_checks_reads_functions_and_test_class_methods(plan: Any) -> None:
+    general = plan(general=["general"])["general"][0]
+    assert check_plan.defined_checks(general) == {"test_manifest", "test_signature", "test_schema"}

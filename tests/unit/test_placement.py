@@ -102,6 +102,16 @@ def test_a_bundle_goes_where_there_is_none(artifacts: Path) -> None:
     }
 
 
+def test_reports_that_arrive_with_a_bundle_are_not_kept(artifacts: Path) -> None:
+    """validation/ is not sealed: reports inside an archive are whoever made it's claim (a forged pass
+    bound to the arriving content digest would otherwise read as this host's verdict)."""
+    root, manifest = arrived(artifacts, GOOD)
+    (root / "validation").mkdir()
+    (root / "validation" / "onnx_validation.json").write_text('{"verdict": "passed"}')
+    place(root, artifacts / HASH, manifest, HERE, force=False)
+    assert not (artifacts / HASH / "validation").exists()
+
+
 def test_the_same_content_already_there_changes_nothing(artifacts: Path) -> None:
     existing = sealed(artifacts / HASH, GOOD)
     (artifacts / HASH / "validation").mkdir()

@@ -50,19 +50,25 @@ def test_a_users_own_module_skipped_at_collection_is_not_verified_for_every_targ
     plugin_.pytest_collectreport(_skipped("", "<unknown>", "x"))  # no location: not a module of ours
     plugin_.pytest_collectreport(_skipped("mine/test_own.py", "/x/mine/test_own.py", "later"))  # first wins
     plugin_.pytest_collectreport(_skipped("test_onnx.py", "/pkg/test_onnx.py", "no onnxruntime"))
-    assert plugin_.module_skips == {
+    assert plugin_.module_skips == {  # by path where the skip names one: two files may share a name
+        "/x/mine/test_own.py": ("test_own.py", "no scipy"),
+        "/elsewhere/test_outside.py": ("test_outside.py", "no torch"),
+        "<unknown>": ("<unknown>", "x"),
+        "/pkg/test_onnx.py": ("test_onnx.py", "no onnxruntime"),
+    }
+    expected = _expected(onnx=[], ios=[])
+    expected.owners = {"test_onnx.py": ["onnx"]}  # the package's test_onnx.py (collect_expected's)
+    plugin_._add_module_skips(expected)
+    assert expected.skipped == {  # a user's test_onnx.py is not the package's: named by its path
         "test_own.py": "no scipy",
         "test_outside.py": "no torch",
         "<unknown>": "x",
-        "test_onnx.py": "no onnxruntime",
+        "/pkg/test_onnx.py": "no onnxruntime",
     }
-    expected = _expected(onnx=[], ios=[])
-    expected.owners = {"test_onnx.py": ["onnx"]}  # a module of the package: its own targets only
-    plugin_._add_module_skips(expected)
-    assert expected.skipped == {"test_own.py": "no scipy", "test_outside.py": "no torch", "<unknown>": "x"}
-    assert expected.owners["test_own.py"] == ["onnx", "ios"]
+    assert expected.owners["test_own.py"] == ["onnx", "ios"] and expected.owners["test_onnx.py"] == ["onnx"]
     onnx = plugin_.build("onnx", "t", expected, 0)
     assert onnx["skipped"] == [
+        {"id": "/pkg/test_onnx.py[onnx]", "reason": "no onnxruntime"},
         {"id": "<unknown>[onnx]", "reason": "x"},
         {"id": "test_outside.py[onnx]", "reason": "no torch"},
         {"id": "test_own.py[onnx]", "reason": "no scipy"},

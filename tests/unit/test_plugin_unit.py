@@ -58,6 +58,8 @@ class FakeConfig:
         self.option = SimpleNamespace(collectonly=collectonly)
         self.args = list(args)
         self.inipath: Path | None = None
+        self.invocation_params = SimpleNamespace(dir=Path.cwd())  # the repository, outside tmp_path bundles
+        self.rootpath = Path.cwd()
         self.ini: dict[str, list[str]] = dict(PYTEST_DEFAULTS)
         self.deselected: list[Any] = []
         self.hook = SimpleNamespace(pytest_deselected=lambda items: self.deselected.extend(items))
@@ -393,26 +395,6 @@ def test_blocking_the_report_plugin_removes_the_old_reports_and_refuses(tmp_path
     with pytest.raises(pytest.UsageError, match=r"removed: general_validation.json, onnx_validation.json"):
         plugin.pytest_configure(config)  # type: ignore[arg-type]
     assert sorted(p.name for p in reports.iterdir()) == ["ios_validation.json"]  # not this run's target
-
-
-def test_the_cache_is_moved_out_of_the_bundle(tmp_path: Path) -> None:
-    from _pytest.cacheprovider import Cache
-
-    config = FakeConfig(bundle=str(tmp_path), target="onnx")
-    config.cache = Cache(tmp_path / ".pytest_cache", config, _ispytest=True)  # type: ignore[attr-defined, arg-type]
-    plugin.pytest_configure(config)  # type: ignore[arg-type]
-    moved = config.cache._cachedir  # type: ignore[attr-defined]
-    config.cache.set("cache/lastfailed", {"x": True})  # type: ignore[attr-defined]
-    assert moved.is_dir() and not moved.is_relative_to(tmp_path)
-    config.cleanup()
-    assert not moved.exists() and not (tmp_path / ".pytest_cache").exists()
-    outside = tmp_path / "elsewhere"
-    (tmp_path / "b").mkdir()
-    config = FakeConfig(bundle=str(tmp_path / "b"), target="onnx")
-    config.cache = Cache(outside, config, _ispytest=True)  # type: ignore[attr-defined, arg-type]
-    plugin.pytest_configure(config)  # type: ignore[arg-type]
-    assert config.cache._cachedir == outside  # type: ignore[attr-defined]  # the user's own: left alone
-    config.cleanup()
 
 
 @pytest.mark.parametrize("kind", ["worker", "collectonly"])

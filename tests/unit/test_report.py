@@ -600,7 +600,7 @@ def test_the_verdict_goes_into_junitxml(tmp_path: Path) -> None:
     _plugin(tmp_path)._record_junit_properties(config)  # type: ignore[arg-type]
     assert empty.properties == [
         ("conv2d.exp_hash", "abc123"),
-        ("conv2d.content_digest", "None"),
+        ("conv2d.content_digest", "unknown"),
         ("conv2d.check_profile", "default"),
         ("conv2d.strict_targets", "false"),
         ("conv2d.targets", ""),
