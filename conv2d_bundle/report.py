@@ -165,6 +165,7 @@ class ValidationReport:
         self.seen: dict[Path, list[pytest.Item]] = {}  # modules this run collected whole (serial runs)
         # modules of the run skipped whole: their path (or name) -> (file name, reason)
         self.module_skips: dict[str, tuple[str, str]] = {}
+        self.rootpath: Path | None = None
         self.versions: dict[str, str] = {}
         self.written: list[Path] = []
         self.summaries: dict[str, dict[str, Any]] = {}
@@ -192,6 +193,9 @@ class ValidationReport:
         elif report.skipped:
             rec.skip_reason = _skip_reason(report)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.rootpath = session.config.rootpath  # node ids are relative to it
+
     @pytest.hookimpl(tryfirst=True)  # before -k/-m/--deselect: the items as collected
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         self.seen = whole_modules(config, items)
@@ -201,7 +205,7 @@ class ValidationReport:
             where = module_of(report.nodeid) or report.nodeid or "session"
             self.collection_errors.setdefault(where, _collect_error_line(report))
         elif report.skipped:  # a module of the run skipped as a whole (importorskip)
-            name, where = _skipped_module(report)
+            name, where = _skipped_module(report, self.rootpath)
             if name:
                 self.module_skips.setdefault(where or name, (name, _skip_reason(report)))
 
@@ -398,14 +402,18 @@ def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     return _first_line(str(longrepr))
 
 
-def _skipped_module(report: pytest.CollectReport) -> tuple[str, str]:
-    """(file name, resolved path) of a module skipped while collected; the path is "" where the skip does
-    not say it. A module outside the rootdir gets an empty nodeid; its skip's location still names the file."""
+def _skipped_module(report: pytest.CollectReport, rootpath: Path | None) -> tuple[str, str]:
+    """(file name, resolved path) of a module skipped while collected; the path is "" where it is not known.
+    Its node id names it relative to the rootdir; a module outside the rootdir gets an empty node id, and then
+    the skip's location (the module itself, for an ``importorskip`` at its top) names the file."""
+    if report.nodeid:
+        relpath = report.nodeid.split("::", 1)[0]
+        where = str((rootpath / relpath).resolve()) if rootpath is not None else ""
+        return module_of(report.nodeid), where
     longrepr = report.longrepr
     path = Path(str(longrepr[0])) if isinstance(longrepr, tuple) and len(longrepr) == 3 else None
     where = str(path.resolve()) if path is not None and path.is_absolute() else ""
-    name = module_of(report.nodeid) if report.nodeid else path.name if path is not None else ""
-    return name, where
+    return (path.name if path is not None else ""), where
 
 
 def _collect_error_line(report: pytest.CollectReport) -> str:

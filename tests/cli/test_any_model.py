@@ -140,7 +140,7 @@ def test_verify_a_format_the_bundle_lacks_fails_once(tmp_path: Path) -> None:
     failures = [line for line in p.stdout.splitlines() if line.startswith("  FAILED")]
     assert failures == [
         "  FAILED  test_targets.py::test_format_built[ios]: the bundle was built without coreml "
-        "(built only when asked for: --formats onnx,coreml)"
+        "(not in the formats asked for (onnx); --formats onnx,coreml builds it)"
     ]
     assert "needs macOS" not in p.stdout  # there is no model at all: nothing is said about running it
     assert "running the checks of --target onnx,ios" in p.stderr

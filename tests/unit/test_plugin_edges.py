@@ -43,32 +43,41 @@ def _skipped(nodeid: str, path: str, reason: str) -> pytest.CollectReport:
 
 
 def test_a_users_own_module_skipped_at_collection_is_not_verified_for_every_target(tmp_path: Path) -> None:
+    from conv2d_bundle.check_plan import CHECKS_DIR
+
     plugin_ = _plugin(tmp_path, ("onnx", "ios"))
+    plugin_.rootpath = Path("/x")  # what pytest_sessionstart records: node ids are relative to it
     _run(plugin_, GENERAL, "general")
+    # the package's own module, skipped by a helper elsewhere (the skip's location is not the module)
+    ours = CHECKS_DIR / "test_targets.py"
+    plugin_.rootpath = ours.parent
+    plugin_.pytest_collectreport(_skipped("test_targets.py", "/elsewhere/helper.py", "no numpy"))
+    plugin_.rootpath = Path("/x")
     plugin_.pytest_collectreport(_skipped("mine/test_own.py", "/x/mine/test_own.py", "no scipy"))
     plugin_.pytest_collectreport(_skipped("", "/elsewhere/test_outside.py", "no torch"))  # outside rootdir
     plugin_.pytest_collectreport(_skipped("", "<unknown>", "x"))  # no location: not a module of ours
     plugin_.pytest_collectreport(_skipped("mine/test_own.py", "/x/mine/test_own.py", "later"))  # first wins
     plugin_.pytest_collectreport(_skipped("test_onnx.py", "/pkg/test_onnx.py", "no onnxruntime"))
-    assert plugin_.module_skips == {  # by path where the skip names one: two files may share a name
+    assert plugin_.module_skips == {  # by path (the node id's, else the skip's): two files may share a name
+        str(ours.resolve()): ("test_targets.py", "no numpy"),
         "/x/mine/test_own.py": ("test_own.py", "no scipy"),
         "/elsewhere/test_outside.py": ("test_outside.py", "no torch"),
         "<unknown>": ("<unknown>", "x"),
-        "/pkg/test_onnx.py": ("test_onnx.py", "no onnxruntime"),
+        "/x/test_onnx.py": ("test_onnx.py", "no onnxruntime"),
     }
     expected = _expected(onnx=[], ios=[])
-    expected.owners = {"test_onnx.py": ["onnx"]}  # the package's test_onnx.py (collect_expected's)
+    expected.owners = {"test_onnx.py": ["onnx"], "test_targets.py": ["onnx", "ios"]}  # the package's
     plugin_._add_module_skips(expected)
     assert expected.skipped == {  # a user's test_onnx.py is not the package's: named by its path
         "test_own.py": "no scipy",
         "test_outside.py": "no torch",
         "<unknown>": "x",
-        "/pkg/test_onnx.py": "no onnxruntime",
+        "/x/test_onnx.py": "no onnxruntime",
     }
     assert expected.owners["test_own.py"] == ["onnx", "ios"] and expected.owners["test_onnx.py"] == ["onnx"]
     onnx = plugin_.build("onnx", "t", expected, 0)
     assert onnx["skipped"] == [
-        {"id": "/pkg/test_onnx.py[onnx]", "reason": "no onnxruntime"},
+        {"id": "/x/test_onnx.py[onnx]", "reason": "no onnxruntime"},
         {"id": "<unknown>[onnx]", "reason": "x"},
         {"id": "test_outside.py[onnx]", "reason": "no torch"},
         {"id": "test_own.py[onnx]", "reason": "no scipy"},
