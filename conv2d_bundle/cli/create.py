@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +84,25 @@ def create(
             progress=progress,
             on_content_change=changes.append,
         )
+    # the bundle is in place: the create is done, and a Ctrl-C now would only cut its summary short and exit
+    # 130 as if it had failed (as git does once a commit is written, the rest is not interruptible)
+    with _sigint_ignored():
+        _summarise(bundle, caught, changes, as_json)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _summarise(bundle: Any, caught: list[Any], changes: list[ContentChange], as_json: bool) -> None:
     for w in caught:
         if issubclass(w.category, BundleWarning):
             click.echo(f"warning: {w.message}", err=True)

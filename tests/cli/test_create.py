@@ -434,3 +434,17 @@ def test_a_failing_optional_format_is_recorded_not_fatal(
         bundler.ArtifactBundler(tmp_path / "b").create_bundle(
             EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx,hailo"
         )
+
+
+def test_a_ctrl_c_once_the_bundle_is_placed_does_not_cut_the_summary_short() -> None:
+    """Before: Ctrl-C in create's last second printed "Bundle created" and exited 130, as if it had failed."""
+    import os
+    import signal
+
+    from conv2d_bundle.cli.create import _sigint_ignored
+
+    before = signal.getsignal(signal.SIGINT)
+    with _sigint_ignored():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: no KeyboardInterrupt here
+    assert signal.getsignal(signal.SIGINT) is before
