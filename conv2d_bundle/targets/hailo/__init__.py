@@ -64,7 +64,13 @@ class HailoTarget(Target):
             if info.get("split") and work
             else "The whole model runs on the device.\n"
         )
-        hef = "`models/hailo.hef` is attached." if info.get("status") == "built" else NOT_COMPILED + "."
+        hef = (
+            "`models/hailo.hef` is attached."
+            if info.get("status") == "built"
+            else f"{NOT_COMPILED}. Until then `conv2d pack verify . --target hailo` (and `--target all`) says"
+            " `failed (1 error)`: `test_hailo.py::test_hef_present: HEF not compiled` -- the kit is checked, but"
+            " the bundle is not deployable to a Hailo board without its HEF."
+        )
         exp_hash = meta.get("exp_hash", "<hash>")
         return f"""## Hailo-8 / Hailo-8L
 `{KIT_DIR}/` is the compile kit (device-part ONNX, calibration set, model script, `compile.sh`) for
