@@ -54,7 +54,7 @@ bench: $(STAMP)
 # Mutation testing (not part of `make test`; tests/README.md has the latest figures and every survivor): mutmut over
 # the verdict-critical modules ([tool.mutmut] in pyproject.toml), each mutant judged by the fast in-process tests
 # under tests/unit that reach it. The example bundle is built once beforehand ($$CONV2D_TEST_BUNDLE) for the
-# thousands of short sessions that follow. MUTANTS='conv2d_bundle.verdict*' runs only those mutants.
+# thousands of short sessions that follow. MUTANTS='conv2d_bundle.verify.verdict*' runs only those mutants.
 MUTANTS ?=
 mutation: $(STAMP)
 	$(INSTALL) 'mutmut==3.8.1'

@@ -13,7 +13,7 @@ import pytest
 def _plugin_loaded(pluginmanager: pytest.PytestPluginManager) -> bool:
     import sys
 
-    module = sys.modules.get("conv2d_bundle.pytest_plugin")
+    module = sys.modules.get("conv2d_bundle.verify.plugin")
     return module is not None and pluginmanager.is_registered(module)
 
 
@@ -23,7 +23,7 @@ _registered_here = False
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     global _registered_here
     if not _plugin_loaded(pluginmanager):
-        import conv2d_bundle.pytest_plugin as plugin
+        import conv2d_bundle.verify.plugin as plugin
 
         # None when refused (-p no:conv2d_bundle): then no short option names either
         _registered_here = pluginmanager.register(plugin, "conv2d_bundle") is not None
@@ -33,6 +33,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """Registered from here, the plugin missed the start-up hook that gives it its short option names
     (``--bundle``, ``--target``, ...): this conftest is where that hook was running."""
     if _registered_here:
-        import conv2d_bundle.pytest_plugin as plugin
+        import conv2d_bundle.verify.plugin as plugin
 
         plugin.add_short_names(parser)

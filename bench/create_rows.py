@@ -31,10 +31,10 @@ import json, sys, tempfile, time
 from pathlib import Path
 import torch
 from conv2d_bundle import targets
-from conv2d_bundle.bundler import BuildContext
+from conv2d_bundle.lifecycle.create import BuildContext
 from conv2d_bundle.config import load_config
 from conv2d_bundle.models.loading import load_model
-from conv2d_bundle.reference import make_reference
+from conv2d_bundle.bundle.reference import make_reference
 cfg = load_config(sys.argv[1])
 model = load_model(cfg.model, Path(sys.argv[2])).eval()
 t = time.perf_counter()

@@ -58,7 +58,7 @@ class _Registry:
 
 
 def _big_bundle(ws: Workspace, megabytes: int) -> Path:
-    from conv2d_bundle.manifest import BundleManifest
+    from conv2d_bundle.bundle.manifest import BundleManifest
 
     dst = ws.scratch("registry-artifacts") / ws.bundle.name
     shutil.copytree(ws.bundle, dst, ignore=shutil.ignore_patterns("validation"))

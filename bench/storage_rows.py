@@ -71,7 +71,7 @@ def _write_file(path: Path, megabytes: int) -> None:
 
 def rows_hash(ws: Workspace, repeats: int, megabytes: int) -> list[Row]:
     """Row 8: MANIFEST hashing (``BundleManifest.build``) of a large file vs ``sha256sum``, as throughput."""
-    from conv2d_bundle.manifest import BundleManifest
+    from conv2d_bundle.bundle.manifest import BundleManifest
 
     sha256sum = shutil.which("sha256sum")
     goal = ">= 0.8x sha256sum"

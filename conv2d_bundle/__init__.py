@@ -11,24 +11,24 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ArtifactBundler": "conv2d_bundle.bundler",
-    "Bundle": "conv2d_bundle.bundle",
-    "get_bundle": "conv2d_bundle.bundle",
-    "list_bundles": "conv2d_bundle.bundle",
-    "BundleValidator": "conv2d_bundle.validation",
-    "ValidationResult": "conv2d_bundle.validation",
-    "ModelExporter": "conv2d_bundle.exporter",
+    "ArtifactBundler": "conv2d_bundle.lifecycle.create",
+    "Bundle": "conv2d_bundle.bundle.store",
+    "get_bundle": "conv2d_bundle.bundle.store",
+    "list_bundles": "conv2d_bundle.bundle.store",
+    "BundleValidator": "conv2d_bundle.verify.runner",
+    "ValidationResult": "conv2d_bundle.verify.runner",
+    "ModelExporter": "conv2d_bundle.targets.exporter",
     "load_config": "conv2d_bundle.config",
-    "BundleManifest": "conv2d_bundle.manifest",
+    "BundleManifest": "conv2d_bundle.bundle.manifest",
 }
 
 if TYPE_CHECKING:
-    from conv2d_bundle.bundle import Bundle, get_bundle, list_bundles
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.bundle.manifest import BundleManifest
+    from conv2d_bundle.bundle.store import Bundle, get_bundle, list_bundles
     from conv2d_bundle.config import load_config
-    from conv2d_bundle.exporter import ModelExporter
-    from conv2d_bundle.manifest import BundleManifest
-    from conv2d_bundle.validation import BundleValidator, ValidationResult
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
+    from conv2d_bundle.targets.exporter import ModelExporter
+    from conv2d_bundle.verify.runner import BundleValidator, ValidationResult
 
 __all__ = [
     "ArtifactBundler",

@@ -50,7 +50,7 @@ def example_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
     ``$CONV2D_TEST_BUNDLE`` names one built beforehand: `make mutation` builds it once for thousands of
     short sessions (the bundle's own code is not what they mutate)."""
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     prebuilt = os.environ.get("CONV2D_TEST_BUNDLE")
     if prebuilt:
@@ -71,7 +71,7 @@ def bundle_copy(example_bundle: Path, tmp_path: Path) -> Path:
 
 def reseal(bundle: Path, *relpaths: str) -> None:
     """Make MANIFEST.json agree with deliberately changed files (a tamperer who re-seals)."""
-    from conv2d_bundle.manifest import BundleManifest
+    from conv2d_bundle.bundle.manifest import BundleManifest
 
     BundleManifest.build(bundle).write(bundle)
 

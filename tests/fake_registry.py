@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
 from conv2d_bundle.errors import RegistryError
-from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
 from conv2d_bundle.oci.artifact import ARTIFACT_TYPE, EXP_HASH, TITLE
 from conv2d_bundle.oci.client import OCI_MANIFEST
 

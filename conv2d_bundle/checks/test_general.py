@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.digest import is_exp_hash, recompute_exp_hash
-from conv2d_bundle.provenance import is_commit_sha
+from conv2d_bundle.bundle.digest import is_exp_hash, recompute_exp_hash
+from conv2d_bundle.bundle.provenance import is_commit_sha
 
 pytestmark = pytest.mark.conv2d_target("general")
 
@@ -59,9 +59,9 @@ def test_manifest_verifies(bundle: Any, manifest: Any) -> None:
 
 def test_no_code_or_test_configuration(bundle: Any) -> None:
     """A bundle holds models and data, never code or test configuration: pytest run in or on its directory
-    would read or import them (conv2d_bundle.bundle_isolation)."""
-    from conv2d_bundle.bundle_isolation import code_or_configuration
-    from conv2d_bundle.manifest import iter_bundle_entries
+    would read or import them (conv2d_bundle.bundle.isolation)."""
+    from conv2d_bundle.bundle.isolation import code_or_configuration
+    from conv2d_bundle.bundle.manifest import iter_bundle_entries
 
     found = code_or_configuration(rel for rel, _ in iter_bundle_entries(bundle.bundle_dir))
     if found:
@@ -165,8 +165,8 @@ def test_metrics_in_range(bundle: Any) -> None:
 
 @pytest.mark.conv2d_needs_trusted_key
 def test_signature(bundle: Any, trusted_key: Any) -> None:
+    from conv2d_bundle.bundle.signing import verify_signature
     from conv2d_bundle.errors import BundleError
-    from conv2d_bundle.signing import verify_signature
 
     try:
         verify_signature(bundle.bundle_dir, trusted_key)
@@ -229,7 +229,7 @@ def test_onnx_test_data(
     and the like) holds exactly inputs.npy and outputs.npz: same names, dtypes and values, outputs in order."""
     from onnx import TensorProto, numpy_helper
 
-    from conv2d_bundle.reference import ONNX_TEST_DATA_DIR
+    from conv2d_bundle.bundle.reference import ONNX_TEST_DATA_DIR
 
     listed = sorted(p for p in manifest.files if p.startswith(f"{ONNX_TEST_DATA_DIR}/"))
     if not listed:

@@ -76,7 +76,7 @@ def test_parity(
 ) -> None:
     """The golden outputs reproduced by the target's runner: integers exactly, floats within the verifier's
     tolerance policy; a parity item compares exactly the rows its id names."""
-    from conv2d_bundle.parity import compare_output
+    from conv2d_bundle.parity.figures import compare_output
 
     if reference_inputs.shape[0] < batch_size:
         pytest.fail(

@@ -1,5 +1,6 @@
 """``conv2d pack ...``: a thin shell over the library, one module per command group (create, verify,
-lifecycle, sign, targets); a target adds its own commands (``attach-hef``) through ``Target.cli_commands``.
+lifecycle, registry, sign, targets, hailo's ``attach-hef``); a target of another package adds its own
+commands through ``Target.cli_commands``.
 
 Exit codes are decided in exactly one place, :class:`_Conv2dGroup.main`: 0 ok, 1 validation failed,
 2 bad input or usage. A :class:`BundleError` becomes one line on stderr; ``--debug`` shows the traceback.
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from conv2d_bundle import __version__
-from conv2d_bundle.cli import create, lifecycle, registry, sign, targets, verify
+from conv2d_bundle.cli import create, hailo, lifecycle, registry, sign, targets, verify
 from conv2d_bundle.cli.options import one_line
 from conv2d_bundle.errors import BundleError
 
@@ -79,6 +80,7 @@ for command in (
     sign.keygen,
     sign.sign,
     targets.targets_cmd,
+    hailo.attach_hef,
 ):
     pack.add_command(command)
 

@@ -18,7 +18,7 @@ from conv2d_bundle.config import COREML_TARGETS
 from conv2d_bundle.errors import BundleWarning
 
 if TYPE_CHECKING:
-    from conv2d_bundle.placement import ContentChange
+    from conv2d_bundle.bundle.placement import ContentChange
 
 
 @click.command()
@@ -57,9 +57,9 @@ def create(
     as_json: bool,
 ) -> None:
     """Build the bundle of a config + checkpoint (idempotent: same inputs, same EXP_HASH)."""
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.cli.progress import StepDisplay
     from conv2d_bundle.config import load_config, parse_config
-    from conv2d_bundle.progress import StepDisplay
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     config: Any = config_path
     if coreml_target:  # an option that changes the export changes the config, and so the hash
@@ -106,7 +106,7 @@ def _summarise(bundle: Any, caught: list[Any], changes: list[ContentChange], as_
     for w in caught:
         if issubclass(w.category, BundleWarning):
             click.echo(f"warning: {w.message}", err=True)
-    from conv2d_bundle.summary import validation_status
+    from conv2d_bundle.lifecycle.show import validation_status
 
     meta = bundle.metadata
     verdicts = validation_status(bundle)
@@ -147,7 +147,7 @@ def _summarise(bundle: Any, caught: list[Any], changes: list[ContentChange], as_
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     """List bundles, newest first."""
-    from conv2d_bundle.bundle import list_bundles
+    from conv2d_bundle.bundle.store import list_bundles
 
     bundles = list_bundles(existing_artifacts_dir(output_dir))
     if as_json:
@@ -168,7 +168,7 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     if not bundles:
         click.echo(f"No bundles in {output_dir}")
         return
-    from conv2d_bundle.progress import print_table, stdout_is_terminal
+    from conv2d_bundle.cli.progress import print_table, stdout_is_terminal
 
     if stdout_is_terminal():
         columns = ["hash", "name"] + (["created", "formats", "accuracy", "path"] if verbose_list else [])

@@ -48,9 +48,9 @@ def _echo_json(data: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def archive(bundle_ref: str, output_dir: Path, fmt: str, output: Path, as_json: bool) -> None:
     """Write BUNDLE as a deterministic zip or tar.gz (+ .sha256 beside it); print its path."""
-    from conv2d_bundle.archive import create_archive
-    from conv2d_bundle.bundle import get_bundle
-    from conv2d_bundle.digest import sha256_file
+    from conv2d_bundle.bundle.archive import create_archive
+    from conv2d_bundle.bundle.digest import sha256_file
+    from conv2d_bundle.bundle.store import get_bundle
 
     bundle = get_bundle(output_dir, bundle_ref)
     path = create_archive(bundle, fmt, output)
@@ -77,7 +77,7 @@ def import_cmd(
     """Extract ARCHIVE safely, verify its manifest and identity, and add it to the artifacts directory. A bundle
     of the same EXP_HASH with other content is not touched (exit 2, naming both content digests and the files
     that differ) unless --force, which replaces it, its validation reports included."""
-    from conv2d_bundle.archive import import_archive
+    from conv2d_bundle.bundle.archive import import_archive
 
     result = import_archive(
         archive_path, output_dir, max_bytes=parse_size(max_size), max_entries=max_entries, force=force
@@ -140,9 +140,9 @@ def deploy(
 ) -> None:
     """Verify BUNDLE (or --from oci://...) for --target, then copy it to --to (refused if a check fails,
     unless --force)."""
-    from conv2d_bundle.bundle import Bundle, get_bundle
-    from conv2d_bundle.deploy import deploy as do_deploy
-    from conv2d_bundle.progress import StepDisplay
+    from conv2d_bundle.bundle.store import Bundle, get_bundle
+    from conv2d_bundle.cli.progress import StepDisplay
+    from conv2d_bundle.lifecycle.deploy import deploy as do_deploy
 
     if (bundle_ref is None) == (source is None):
         raise click.UsageError("give BUNDLE or --from oci://..., one of them")
@@ -202,7 +202,7 @@ def undeploy(
 ) -> None:
     """Forget the deployments of BUNDLE (all, or the one --to names) so that clean may remove it; with
     --remove, delete the deployed copies first."""
-    from conv2d_bundle.deploy import undeploy as do_undeploy
+    from conv2d_bundle.lifecycle.deploy import undeploy as do_undeploy
 
     forgotten = do_undeploy(output_dir, bundle_ref, to=to, remove=remove, ssh=ssh)
     if as_json:
@@ -220,8 +220,8 @@ def undeploy(
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def clean(output_dir: Path, keep: int, dry_run: bool, as_json: bool) -> None:
     """Remove all but the newest --keep bundles (pinned and deployed ones stay) and stale temporary dirs."""
-    from conv2d_bundle.lifecycle import clean as do_clean
-    from conv2d_bundle.lifecycle import human_bytes
+    from conv2d_bundle.lifecycle.retention import clean as do_clean
+    from conv2d_bundle.lifecycle.retention import human_bytes
 
     plan = do_clean(output_dir, keep, dry_run=dry_run)
     if as_json:
@@ -259,9 +259,9 @@ def compare(
     bundle1: str, bundle2: str, output_dir: Path, output: Path | None, as_json: bool, gates: tuple[str, ...]
 ) -> None:
     """Compare BUNDLE1 (baseline) with BUNDLE2 (candidate): metrics, config, formats, sizes, checks."""
-    from conv2d_bundle import atomic
-    from conv2d_bundle.compare import check_gates, compare_bundles, parse_gate, render_markdown
-    from conv2d_bundle.progress import stdout_is_terminal
+    from conv2d_bundle.bundle import atomic
+    from conv2d_bundle.cli.progress import stdout_is_terminal
+    from conv2d_bundle.lifecycle.compare import check_gates, compare_bundles, parse_gate, render_markdown
 
     parsed = [parse_gate(g) for g in gates]
     result = compare_bundles(bundle1, bundle2, output_dir)
@@ -292,16 +292,16 @@ def compare(
 def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> None:
     """One bundle's summary: formats, sizes, metrics, validation per target, provenance. For an oci://
     reference: the validation evidence attached in the registry, per target, from every host."""
-    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.bundle.store import get_bundle
 
     if bundle_ref.startswith("oci://"):
         from conv2d_bundle.cli.registry import RegistryAccess, show_remote
 
         show_remote(bundle_ref, RegistryAccess.from_kwargs(registry), as_json)
         return
-    from conv2d_bundle.lifecycle import human_bytes
-    from conv2d_bundle.progress import print_table
-    from conv2d_bundle.summary import show_bundle
+    from conv2d_bundle.cli.progress import print_table
+    from conv2d_bundle.lifecycle.retention import human_bytes
+    from conv2d_bundle.lifecycle.show import show_bundle
 
     info = show_bundle(get_bundle(output_dir, bundle_ref), output_dir)
     if as_json:
@@ -357,7 +357,7 @@ def show(bundle_ref: str, output_dir: Path, as_json: bool, **registry: Any) -> N
 @artifacts_option
 def pin(bundle_ref: str, output_dir: Path) -> None:
     """Protect BUNDLE from clean."""
-    from conv2d_bundle.lifecycle import pin as do_pin
+    from conv2d_bundle.lifecycle.retention import pin as do_pin
 
     exp_hash, new = do_pin(output_dir, bundle_ref)
     click.echo(f"{'pinned' if new else 'already pinned'}: {exp_hash}")
@@ -368,7 +368,7 @@ def pin(bundle_ref: str, output_dir: Path) -> None:
 @artifacts_option
 def unpin(bundle_ref: str, output_dir: Path) -> None:
     """Let clean remove BUNDLE again."""
-    from conv2d_bundle.lifecycle import unpin as do_unpin
+    from conv2d_bundle.lifecycle.retention import unpin as do_unpin
 
     click.echo(f"unpinned: {do_unpin(output_dir, bundle_ref)}")
 

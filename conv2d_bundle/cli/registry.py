@@ -83,8 +83,8 @@ def _echo_json(data: Any) -> None:
 def push(bundle_ref: str, destination: str, output_dir: Path, as_json: bool, **kwargs: Any) -> None:
     """Push BUNDLE to a registry as one OCI artifact; print its manifest digest. Only blobs the registry
     lacks are sent: re-pushing an unchanged model sends no weight bytes."""
-    from conv2d_bundle.bundle import get_bundle
-    from conv2d_bundle.lifecycle import human_bytes
+    from conv2d_bundle.bundle.store import get_bundle
+    from conv2d_bundle.lifecycle.retention import human_bytes
     from conv2d_bundle.oci.artifact import push_bundle
     from conv2d_bundle.oci.reference import parse_ref
 
@@ -217,18 +217,18 @@ class RemoteBundle:
         allow_unsigned: bool = False,
     ) -> None:
         """``--require-evidence``: one line per target, ``ok`` or ``MISSING (<why>)``; ValidationFailed unless
-        each target has a report that counts under the gate (:class:`~conv2d_bundle.oci.evidence.EvidenceGate`:
+        each target has a report that counts under the gate (:class:`~conv2d_bundle.verify.evidence.EvidenceGate`:
         bound to this bundle's content, passed, no looser policy than ``tolerance_policy`` or the built-in
         one, strict where asked, signed by ``trusted_key`` or accepted by ``allow_unsigned``)."""
         from conv2d_bundle.errors import ValidationFailed
-        from conv2d_bundle.oci.evidence import (
+        from conv2d_bundle.parity.tolerance import TolerancePolicy
+        from conv2d_bundle.verify.evidence import (
             EvidenceGate,
             accepted,
             bundle_identity,
             check_required,
             list_evidence,
         )
-        from conv2d_bundle.tolerance import TolerancePolicy
 
         policy = TolerancePolicy.load(tolerance_policy) if tolerance_policy else TolerancePolicy()
         gate = EvidenceGate(policy, require_strict, trusted_key is not None, allow_unsigned)
@@ -256,7 +256,7 @@ class RemoteBundle:
             )
 
     def attest(self, reports: dict[str, dict[str, Any]], key: Path | None) -> None:
-        from conv2d_bundle.oci.evidence import attach
+        from conv2d_bundle.verify.evidence import attach
 
         subject = self.subject()
         for name, report in reports.items():
@@ -270,13 +270,13 @@ class RemoteBundle:
 def show_remote(text: str, access: RegistryAccess, as_json: bool, trusted_key: Path | None = None) -> None:
     """The evidence attached to a bundle in a registry, per target: the verdict (or why it is not verified
     for this bundle's content), host, signature, strict mode, check profile, tolerance policy, content."""
-    from conv2d_bundle.oci.evidence import (
+    from conv2d_bundle.cli.progress import print_table
+    from conv2d_bundle.verify.evidence import (
         bundle_identity,
         list_evidence,
         policy_summary,
         recorded_policy_digest,
     )
-    from conv2d_bundle.progress import print_table
 
     with RemoteBundle(text, access) as remote:
         subject = remote.subject()

@@ -20,7 +20,7 @@ from conv2d_bundle.cli.options import artifacts_option
 )
 def keygen(out_dir: Path) -> None:
     """Make an Ed25519 key pair for signing bundles."""
-    from conv2d_bundle.signing import keygen as make_keys
+    from conv2d_bundle.bundle.signing import keygen as make_keys
 
     out_dir.mkdir(parents=True, exist_ok=True)
     private, public = out_dir / "ed25519.pem", out_dir / "ed25519.pub.pem"
@@ -37,8 +37,8 @@ def keygen(out_dir: Path) -> None:
 @artifacts_option
 def sign(bundle_ref: str, key_path: Path, output_dir: Path) -> None:
     """Sign a bundle: writes MANIFEST.json.sig (the hashed content does not change)."""
-    from conv2d_bundle.bundle import get_bundle
-    from conv2d_bundle.signing import sign_bundle
+    from conv2d_bundle.bundle.signing import sign_bundle
+    from conv2d_bundle.bundle.store import get_bundle
 
     bundle = get_bundle(output_dir, bundle_ref)
     click.echo(f"signed {bundle.exp_hash}: {sign_bundle(bundle.bundle_dir, key_path)}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,107 +73,107 @@ from conv2d_bundle.errors import BundleError
     help="with --require-evidence and no --trusted-key: accept evidence no key vouches for (and say which)",
 )
 @registry_options
-def verify(
-    bundle_ref: str,
-    output_dir: Path,
-    target: str,
-    junitxml: Path | None,
-    numprocesses: str | None,
-    strict_targets: bool,
-    profile: str,
-    select: str | None,
-    trusted_key: Path | None,
-    tolerance_policy: Path | None,
-    attest: bool,
-    key_path: Path | None,
-    require_evidence: str | None,
-    require_strict: bool,
-    allow_unsigned: bool,
-    **registry: Any,
-) -> None:
+def verify(**params: Any) -> None:
     """Run the bundle's checks for a target; exit 0 if the run was complete and passed, 1 if a check failed or
     the run was incomplete (interrupted, a selection, a crashed worker).
 
     BUNDLE may be oci://HOST[:PORT]/REPO[:TAG|@DIGEST]: it is pulled into the cache ($CONV2D_CACHE) first;
     --attest then attaches the reports to it in the registry, and --require-evidence checks what is attached."""
-    if (require_strict or allow_unsigned) and not require_evidence:
+    names = {f.name for f in dataclasses.fields(VerifyOptions)}
+    options = VerifyOptions(**{k: v for k, v in params.items() if k in names})
+    registry = {k: v for k, v in params.items() if k not in names}
+    if (options.require_strict or options.allow_unsigned) and not options.require_evidence:
         raise click.UsageError("--require-strict and --allow-unsigned go with --require-evidence")
-    if allow_unsigned and trusted_key:
+    if options.allow_unsigned and options.trusted_key:
         raise click.UsageError(
             "--allow-unsigned contradicts --trusted-key: a trusted key asks for signed evidence"
         )
     remote = None
-    if bundle_ref.startswith("oci://"):
+    if options.bundle_ref.startswith("oci://"):
         from conv2d_bundle.cli.registry import RegistryAccess, RemoteBundle
 
-        remote = RemoteBundle(bundle_ref, RegistryAccess.from_kwargs(registry))
-    elif attest or require_evidence:
+        remote = RemoteBundle(options.bundle_ref, RegistryAccess.from_kwargs(registry))
+    elif options.attest or options.require_evidence:
         raise BundleError("--attest and --require-evidence need an oci:// reference")
     with remote or contextlib.nullcontext():
-        _verify(
-            remote, bundle_ref, output_dir, target, junitxml, numprocesses, strict_targets, profile, select,
-            trusted_key, tolerance_policy, attest, key_path, require_evidence,
-            require_strict=require_strict, allow_unsigned=allow_unsigned,
-        )  # fmt: skip
+        _verify(remote, options)
 
 
-def _verify(
-    remote: Any,
-    bundle_ref: str,
-    output_dir: Path,
-    target: str,
-    junitxml: Path | None,
-    numprocesses: str | None,
-    strict_targets: bool,
-    profile: str,
-    select: str | None,
-    trusted_key: Path | None,
-    tolerance_policy: Path | None,
-    attest: bool,
-    key_path: Path | None,
-    require_evidence: str | None,
-    *,
-    require_strict: bool = False,
-    allow_unsigned: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What ``conv2d pack verify`` was asked, from the command line to the run (the registry's options
+    travel separately, in :class:`~conv2d_bundle.cli.registry.RegistryAccess`)."""
+
+    bundle_ref: str
+    output_dir: Path
+    target: str
+    junitxml: Path | None = None
+    numprocesses: str | None = None
+    strict_targets: bool = False
+    profile: str = "default"
+    select: str | None = None
+    trusted_key: Path | None = None
+    tolerance_policy: Path | None = None
+    attest: bool = False
+    key_path: Path | None = None
+    require_evidence: str | None = None
+    require_strict: bool = False
+    allow_unsigned: bool = False
+
+    def pytest_args(self) -> list[str]:
+        """The plugin's options for these choices (a bad tolerance policy is bad input: exit 2, not a failed
+        check)."""
+        args: list[str] = []
+        if self.junitxml:
+            args += ["--junitxml", str(self.junitxml.absolute())]
+        if self.numprocesses:
+            args += ["-n", self.numprocesses]
+        if self.strict_targets:
+            args.append("--conv2d-strict-targets")
+        if self.select:
+            args += ["-k", self.select]
+        if self.trusted_key:
+            args += ["--conv2d-trusted-key", str(self.trusted_key.absolute())]
+        if self.tolerance_policy:
+            from conv2d_bundle.parity.tolerance import TolerancePolicy
+
+            TolerancePolicy.load(self.tolerance_policy)
+            args += ["--conv2d-tolerance-policy", str(self.tolerance_policy.absolute())]
+        return args
+
+
+def _verify(remote: Any, options: VerifyOptions) -> None:
     from click.core import ParameterSource
 
-    from conv2d_bundle.bundle import Bundle, get_bundle
+    from conv2d_bundle.bundle.store import Bundle, get_bundle
+    from conv2d_bundle.cli.progress import StepDisplay
     from conv2d_bundle.errors import ValidationFailed
-    from conv2d_bundle.progress import StepDisplay
     from conv2d_bundle.targets import parse_target_list
-    from conv2d_bundle.validation import run_pytest
+    from conv2d_bundle.verify.runner import run_pytest
 
-    if remote is not None and require_evidence:
+    bundle_ref, target, select, junitxml = (
+        options.bundle_ref,
+        options.target,
+        options.select,
+        options.junitxml,
+    )
+    if remote is not None and options.require_evidence:
         remote.require(
-            parse_target_list(require_evidence),
-            trusted_key,
-            tolerance_policy=tolerance_policy,
-            require_strict=require_strict,
-            allow_unsigned=allow_unsigned,
+            parse_target_list(options.require_evidence),
+            options.trusted_key,
+            tolerance_policy=options.tolerance_policy,
+            require_strict=options.require_strict,
+            allow_unsigned=options.allow_unsigned,
         )
         if click.get_current_context().get_parameter_source("target") != ParameterSource.COMMANDLINE:
             return  # evidence only: nothing to run here
-    bundle = Bundle(remote.pull_to_cache()) if remote is not None else get_bundle(output_dir, bundle_ref)
-    extra: list[str] = []
-    if junitxml:
-        extra += ["--junitxml", str(junitxml.absolute())]
-    if numprocesses:
-        extra += ["-n", numprocesses]
-    if strict_targets:
-        extra.append("--conv2d-strict-targets")
-    if select:
-        extra += ["-k", select]
-    if trusted_key:
-        extra += ["--conv2d-trusted-key", str(trusted_key.absolute())]
-    if tolerance_policy:
-        from conv2d_bundle.tolerance import TolerancePolicy
-
-        TolerancePolicy.load(tolerance_policy)  # a bad policy is bad input (exit 2), not a failed check
-        extra += ["--conv2d-tolerance-policy", str(tolerance_policy.absolute())]
+    bundle = (
+        Bundle(remote.pull_to_cache()) if remote is not None else get_bundle(options.output_dir, bundle_ref)
+    )
+    extra = options.pytest_args()
     with StepDisplay() as progress:
         progress(f"running the checks of --target {target} on {bundle.exp_hash}")
-        run = run_pytest(bundle.bundle_dir, target, profile=profile, extra=extra)
+        run = run_pytest(bundle.bundle_dir, target, profile=options.profile, extra=extra)
     names = target.split(",")
     shown = ["all"] if "all" in names else ([n for n in names if n != "general"] or ["general"])
     reports = {name: run.reports.get(name) for name in shown}
@@ -191,14 +193,14 @@ def _verify(
         _print_report(bundle.exp_hash, name, report, verdict, bundle.bundle_dir)
         if not verdict.passed:
             not_passed.append(f"--target {name} {verdict.describe()}")
-    from conv2d_bundle import step_summary
+    from conv2d_bundle.verify import step_summary
 
     complete_reports = {name: r for name, r in reports.items() if r is not None}
     step_summary.append(bundle_ref if remote is not None else bundle.exp_hash, verdicts, complete_reports)
     if junitxml:
         click.echo(f"  junit: {junitxml}")
-    if remote is not None and attest and not run.interrupted:
-        remote.attest(complete_reports, key_path)
+    if remote is not None and options.attest and not run.interrupted:
+        remote.attest(complete_reports, options.key_path)
     if run.interrupted:
         raise KeyboardInterrupt
     if not_passed:

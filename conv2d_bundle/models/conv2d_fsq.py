@@ -4,7 +4,7 @@ Input ``imu_input`` float32 ``[N, 9, 2, 100]`` (9 IMU channels, 2 sensors, 100 t
 ``behavioral_codes`` int64 ``[N]`` (one of ``prod(levels)`` FSQ codes) and ``confidence`` float32
 ``[N, n_classes]`` (softmax). The model says where a quantizing accelerator's part ends
 (:meth:`Conv2dFSQ.device_forward`): the bounded latent and the class logits; the rest is
-:mod:`conv2d_bundle.postprocess` on the host.
+:mod:`conv2d_bundle.models.postprocess` on the host.
 """
 
 from __future__ import annotations

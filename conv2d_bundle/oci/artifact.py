@@ -18,7 +18,7 @@ against its descriptor while it streams to disk, then MANIFEST.json and the bund
 ``conv2d pack import`` checks them, all inside a ``.tmp-pull-*`` directory that is renamed into place only
 when everything holds. A bad or interrupted pull leaves nothing (a killed one leaves a ``.tmp-*`` directory
 for ``conv2d pack clean``). A bundle of the same EXP_HASH already in place is kept only if it is the same
-content; other content is refused, or replaced with ``force`` (:mod:`conv2d_bundle.placement`).
+content; other content is refused, or replaced with ``force`` (:mod:`conv2d_bundle.bundle.placement`).
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.digest import canonical_json
+from conv2d_bundle.bundle.digest import canonical_json
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, is_sealed_path
+from conv2d_bundle.bundle.placement import Arrival, ContentChange, check_unpacked, place
+from conv2d_bundle.bundle.schema import read_json
 from conv2d_bundle.errors import RegistryError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, is_sealed_path
 from conv2d_bundle.oci.client import OCI_MANIFEST, RegistryClient, TransferStats
 from conv2d_bundle.oci.reference import OciRef
-from conv2d_bundle.placement import Arrival, ContentChange, check_unpacked, place
-from conv2d_bundle.schema import read_json
 
 ARTIFACT_TYPE = "application/vnd.conv2d-bundle.bundle.v1"
 CONFIG_MEDIA_TYPE = "application/vnd.conv2d-bundle.bundle.config.v1+json"

@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from conv2d_bundle import atomic
-from conv2d_bundle.digest import is_exp_hash
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.digest import is_exp_hash
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
 from conv2d_bundle.errors import BundleIntegrityError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
 from conv2d_bundle.oci.artifact import content_dir, fetch_manifest, pull_bundle
 from conv2d_bundle.oci.client import RegistryClient
 from conv2d_bundle.oci.reference import OciRef

@@ -22,12 +22,20 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from conv2d_bundle.errors import BundleError
 
-if TYPE_CHECKING:
-    from conv2d_bundle.divergence import Divergence
+
+class Located(Protocol):
+    """Where a failing export left the source model (the ONNX target's is
+    :class:`conv2d_bundle.targets.onnx.divergence.Divergence`): one line for the failure message, and the
+    figures for the report."""
+
+    def describe(self) -> str: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
 
 log = logging.getLogger(__name__)
 GROUP = "conv2d_bundle.targets"
@@ -114,7 +122,7 @@ class Target:
         """Load the exported model; the returned callable runs a batch and returns the outputs by name."""
         raise NotImplementedError
 
-    def locate_divergence(self, bundle: Any, inputs: Any, policy: Any) -> Divergence | None:
+    def locate_divergence(self, bundle: Any, inputs: Any, policy: Any) -> Located | None:
         """Where the export's values first leave the source model's on ``inputs`` (the first rows of the golden
         inputs), tap by tap (``reference/taps.npz``); None when this target cannot expose intermediate tensors.
         A failing parity item adds it to its message. Raises BundleError when the bundle lacks what it needs."""
@@ -125,7 +133,8 @@ class Target:
         return ""
 
     def cli_commands(self) -> Sequence[Any]:
-        """``click`` commands this target adds under ``conv2d pack`` (e.g. ``attach-hef``)."""
+        """``click`` commands a target of another package adds under ``conv2d pack`` (the built-in targets'
+        commands, such as hailo's ``attach-hef``, are in ``conv2d_bundle/cli/``: the CLI is the top layer)."""
         return ()
 
     # -- derived ------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from conv2d_bundle.bundler import ArtifactBundler
 from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.lifecycle.create import ArtifactBundler
 from tests.conftest import conv2d
 
 Pair = namedtuple("Pair", ["embedding", "logits"])
@@ -97,7 +97,7 @@ def test_outputs_named_and_ordered_by_the_config(tmp_path: Path, cls: type[nn.Mo
         o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in graph.output
     }
     assert shapes["logits"][1:] == [5] and shapes["embedding"][1:] == [16]
-    from conv2d_bundle.summary import validation_status
+    from conv2d_bundle.lifecycle.show import validation_status
 
     assert validation_status(bundle)["onnx"]["status"] == "passed"
 
@@ -157,7 +157,7 @@ def test_executorch_bundles_and_verifies_a_dict_output_model(tmp_path: Path) -> 
     assert info["max_batch"] == 64 and info["bundled_cases"] == [1, 7, 16]
     p = conv2d("pack", "verify", str(bundle.bundle_dir), "--target", "executorch", "--profile", "quick")
     report = json.loads((bundle.bundle_dir / "validation/executorch_validation.json").read_text())
-    from conv2d_bundle.verdict import verdict_of
+    from conv2d_bundle.verify.verdict import verdict_of
 
     said = f"{bundle.exp_hash} --target executorch: {verdict_of(report).describe()}\n"
     assert p.returncode == 0 and verdict_of(report).passed and said in p.stdout, p.stdout + p.stderr

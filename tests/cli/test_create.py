@@ -16,13 +16,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conv2d_bundle.bundle import get_bundle, list_bundles
+from conv2d_bundle.bundle.digest import is_exp_hash, sha256_file
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import get_bundle, list_bundles
 from conv2d_bundle.cli import main
 from conv2d_bundle.config import load_config
-from conv2d_bundle.digest import is_exp_hash, sha256_file
 from conv2d_bundle.errors import AmbiguousBundleError, BundleNotFoundError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.summary import validation_status
+from conv2d_bundle.lifecycle.show import validation_status
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args, last_json
 
 
@@ -170,8 +170,8 @@ def test_create_without_torch_is_one_line_naming_the_extra(tmp_path: Path) -> No
 
 
 def test_bundle_contents(tmp_path: Path) -> None:
-    from conv2d_bundle.bundler import ArtifactBundler
-    from conv2d_bundle.digest import experiment_hash
+    from conv2d_bundle.bundle.digest import experiment_hash
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     bundle = ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx")
     meta = bundle.metadata
@@ -205,7 +205,7 @@ def test_retrained_weights_same_config_get_their_own_bundle(tmp_path: Path, exam
     against a hash that ignores the weights, which would file the new model under the example's hash."""
     import torch
 
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     state = torch.load(EXAMPLE_MODEL, map_location="cpu", weights_only=True)
     state["classifier.2.bias"][0] += 1e-3
@@ -223,7 +223,7 @@ def test_retrained_weights_same_config_get_their_own_bundle(tmp_path: Path, exam
 def test_independent_onnxruntime_reproduces_golden_outputs(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     b = ArtifactBundler(tmp_path).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx").bundle_dir
     sess = ort.InferenceSession(str(b / "models/model.onnx"), providers=["CPUExecutionProvider"])
@@ -286,8 +286,9 @@ def test_bad_names_refused(tmp_path: Path, name: str) -> None:
 
 
 def test_failed_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conv2d_bundle import bundler, targets
+    from conv2d_bundle import targets
     from conv2d_bundle.errors import ExportError
+    from conv2d_bundle.lifecycle import create as bundler
 
     def boom(ctx: object) -> None:
         raise ExportError("simulated converter crash")
@@ -321,7 +322,7 @@ def test_killed_create_leaves_nothing_that_looks_like_a_bundle(tmp_path: Path) -
 def test_user_model_by_target(tmp_path: Path) -> None:
     import torch
 
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
     from tests.usermodels.tiny import TinyNet
 
     torch.manual_seed(0)
@@ -418,8 +419,9 @@ def test_config_yaml_in_bundle_round_trips(example_bundle: Path) -> None:
 def test_a_failing_optional_format_is_recorded_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conv2d_bundle import bundler, targets
+    from conv2d_bundle import targets
     from conv2d_bundle.errors import BundleWarning, ExportError
+    from conv2d_bundle.lifecycle import create as bundler
 
     def broken(ctx: object) -> None:
         raise ExportError("simulated converter bug")

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from conv2d_bundle.bundle.signing import keygen
 from conv2d_bundle.cli import main
 from conv2d_bundle.cli.registry import RegistryAccess
-from conv2d_bundle.oci.evidence import attach
 from conv2d_bundle.oci.reference import parse_ref
-from conv2d_bundle.signing import keygen
-from conv2d_bundle.tolerance import TolerancePolicy
+from conv2d_bundle.parity.tolerance import TolerancePolicy
+from conv2d_bundle.verify.evidence import attach
 from tests.fake_registry import FakeRegistry
 from tests.unit.test_evidence_gate import plant, report
 

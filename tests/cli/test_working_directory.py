@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle.validation import CHECKS_DIR
+from conv2d_bundle.verify.runner import CHECKS_DIR
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.cli import main
 from conv2d_bundle.errors import BundleIntegrityError, HefError
-from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.targets.hailo.attach import attach_hef
 from tests.conftest import reseal
 from tests.hef_factory import make_hef

@@ -105,8 +105,8 @@ def test_relative_calibration_data_is_taken_from_the_config_directory(tmp_path: 
     """As docker-compose and others do; EXP_HASH covers the path as written, not where the config lies."""
     import yaml
 
+    from conv2d_bundle.bundle.digest import experiment_hash, sha256_file
     from conv2d_bundle.config import load_config
-    from conv2d_bundle.digest import experiment_hash, sha256_file
 
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()

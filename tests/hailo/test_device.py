@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.targets.hailo.attach import attach_hef
 from tests.conftest import check_outcome
 from tests.hef_factory import bytes_field, proto_body, wrap

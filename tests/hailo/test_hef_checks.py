@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.targets.hailo.attach import attach_hef
 from tests.conftest import reseal, run_one_check
 from tests.hef_factory import make_hef

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.postprocess import fsq_codes, softmax
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.models.postprocess import fsq_codes, softmax
 from conv2d_bundle.targets.hailo.export import NOT_COMPILED
 from conv2d_bundle.targets.hailo.kit import run_device
 from conv2d_bundle.targets.hailo.ops import HAILO_SUPPORTED_OPS, unsupported_ops

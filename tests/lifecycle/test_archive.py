@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from conv2d_bundle import cli
-from conv2d_bundle.archive import IMPORT_PREFIX, create_archive, import_archive
-from conv2d_bundle.bundle import Bundle
-from conv2d_bundle.digest import recompute_exp_hash, sha256_file
+from conv2d_bundle.bundle.archive import IMPORT_PREFIX, create_archive, import_archive
+from conv2d_bundle.bundle.digest import recompute_exp_hash, sha256_file
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import ArchiveError
-from conv2d_bundle.manifest import BundleManifest
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -226,7 +226,7 @@ def test_import_refuses_a_bundle_whose_identity_was_rewritten(bundle_copy: Path,
 
 
 def test_byte_budget_stops_at_declared_size_and_total_limit() -> None:
-    from conv2d_bundle.archive import _Budget
+    from conv2d_bundle.bundle.archive import _Budget
 
     with pytest.raises(ArchiveError, match="past its declared size of 10"):
         _Budget(1 << 20, 10).copy(io.BytesIO(b"\0" * 11), io.BytesIO(), "f", declared=10)
@@ -314,7 +314,7 @@ def test_import_force_moves_in_only_a_complete_bundle_and_removes_the_old_one_af
 ) -> None:
     """At the moment the name changes hands, the new copy is whole (its manifest verifies) and the old one is
     still whole at the name (a swap) or aside (two renames, where no swap exists)."""
-    from conv2d_bundle import atomic, placement
+    from conv2d_bundle.bundle import atomic, placement
 
     artifacts, good, bad_archive = _good_and_bad_archive(example_bundle, tmp_path)
     here = BundleManifest.load(good).content_digest

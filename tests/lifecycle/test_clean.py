@@ -9,7 +9,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from conv2d_bundle import bundler, cli, lifecycle
+from conv2d_bundle import cli
+from conv2d_bundle.lifecycle import create as bundler
+from conv2d_bundle.lifecycle import retention as lifecycle
 from tests.lifecycle.conftest import MakeVariant
 
 OLD, MID, NEW = "aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3"

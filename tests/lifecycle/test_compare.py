@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from conv2d_bundle import cli
-from conv2d_bundle.compare import check_gates, compare_bundles, flatten, parse_gate, render_markdown
 from conv2d_bundle.errors import BundleError
+from conv2d_bundle.lifecycle.compare import check_gates, compare_bundles, flatten, parse_gate, render_markdown
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL
 from tests.lifecycle.conftest import MakeVariant
 
@@ -119,7 +119,7 @@ def test_flatten_and_markdown_without_common_metrics() -> None:
 
 def test_compare_two_real_bundles_with_different_metrics(example_bundle: Path) -> None:
     """The issue's case: two bundles built from the example with different metrics (one real create)."""
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     art = example_bundle.parent.parent / "compare-real"
     other = ArtifactBundler(art).create_bundle(
@@ -139,7 +139,7 @@ def test_compare_two_real_bundles_with_different_metrics(example_bundle: Path) -
 
 def test_compare_shows_each_sides_verdict_in_shows_words(pair: Path, example_bundle: Path) -> None:
     """A report counts for the side whose bytes it is about; one copied from elsewhere is not a pass."""
-    from conv2d_bundle.bundle import Bundle
+    from conv2d_bundle.bundle.store import Bundle
 
     good = json.loads((example_bundle / "validation" / "onnx_validation.json").read_text())
     for name in (BASE, CAND):

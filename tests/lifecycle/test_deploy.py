@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from conv2d_bundle import cli
-from conv2d_bundle.deploy import parse_destination
-from conv2d_bundle.lifecycle import deployed
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.lifecycle.deploy import parse_destination
+from conv2d_bundle.lifecycle.retention import deployed
 from tests.conftest import reseal
 
 

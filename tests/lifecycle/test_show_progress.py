@@ -9,16 +9,17 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from conv2d_bundle import cli, lifecycle
-from conv2d_bundle.bundle import Bundle
-from conv2d_bundle.progress import StepDisplay, print_table
+from conv2d_bundle import cli
+from conv2d_bundle.bundle.store import Bundle
+from conv2d_bundle.cli.progress import StepDisplay, print_table
+from conv2d_bundle.lifecycle import retention as lifecycle
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, reseal
 from tests.lifecycle.conftest import MakeVariant
 
 
 def _bound(bundle: Path, target: str) -> dict[str, object]:
     """What binds a report to this bundle's bytes: schema, target, experiment, content digest."""
-    from conv2d_bundle.verdict import REPORT_SCHEMA_VERSION
+    from conv2d_bundle.verify.verdict import REPORT_SCHEMA_VERSION
 
     b = Bundle(bundle)
     return {
@@ -249,8 +250,12 @@ def test_show_does_not_count_a_report_once_a_file_changed_size(variant: MakeVari
     report = {**_bound(b, "onnx"), "verdict": "passed", "complete": True, "errors": [], "skipped": []}
     (b / "validation" / "onnx_validation.json").write_text(json.dumps(report))
     assert json.loads(invoke("pack", "show", str(b), "--json")[1])["validation"]["onnx"]["status"] == "passed"
-    with open(b / "models" / "model.onnx", "ab") as f:  # changed after the report, MANIFEST.json not re-sealed
+    with open(
+        b / "models" / "model.onnx", "ab"
+    ) as f:  # changed after the report, MANIFEST.json not re-sealed
         f.write(b"\0")
     shown = json.loads(invoke("pack", "show", str(b), "--json")[1])["validation"]["onnx"]
     assert shown["status"] == "unverified"
-    assert shown["result"] == "not verified: files differ from MANIFEST.json (models/model.onnx): verify again"
+    assert (
+        shown["result"] == "not verified: files differ from MANIFEST.json (models/model.onnx): verify again"
+    )

@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.signing import keygen
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleIntegrityError
 from conv2d_bundle.oci.artifact import push_bundle
 from conv2d_bundle.oci.client import OCI_MANIFEST, RegistryClient
-from conv2d_bundle.oci.evidence import (
+from conv2d_bundle.oci.reference import OciRef, parse_ref
+from conv2d_bundle.parity.tolerance import TolerancePolicy
+from conv2d_bundle.verify.evidence import (
     CONTENT_SUBJECT,
     EvidenceGate,
     attach,
@@ -30,9 +33,6 @@ from conv2d_bundle.oci.evidence import (
     referrers_tag,
     statement,
 )
-from conv2d_bundle.oci.reference import OciRef, parse_ref
-from conv2d_bundle.signing import keygen
-from conv2d_bundle.tolerance import TolerancePolicy
 from tests.conftest import conv2d, reseal
 from tests.oci.conftest import Registry
 from tests.unit.test_evidence_gate import plant
@@ -165,7 +165,7 @@ def test_the_envelope_is_dsse_around_an_in_toto_statement_about_the_bundle_and_i
     assert stmt["subject"][1]["name"] == CONTENT_SUBJECT
     assert stmt["predicate"]["target"] == "onnx"
     assert stmt["predicate"]["content_digest"] == pushed.content_digest
-    from conv2d_bundle.signing import verify_bytes
+    from conv2d_bundle.bundle.signing import verify_bytes
 
     signed = pae(env["payloadType"], base64.b64decode(env["payload"]))
     assert verify_bytes(tmp_path / "k.pub.pem", base64.b64decode(env["signatures"][0]["sig"]), signed)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conv2d_bundle.errors import RegistryError
-from conv2d_bundle.oci.evidence import referrers_tag
 from conv2d_bundle.oci.reference import OciRef, parse_ref
+from conv2d_bundle.verify.evidence import referrers_tag
 
 DIGEST = "sha256:" + "ab" * 32
 

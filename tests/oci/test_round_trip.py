@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.manifest import BundleManifest
 from tests.conftest import checks_subprocess, conv2d
 from tests.oci.conftest import Registry, free_port
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.manifest import BundleManifest
 from conv2d_bundle.oci.cache import pull_cached
 from conv2d_bundle.oci.client import RegistryClient
 from conv2d_bundle.oci.reference import parse_ref

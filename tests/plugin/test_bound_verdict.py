@@ -145,7 +145,7 @@ def test_collect_only_leaves_a_copied_pass_that_show_calls_stale(bad: Path, exam
 
 # -- 4. show believes no file it cannot bind to these bytes ----------------------------------------------
 def test_show_binds_every_report_to_this_bundles_bytes(bad: Path, example_bundle: Path) -> None:
-    from conv2d_bundle.bundle import Bundle
+    from conv2d_bundle.bundle.store import Bundle
 
     reports = bad / "validation"
     reports.mkdir()

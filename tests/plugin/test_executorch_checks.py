@@ -39,7 +39,7 @@ sys.meta_path.insert(0, NoTorch())
 def et_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example with ONNX and ExecuTorch, built once per run even when xdist splits this module between
     its workers (read-only use: tests take ``et_copy``)."""
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     out = shared_artifacts(request, tmp_path_factory, "et-artifacts")
     return (

@@ -167,7 +167,7 @@ def test_read_only_bundle(bundle_copy: Path, run_checks: Any) -> None:
 
 def test_ios13_gives_a_neuralnetwork_model_that_passes(tmp_path: Path) -> None:
     """create runs the iOS checks before sealing (and refuses a bundle that fails them): their report is read."""
-    from conv2d_bundle.bundler import ArtifactBundler
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
 
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     data["export"]["coreml"]["minimum_deployment_target"] = "iOS13"

@@ -457,8 +457,8 @@ def test_custom_checks_alone_do_not_verify_a_target(pytester: pytest.Pytester, b
 
 
 def test_validator_api_and_verify_cli(bundle_copy: Path, tmp_path: Path) -> None:
-    from conv2d_bundle.bundle import Bundle
-    from conv2d_bundle.validation import BundleValidator
+    from conv2d_bundle.bundle.store import Bundle
+    from conv2d_bundle.verify.runner import BundleValidator
 
     result = BundleValidator(profile="quick").validate_for_target(Bundle(bundle_copy), "onnx")
     assert result.passed and result.target == "onnx" and len(result.checks_run) >= 40 and not result.errors

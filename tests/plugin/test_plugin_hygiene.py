@@ -105,7 +105,7 @@ def test_unconfigure_undoes_configure(pytester: pytest.Pytester, bundle_copy: ob
     class Probe:
         @pytest.hookimpl(trylast=True)
         def pytest_unconfigure(self, config: pytest.Config) -> None:
-            from conv2d_bundle.check_fixtures import state_key
+            from conv2d_bundle.verify.fixtures import state_key
 
             seen["report"] = config.pluginmanager.get_plugin("conv2d_bundle_report")
             seen["fixtures"] = config.pluginmanager.get_plugin("conv2d_bundle_fixtures")

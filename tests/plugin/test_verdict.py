@@ -1,6 +1,6 @@
 """The verdict cannot lie: each way a run of the checks was seen to say PASSED when it must not.
 
-Each test here failed on the code before the verdict rules (conv2d_bundle/verdict.py): a killed xdist worker,
+Each test here failed on the code before the verdict rules (conv2d_bundle/verify/verdict.py): a killed xdist worker,
 Ctrl-C, a selection by file / node id / --deselect / --lf, a collection error, a module-level skip, empty
 golden data, a bundle asking for its own loose tolerance, an export whose floats drift slightly. Each must end
 in a report that is not passed, says why, and that ``conv2d pack show`` repeats.
@@ -227,7 +227,7 @@ def test_golden_inputs_unreadable_is_a_setup_error_and_fails(bundle_copy: Path, 
 
 
 def test_compare_of_nothing_is_not_a_pass() -> None:
-    from conv2d_bundle.parity import compare
+    from conv2d_bundle.parity.figures import compare
 
     stats = compare("confidence", np.zeros((0, 4)), np.zeros((0, 4)), integer=False)
     assert not stats.passed and "nothing compared" in stats.describe()
@@ -339,7 +339,7 @@ def test_tolerance_policy_file_sets_the_caps(bundle_copy: Path, tmp_path: Path) 
 
 
 def test_verdict_never_better_than_the_exit_status() -> None:
-    from conv2d_bundle.verdict import verdict_of
+    from conv2d_bundle.verify.verdict import verdict_of
 
     report = {"verdict": "passed", "complete": True, "errors": [], "reasons": [], "pytest_exit_status": 0}
     assert verdict_of(report, 0).passed

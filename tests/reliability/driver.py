@@ -35,7 +35,8 @@ def _wrap(module: Any, name: str, action: str) -> None:
 def main() -> None:
     point, action = sys.argv[1], sys.argv[2]
     args = sys.argv[sys.argv.index("--") + 1 :]
-    from conv2d_bundle import bundler, manifest
+    from conv2d_bundle.bundle import manifest
+    from conv2d_bundle.lifecycle import create as bundler
     from conv2d_bundle.targets.onnx import export as onnx_export
 
     if point == "onnx-export":
@@ -49,7 +50,7 @@ def main() -> None:
     elif point == "manifest":
         _wrap(manifest.BundleManifest, "write", action)
     elif point == "seal-checks":
-        from conv2d_bundle import validation
+        from conv2d_bundle.verify import runner as validation
 
         _wrap(validation, "run_checks", action)
     elif point == "staging":

@@ -63,7 +63,7 @@ def main() -> None:
         raise SystemExit(f"unknown point {point}")
     _install(point, markers)
     if "--without-exchange" in sys.argv[: sys.argv.index("--")]:
-        from conv2d_bundle import atomic
+        from conv2d_bundle.bundle import atomic
 
         atomic.exchange = lambda a, b: False
     from conv2d_bundle.cli import main as cli

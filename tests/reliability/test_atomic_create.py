@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle.bundle import get_bundle, list_bundles
-from conv2d_bundle.digest import is_exp_hash
+from conv2d_bundle.bundle.digest import is_exp_hash
+from conv2d_bundle.bundle.store import get_bundle, list_bundles
 from conv2d_bundle.errors import BundleNotFoundError
 from tests.conftest import ROOT, conv2d, create_args
 
@@ -85,8 +85,8 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
 def test_clean_spares_a_create_that_is_still_running(tmp_path: Path) -> None:
     import os
 
-    from conv2d_bundle.lifecycle import clean
-    from conv2d_bundle.locks import build_lock
+    from conv2d_bundle.bundle.locks import build_lock
+    from conv2d_bundle.lifecycle.retention import clean
 
     out = tmp_path / "art"
     staging = out / ".tmp-abcdefabcdef-x1y2"

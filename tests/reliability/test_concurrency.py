@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conv2d_bundle import atomic
-from conv2d_bundle.bundle import list_bundles
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import list_bundles
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, create_args
 
 

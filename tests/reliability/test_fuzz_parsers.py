@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.schema import check_label_map, check_metadata, parse_json
 from conv2d_bundle.config import load_config, parse_config
 from conv2d_bundle.errors import BundleError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.schema import check_label_map, check_metadata, parse_json
 
 FUZZ = settings(
     max_examples=150,
@@ -120,7 +120,7 @@ def test_hef_reader(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> Non
 )
 @given(suffix=st.sampled_from([".tar.gz", ".zip"]), raw=st.binary(max_size=3000))
 def test_archive_import(tmp_path_factory: pytest.TempPathFactory, suffix: str, raw: bytes) -> None:
-    from conv2d_bundle.archive import import_archive
+    from conv2d_bundle.bundle.archive import import_archive
 
     root = tmp_path_factory.mktemp("imp")
     archive = root / f"x{suffix}"
@@ -132,7 +132,7 @@ def test_archive_import(tmp_path_factory: pytest.TempPathFactory, suffix: str, r
 
 
 def test_metadata_with_wrong_types_is_our_error(tmp_path: Path) -> None:
-    from conv2d_bundle.bundle import Bundle, list_bundles
+    from conv2d_bundle.bundle.store import Bundle, list_bundles
 
     d = tmp_path / "abcdefabcdef"
     d.mkdir()

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conv2d_bundle.bundle.digest import sha256_file
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.signing import SIGNATURE_NAME, keygen, sign_bundle, verify_signature
 from conv2d_bundle.cli import main
-from conv2d_bundle.digest import sha256_file
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.signing import SIGNATURE_NAME, keygen, sign_bundle, verify_signature
 
 
 @pytest.fixture

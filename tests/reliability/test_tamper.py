@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.bundle.digest import sha256_file
 
 SEALED = [
     "models/model.onnx",

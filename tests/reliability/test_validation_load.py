@@ -61,7 +61,7 @@ def test_parallel_verification_matches_serial(example_bundle: Path, tmp_path: Pa
 
 KILL_WHILE_WRITING = """
 import os, signal, sys
-import conv2d_bundle.atomic as atomic
+import conv2d_bundle.bundle.atomic as atomic
 
 def die(fd):  # the report's bytes are written, not yet published: the worst moment to be killed
     os.kill(os.getpid(), signal.SIGKILL)

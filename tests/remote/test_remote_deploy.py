@@ -12,8 +12,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from conv2d_bundle import cli
-from conv2d_bundle.lifecycle import deployed, deployments
-from conv2d_bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.lifecycle.retention import deployed, deployments
 from tests.remote.conftest import SshHost
 
 

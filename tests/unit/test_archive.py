@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle import archive
-from conv2d_bundle.archive import create_archive, import_archive
-from conv2d_bundle.bundle import Bundle
-from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.bundle import archive
+from conv2d_bundle.bundle.archive import create_archive, import_archive
+from conv2d_bundle.bundle.digest import sha256_file
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import ArchiveError, BundleError
-from conv2d_bundle.manifest import BundleManifest
 
 FORMATS = ["tar.gz", "zip"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 
 
 def test_exchange_swaps_two_directories(tmp_path: Path) -> None:

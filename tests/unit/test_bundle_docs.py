@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conv2d_bundle import bundle_docs
+from conv2d_bundle.bundle import docs as bundle_docs
 
 META = {
     "schema_version": 1,

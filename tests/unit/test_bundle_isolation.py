@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conv2d_bundle.bundle_isolation import code_or_configuration, refuse_bundle_configuration
+from conv2d_bundle.bundle.isolation import code_or_configuration, refuse_bundle_configuration
 
 
 def test_code_and_test_configuration_are_found_by_name_or_suffix_at_any_depth() -> None:

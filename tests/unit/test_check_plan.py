@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle import check_plan, targets
-from conv2d_bundle.check_plan import (
+from conv2d_bundle import targets
+from conv2d_bundle.verify import plan as check_plan
+from conv2d_bundle.verify.plan import (
     CHECKS_DIR,
     Expected,
     Wanted,
@@ -80,7 +81,7 @@ def test_module_paths_general_first_then_each_target_with_the_shared_checks() ->
     assert paths["general"] == [CHECKS_DIR / "test_general.py"]
     assert paths["onnx"] == [targets.get_target("onnx").check_module_path, CHECKS_DIR / "test_targets.py"]
     assert paths["ios"][0].name == "test_ios.py" and paths["ios"][1] == CHECKS_DIR / "test_targets.py"
-    assert CHECKS_DIR == Path(check_plan.__file__).parent / "checks" and CHECKS_DIR.is_dir()
+    assert CHECKS_DIR == Path(check_plan.__file__).parents[1] / "checks" and CHECKS_DIR.is_dir()
 
 
 class FakeItem:

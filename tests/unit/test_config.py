@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from conv2d_bundle.bundle.digest import experiment_hash
 from conv2d_bundle.config import MAX_CONFIG_BYTES, load_config, parse_config, parse_formats
-from conv2d_bundle.digest import experiment_hash
 from conv2d_bundle.errors import ConfigError
 from tests.conftest import EXAMPLE_CONFIG
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from conv2d_bundle.bundle.digest import experiment_hash, is_exp_hash
 from conv2d_bundle.config import load_config
-from conv2d_bundle.digest import experiment_hash, is_exp_hash
 from tests.conftest import EXAMPLE_CONFIG
 
 

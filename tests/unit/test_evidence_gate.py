@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.digest import canonical_json
+from conv2d_bundle.bundle.digest import canonical_json
+from conv2d_bundle.bundle.signing import keygen, public_key_id, sign_bytes, verify_bytes
 from conv2d_bundle.errors import BundleIntegrityError
 from conv2d_bundle.oci.client import OCI_MANIFEST
-from conv2d_bundle.oci.evidence import (
+from conv2d_bundle.oci.reference import parse_ref
+from conv2d_bundle.parity.tolerance import TolerancePolicy
+from conv2d_bundle.verify.evidence import (
     CONTENT_SUBJECT,
     DSSE_MEDIA_TYPE,
     EMPTY,
@@ -37,9 +40,6 @@ from conv2d_bundle.oci.evidence import (
     referrers_tag,
     statement,
 )
-from conv2d_bundle.oci.reference import parse_ref
-from conv2d_bundle.signing import keygen, public_key_id, sign_bytes, verify_bytes
-from conv2d_bundle.tolerance import TolerancePolicy
 from tests.fake_registry import FakeRegistry, sha256
 
 EXP = "7bda82d7df9d"

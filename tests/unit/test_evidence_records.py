@@ -19,11 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conv2d_bundle.digest import canonical_json
+from conv2d_bundle.bundle.digest import canonical_json
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.signing import keygen, public_key_id, sign_bytes
 from conv2d_bundle.errors import BundleIntegrityError, RegistryError
-from conv2d_bundle.manifest import BundleManifest
 from conv2d_bundle.oci.client import OCI_INDEX, OCI_MANIFEST
-from conv2d_bundle.oci.evidence import (
+from conv2d_bundle.parity.tolerance import Int8Policy, TolerancePolicy
+from conv2d_bundle.verify.evidence import (
     DSSE_MEDIA_TYPE,
     EVIDENCE_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
@@ -40,8 +42,6 @@ from conv2d_bundle.oci.evidence import (
     report_binding_problem,
     statement,
 )
-from conv2d_bundle.signing import keygen, public_key_id, sign_bytes
-from conv2d_bundle.tolerance import Int8Policy, TolerancePolicy
 from tests.fake_registry import FakeRegistry, sha256
 from tests.unit.test_evidence_gate import EXP, LENIENT, REF, plant, report
 
@@ -481,7 +481,7 @@ def _bundle_manifest(reg: FakeRegistry, body: bytes) -> str:
 
 
 def test_a_bundle_manifest_that_is_missing_or_malformed_has_no_identity() -> None:
-    from conv2d_bundle.oci.evidence import bundle_identity
+    from conv2d_bundle.verify.evidence import bundle_identity
 
     reg = FakeRegistry()
     subject, _ = reg.push_bundle(BUNDLE)
@@ -521,7 +521,7 @@ def test_a_bundle_manifest_that_is_missing_or_malformed_has_no_identity() -> Non
 )
 def test_a_bundle_manifest_without_a_textual_exp_hash_has_none(annotations: Any) -> None:
     from conv2d_bundle.oci.artifact import EXP_HASH
-    from conv2d_bundle.oci.evidence import bundle_identity
+    from conv2d_bundle.verify.evidence import bundle_identity
 
     reg = FakeRegistry()
     subject, content = reg.push_bundle(BUNDLE)

@@ -6,7 +6,7 @@ import os
 
 from hypothesis.configuration import storage_directory
 
-from conv2d_bundle import hypothesis_storage
+from conv2d_bundle.verify import hypothesis_storage
 
 
 def test_isolate_then_undo_restores_the_previous_storage() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conv2d_bundle.bundle.manifest import BundleManifest
 from conv2d_bundle.errors import BundleIntegrityError
-from conv2d_bundle.manifest import BundleManifest
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_only_the_top_level_reports_manifest_and_signature_are_unsealed(tree: Pa
 
 
 def test_describe_names_every_kind_of_difference_in_order() -> None:
-    from conv2d_bundle.manifest import ManifestDiff
+    from conv2d_bundle.bundle.manifest import ManifestDiff
 
     diff = ManifestDiff(missing=["a", "b"], changed=["c"], extra=["d"], not_regular=["e", "f"])
     assert not diff.ok
@@ -189,7 +189,7 @@ def test_well_formed_entries_are_accepted() -> None:
 
 
 def test_safe_relpath() -> None:
-    from conv2d_bundle.manifest import safe_relpath
+    from conv2d_bundle.bundle.manifest import safe_relpath
 
     assert safe_relpath("a") and safe_relpath("models/m.onnx") and safe_relpath("a/.hidden")
     for bad in (None, 3, "", "/a", "a\\b", "a//b", "./a", "a/..", "a/"):
@@ -199,7 +199,7 @@ def test_safe_relpath() -> None:
 def test_the_content_digest_names_every_files_hash_and_size(tmp_path: Path) -> None:
     import hashlib
 
-    from conv2d_bundle.digest import canonical_json
+    from conv2d_bundle.bundle.digest import canonical_json
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.onnx").write_bytes(b"weights")

@@ -12,7 +12,7 @@ import torch
 from conv2d_bundle.config import parse_config
 from conv2d_bundle.errors import ModelLoadError
 from conv2d_bundle.models import Conv2dFSQ, load_model
-from conv2d_bundle.postprocess import fsq_codes, rounding_margin, softmax
+from conv2d_bundle.models.postprocess import fsq_codes, rounding_margin, softmax
 from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL
 
 

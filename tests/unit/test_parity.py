@@ -9,8 +9,8 @@ import pytest
 
 from conv2d_bundle.config import OutputSpec
 from conv2d_bundle.errors import ParityError
-from conv2d_bundle.parity import check_outputs, compare, compare_output
-from conv2d_bundle.tolerance import TolerancePolicy
+from conv2d_bundle.parity.figures import check_outputs, compare, compare_output
+from conv2d_bundle.parity.tolerance import TolerancePolicy
 
 
 def test_within_tolerance_passes_with_figures() -> None:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle import atomic, placement
-from conv2d_bundle.errors import ArchiveError, BundleError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.placement import (
+from conv2d_bundle.bundle import atomic, placement
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.placement import (
     Arrival,
     ContentChange,
     Placed,
@@ -23,6 +22,7 @@ from conv2d_bundle.placement import (
     place,
     replace_dir,
 )
+from conv2d_bundle.errors import ArchiveError, BundleError
 
 HASH = "0123456789ab"
 HERE = Arrival("the test bundle", "the test", "in the test", ArchiveError)

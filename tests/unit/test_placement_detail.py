@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle import atomic, placement
+from conv2d_bundle.bundle import atomic, placement
+from conv2d_bundle.bundle.placement import place, replace_dir
 from conv2d_bundle.errors import ArchiveError
-from conv2d_bundle.placement import place, replace_dir
 from tests.unit.test_placement import GOOD, HASH, HERE, arrived, sealed, visible
 
 

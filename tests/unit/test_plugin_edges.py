@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conv2d_bundle import pytest_plugin as plugin
+from conv2d_bundle.verify import plugin
 from tests.unit.test_plugin_unit import SHORT, FakeConfig, RecordingParser
 from tests.unit.test_report import GENERAL, _expected, _plugin, _run
 
@@ -43,7 +43,7 @@ def _skipped(nodeid: str, path: str, reason: str) -> pytest.CollectReport:
 
 
 def test_a_users_own_module_skipped_at_collection_is_not_verified_for_every_target(tmp_path: Path) -> None:
-    from conv2d_bundle.check_plan import CHECKS_DIR
+    from conv2d_bundle.verify.plan import CHECKS_DIR
 
     plugin_ = _plugin(tmp_path, ("onnx", "ios"))
     plugin_.rootpath = Path("/x")  # what pytest_sessionstart records: node ids are relative to it
@@ -167,7 +167,7 @@ def test_the_exp_hash_a_bundle_must_state(name: str, exp_hash: str, expected: st
 
 
 def test_a_deviation_with_several_values_shows_each() -> None:
-    from conv2d_bundle.check_plan import collection_deviations
+    from conv2d_bundle.verify.plan import collection_deviations
 
     config = FakeConfig()
     config.ini["python_files"] = ["test_*.py", "check_*.py"]
@@ -175,7 +175,7 @@ def test_a_deviation_with_several_values_shows_each() -> None:
 
 
 def test_a_runtimes_own_version_wins_over_its_distributions(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conv2d_bundle.report import runtime_versions
+    from conv2d_bundle.verify.report import runtime_versions
 
     monkeypatch.setitem(sys.modules, "numpy", SimpleNamespace(__version__="0.0.0+patched"))
     assert runtime_versions()["numpy"] == "0.0.0+patched"

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle import pytest_plugin as plugin
-from conv2d_bundle.bundle import Bundle
-from conv2d_bundle.check_fixtures import details_key, state_key
-from conv2d_bundle.check_plan import PYTEST_DEFAULTS
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.report import ValidationReport
-from conv2d_bundle.tolerance import TolerancePolicy
+from conv2d_bundle.parity.tolerance import TolerancePolicy
+from conv2d_bundle.verify import plugin
+from conv2d_bundle.verify.fixtures import details_key, state_key
+from conv2d_bundle.verify.plan import PYTEST_DEFAULTS
+from conv2d_bundle.verify.report import ValidationReport
 
 
 class FakePluginManager:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conv2d_bundle.errors import ConfigError
-from conv2d_bundle.tolerance import BUILTIN_CAPS, Int8Policy, TolerancePolicy
+from conv2d_bundle.parity.tolerance import BUILTIN_CAPS, Int8Policy, TolerancePolicy
 
 CAPS = {k: {"atol": a, "rtol": r} for k, (a, r) in BUILTIN_CAPS.items()}
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.check_plan import Expected, Wanted
 from conv2d_bundle.errors import BundleWarning
-from conv2d_bundle.report import REPORT_SCHEMA_VERSION, CheckRecord, ValidationReport, runtime_versions
-from conv2d_bundle.tolerance import policy_digest
+from conv2d_bundle.parity.tolerance import policy_digest
+from conv2d_bundle.verify.plan import Expected, Wanted
+from conv2d_bundle.verify.report import REPORT_SCHEMA_VERSION, CheckRecord, ValidationReport, runtime_versions
 
 GENERAL = "checks/test_general.py::test_manifest"
 PARITY = "checks/test_targets.py::test_parity[onnx-confidence-1]"
@@ -147,7 +147,7 @@ def test_runtime_versions_of_a_module_without_one(monkeypatch: pytest.MonkeyPatc
 
 
 def test_runtime_versions_name_every_runtime_a_target_runs_a_model_with() -> None:
-    from conv2d_bundle.report import VERSIONED_MODULES
+    from conv2d_bundle.verify.report import VERSIONED_MODULES
 
     assert {"torch", "executorch", "coremltools", "onnxruntime", "hailo_platform"} <= set(VERSIONED_MODULES)
 
@@ -478,7 +478,9 @@ def test_a_module_skipped_whole_fails_with_strict_targets(tmp_path: Path) -> Non
 def _finish(
     monkeypatch: pytest.MonkeyPatch, plugin: ValidationReport, expected: Expected, exitstatus: int
 ) -> SimpleNamespace:
-    monkeypatch.setattr("conv2d_bundle.report.collect_expected", lambda session, wanted, seen: expected)
+    monkeypatch.setattr(
+        "conv2d_bundle.verify.report.collect_expected", lambda session, wanted, seen: expected
+    )
     session = SimpleNamespace(exitstatus=exitstatus, config=FakeConfig())
     plugin.pytest_sessionfinish(session)  # type: ignore[arg-type]
     return session
@@ -542,7 +544,7 @@ def test_a_report_that_cannot_be_written_is_warned_about(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
 
-    monkeypatch.setattr("conv2d_bundle.atomic.write_json", refuse)
+    monkeypatch.setattr("conv2d_bundle.bundle.atomic.write_json", refuse)
     plugin = _plugin(tmp_path)
     _run(plugin, GENERAL, "general")
     session = _finish(monkeypatch, plugin, _expected(onnx=[]), 0)

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.errors import BundleError, BundleIntegrityError
-from conv2d_bundle.manifest import BundleManifest
-from conv2d_bundle.signing import (
+from conv2d_bundle.bundle.manifest import BundleManifest
+from conv2d_bundle.bundle.signing import (
     keygen,
     public_key_id,
     sign_bundle,
@@ -21,6 +20,7 @@ from conv2d_bundle.signing import (
     verify_bytes,
     verify_signature,
 )
+from conv2d_bundle.errors import BundleError, BundleIntegrityError
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conv2d_bundle import step_summary
-from conv2d_bundle.verdict import verdict_of
+from conv2d_bundle.verify import step_summary
+from conv2d_bundle.verify.verdict import verdict_of
 
 
 def _report(verdict: str, errors: list[str]) -> dict:
@@ -39,7 +39,7 @@ def test_appends_a_table_and_the_failures_only_when_asked(
 
 
 def test_the_summary_names_the_content_it_is_about_and_an_unverified_target() -> None:
-    from conv2d_bundle.verdict import Verdict
+    from conv2d_bundle.verify.verdict import Verdict
 
     digest = "sha256:" + "ab" * 32
     reports = {"onnx": {**_report("passed", []), "content_digest": digest}}

@@ -1,4 +1,4 @@
-"""Taps recorded from a torch model (conv2d_bundle.taps) and located in its ONNX export (conv2d_bundle.divergence)."""
+"""Taps recorded from a torch model (conv2d_bundle.bundle.taps) and located in its ONNX export (conv2d_bundle.targets.onnx.divergence)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from conv2d_bundle.divergence import locate, map_taps
+from conv2d_bundle.bundle.taps import record_taps
 from conv2d_bundle.errors import ConfigError
-from conv2d_bundle.taps import record_taps
+from conv2d_bundle.targets.onnx.divergence import locate, map_taps
 from conv2d_bundle.targets.onnx.export import export_onnx
 from tests.usermodels.tiny import TinyNet
 
@@ -68,8 +68,8 @@ def test_map_and_locate_a_perturbed_layer(tiny: tuple[TinyNet, np.ndarray], tmp_
 
 def test_the_golden_forward_pass_records_the_taps(tiny: tuple[TinyNet, np.ndarray]) -> None:
     """make_reference records the taps in its own forward pass (no second pass at create): same values."""
+    from conv2d_bundle.bundle.reference import make_reference
     from conv2d_bundle.config import parse_config
-    from conv2d_bundle.reference import make_reference
 
     model, _ = tiny
     spec = parse_config(

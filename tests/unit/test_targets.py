@@ -10,7 +10,7 @@ import pytest
 from conv2d_bundle import targets
 from conv2d_bundle.cli.options import TargetList
 from conv2d_bundle.errors import BundleError
-from conv2d_bundle.pytest_plugin import parse_targets
+from conv2d_bundle.verify.plugin import parse_targets
 
 
 def test_builtin_targets_in_order_with_their_formats() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from conv2d_bundle.config import OutputSpec
 from conv2d_bundle.errors import ConfigError
-from conv2d_bundle.tolerance import BUILTIN, BUILTIN_CAPS, Tolerance, TolerancePolicy
+from conv2d_bundle.parity.tolerance import BUILTIN, BUILTIN_CAPS, Tolerance, TolerancePolicy
 
 BUILTIN_CAP = "built-in policy (float32)"
 
@@ -189,7 +189,7 @@ def test_a_loaded_policy_resolves_against_its_own_caps(tmp_path: Path) -> None:
 
 def test_the_documented_policy_file_loads(tmp_path: Path) -> None:
     """The example in the module's docstring is a policy a user can copy."""
-    import conv2d_bundle.tolerance as module
+    import conv2d_bundle.parity.tolerance as module
 
     assert module.__doc__ is not None
     example = module.__doc__.split("::\n", 1)[1].split("\n\n", 1)[0]
@@ -246,7 +246,7 @@ def test_looser_than_names_every_figure_that_admits_more_than_the_gate() -> None
     ]
     tight_gate = TolerancePolicy(outputs={"confidence": (1e-6, 0.0)})
     assert "outputs.confidence (float32) atol 0.0001 > 1e-06" in gate.looser_than(tight_gate)
-    from conv2d_bundle.tolerance import Int8Policy
+    from conv2d_bundle.parity.tolerance import Int8Policy
 
     lax_int8 = TolerancePolicy(int8=Int8Policy(min_code_agreement=0.5, min_psnr_db=10.0))
     assert lax_int8.looser_than(gate) == ["int8.min_code_agreement 0.5 < 0.9", "int8.min_psnr_db 10 < 30"]

@@ -9,8 +9,8 @@ import pytest
 
 from conv2d_bundle.config import OutputSpec
 from conv2d_bundle.errors import ConfigError
+from conv2d_bundle.parity.tolerance import Int8Policy, TolerancePolicy
 from conv2d_bundle.targets.hailo.int8 import judge_output
-from conv2d_bundle.tolerance import Int8Policy, TolerancePolicy
 
 
 def test_builtin_floors() -> None:

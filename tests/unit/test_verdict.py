@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.verdict import EXIT_INTERRUPTED, EXIT_OK, EXIT_TESTS_FAILED, Verdict, judge, verdict_of
+from conv2d_bundle.verify.verdict import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TESTS_FAILED,
+    Verdict,
+    judge,
+    verdict_of,
+)
 
 
 def _judge(**kw: Any) -> Verdict:
@@ -192,7 +199,7 @@ DIGEST = "sha256:" + "1a" * 32
 
 
 def _bound_report(**changes: Any) -> dict[str, Any]:
-    from conv2d_bundle.verdict import REPORT_SCHEMA_VERSION
+    from conv2d_bundle.verify.verdict import REPORT_SCHEMA_VERSION
 
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -226,7 +233,7 @@ def _bound_report(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_a_report_about_other_bytes_or_another_target_is_unverified(changes: dict, reason: str) -> None:
-    from conv2d_bundle.verdict import bound_verdict
+    from conv2d_bundle.verify.verdict import bound_verdict
 
     v = bound_verdict(_bound_report(**changes), target="onnx", content_digest=DIGEST, exp_hash="7bda82d7df9d")
     assert (v.status, v.passed, v.complete, v.reasons) == ("unverified", False, False, (reason,))
@@ -235,14 +242,14 @@ def test_a_report_about_other_bytes_or_another_target_is_unverified(changes: dic
 
 @pytest.mark.parametrize("report", [None, [], "passed", {"target": "onnx", "passed": True}])
 def test_a_bare_or_unreadable_report_is_unverified(report: Any) -> None:
-    from conv2d_bundle.verdict import bound_verdict
+    from conv2d_bundle.verify.verdict import bound_verdict
 
     v = bound_verdict(report, target="onnx", content_digest=DIGEST)
     assert v.status == "unverified" and not v.passed
 
 
 def test_a_report_bound_to_these_bytes_has_its_own_verdict() -> None:
-    from conv2d_bundle.verdict import binding_problem, bound_verdict
+    from conv2d_bundle.verify.verdict import binding_problem, bound_verdict
 
     assert (
         binding_problem(_bound_report(), target="onnx", content_digest=DIGEST, exp_hash="7bda82d7df9d")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conv2d_bundle.verdict import Verdict, binding_problem
+from conv2d_bundle.verify.verdict import Verdict, binding_problem
 
 NOW = "sha256:" + "1a" * 32
 

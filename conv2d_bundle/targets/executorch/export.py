@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 from conv2d_bundle.errors import ExportError, MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def bundled_program(
 
 def build(ctx: Any) -> dict[str, Any]:
     """Write ``models/model.pte`` and ``models/model.bpte`` into the staging bundle; check parity here."""
-    from conv2d_bundle.parity import check_outputs
+    from conv2d_bundle.parity.figures import check_outputs
     from conv2d_bundle.targets.executorch import BPTE_FILE, PTE_FILE, max_batch
     from conv2d_bundle.targets.executorch.runner import program_runner
 

@@ -143,7 +143,7 @@ def test_fuzz_valid_inputs(
 ) -> None:
     """Any batch 1..max and any finite input: shapes follow the batch, codes and confidences stay in range,
     each row of a batch equals that window run alone. Saved counterexamples are replayed first."""
-    from conv2d_bundle.fuzzing import check_valid_inputs
+    from conv2d_bundle.parity.fuzzing import check_valid_inputs
 
     tolerances = {o.name: tolerance_policy.resolve(o) for o in model_spec.outputs}
     check_details.update(counterexamples_replayed=len(fuzz_counterexamples.load()))
@@ -163,7 +163,7 @@ def test_invalid_inputs_refused(et_method: Any, model_spec: Any, et_info: Any, c
     planned element count that the runtime still answers are listed and warned about: an app must check them."""
     import torch
 
-    from conv2d_bundle.fuzzing import invalid_shapes
+    from conv2d_bundle.parity.fuzzing import invalid_shapes
 
     limit = int(et_info["max_batch"])
     shape = tuple(model_spec.input_shape[1:])

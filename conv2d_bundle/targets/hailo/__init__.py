@@ -59,7 +59,7 @@ class HailoTarget(Target):
         host = {"codes": "rounding and code index", "probabilities": "softmax"}
         work = [host[o["kind"]] for o in meta["model"]["outputs"] if o.get("kind") in host]
         finish = (
-            f"The host finishes what the device cannot do ({', '.join(work)}): `conv2d_bundle.postprocess`"
+            f"The host finishes what the device cannot do ({', '.join(work)}): `conv2d_bundle.models.postprocess`"
             " in numpy (see the kit's README).\n"
             if info.get("split") and work
             else "The whole model runs on the device.\n"
@@ -95,11 +95,6 @@ with an `int8:` section sets others). With `--benchmark`, `test_hef_benchmark` a
 throughput on the device. Without HailoRT or a device these checks are skipped, "needs a Hailo device with
 HailoRT", with the reason; `--strict-targets` fails them.
 """
-
-    def cli_commands(self) -> list[Any]:
-        from conv2d_bundle.targets.hailo.cli import attach_hef
-
-        return [attach_hef]
 
 
 TARGET = HailoTarget()

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic, bundle_docs
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle import docs as bundle_docs
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleIntegrityError, HefError
-from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
 from conv2d_bundle.targets.hailo import EMULATOR_FILE, HEF_FILE
 from conv2d_bundle.targets.hailo.hef import HefInfo, device_accepts, read_hef
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 from conv2d_bundle.errors import BundleError, ExportError, HefError
-from conv2d_bundle.parity import check_outputs
+from conv2d_bundle.parity.figures import check_outputs
 from conv2d_bundle.targets.hailo import DEVICE_ONNX, HEF_FILE, KIT_DIR, NOT_COMPILED, int8
 from conv2d_bundle.targets.hailo import dfc as hailo_compile
 from conv2d_bundle.targets.hailo import kit as hailo_kit

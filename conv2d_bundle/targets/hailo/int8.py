@@ -137,11 +137,11 @@ def judge_output(
     spec: Any, got: Any, expected: Any, policy: Any, what: str
 ) -> tuple[dict[str, Any], list[str]]:
     """One output of a quantized runtime (``what``: the HEF on the device, the DFC's emulator) against its
-    golden float values, under the verifier's int8 policy (:class:`conv2d_bundle.tolerance.Int8Policy`):
+    golden float values, under the verifier's int8 policy (:class:`conv2d_bundle.parity.tolerance.Int8Policy`):
     codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR.
     Returns (figures for the report, one message per floor missed); figures come from
-    :func:`conv2d_bundle.parity.compare`, so they are the same numbers every parity report shows."""
-    from conv2d_bundle.parity import compare
+    :func:`conv2d_bundle.parity.figures.compare`, so they are the same numbers every parity report shows."""
+    from conv2d_bundle.parity.figures import compare
 
     kind = getattr(spec, "kind", "tensor")
     integer = bool(spec.is_integer)

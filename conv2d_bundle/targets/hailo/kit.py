@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 from conv2d_bundle.config import resolve_path
 from conv2d_bundle.errors import BundleWarning, ConfigError
 from conv2d_bundle.targets.hailo import DEVICE_ONNX
@@ -118,7 +118,7 @@ def split_runner(path: Path, spec: Any, split: bool) -> Any:
 
 def host_outputs(device: Mapping[str, np.ndarray], spec: Any, split: bool) -> dict[str, np.ndarray]:
     """The configured outputs from the device outputs: FSQ codes and softmax on the host (numpy only)."""
-    from conv2d_bundle.postprocess import fsq_codes, softmax
+    from conv2d_bundle.models.postprocess import fsq_codes, softmax
 
     if not split:
         return dict(device)
@@ -292,14 +292,14 @@ def kit_readme(meta: Mapping[str, Any], spec: Any) -> str:
         numbered = "\n".join(f"{i}. `{name}`: {what}." for i, (name, what, _) in enumerate(steps, 1))
         calls = "\n".join(f"{name} = {call}" for name, _, call in steps)
         imports = ", ".join(sorted({call.split("(")[0] for _, _, call in steps}))
-        host = f"""## Host post-processing (plain numpy: `conv2d_bundle.postprocess`)
+        host = f"""## Host post-processing (plain numpy: `conv2d_bundle.models.postprocess`)
 
 The device returns {outs}. The host computes the model's outputs from them:
 
 {numbered}
 
 ```python
-from conv2d_bundle.postprocess import {imports}
+from conv2d_bundle.models.postprocess import {imports}
 {calls}
 ```
 """

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 from conv2d_bundle.errors import ExportError, MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ def _converter_output_to_log() -> Iterator[None]:
 
 def build(ctx: Any) -> dict[str, Any]:
     """Export the staging bundle's model as Core ML; return its ``formats.coreml`` entry."""
-    from conv2d_bundle import provenance
+    from conv2d_bundle.bundle import provenance
 
     spec, opts = ctx.config.model, ctx.config.coreml_options
     result = export_coreml(

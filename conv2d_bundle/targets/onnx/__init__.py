@@ -43,8 +43,8 @@ The batch axis is dynamic; every other axis is fixed.
 """
 
     def locate_divergence(self, bundle: Any, inputs: Any, policy: Any) -> Any:
-        from conv2d_bundle.divergence import locate_in_bundle
         from conv2d_bundle.errors import BundleIntegrityError
+        from conv2d_bundle.targets.onnx.divergence import locate_in_bundle
 
         mapping = bundle.format_info(self.format).get("taps")
         if not isinstance(mapping, dict):

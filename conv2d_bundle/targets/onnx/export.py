@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
 from conv2d_bundle.errors import ExportError
 from conv2d_bundle.targets.onnx.graph import MAX_IR_VERSION
 
@@ -85,7 +85,7 @@ def export_onnx(
 
 def build(ctx: Any) -> dict[str, Any]:
     """Export ``models/model.onnx`` into the staging bundle and check it against the golden outputs."""
-    from conv2d_bundle.parity import check_outputs
+    from conv2d_bundle.parity.figures import check_outputs
     from conv2d_bundle.targets.onnx import ONNX_FILE
     from conv2d_bundle.targets.onnx.runner import session_runner
 
@@ -107,7 +107,7 @@ def build(ctx: Any) -> dict[str, Any]:
     if taps is not None and taps.names:  # which tensor holds each tap, for locating a divergence later
         import onnx
 
-        from conv2d_bundle.divergence import map_taps
+        from conv2d_bundle.targets.onnx.divergence import map_taps
 
         model = onnx.load(str(out))
         entry["taps"] = map_taps(model, spec.input_name, ctx.reference.inputs, taps.names, taps.values)

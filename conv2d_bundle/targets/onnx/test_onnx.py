@@ -126,7 +126,7 @@ def test_embedded_metadata(onnx_model: Any, metadata: Any, bundle: Any) -> None:
         pytest.fail("model.onnx metadata_props: " + "; ".join(problems))
 
 
-# -- property checks (hypothesis, shared with the other targets: conv2d_bundle/fuzzing.py) --------------
+# -- property checks (hypothesis, shared with the other targets: conv2d_bundle/parity/fuzzing.py) --------------
 def test_fuzz_valid_inputs(
     onnx_session: Any,
     model_spec: Any,
@@ -137,7 +137,7 @@ def test_fuzz_valid_inputs(
 ) -> None:
     """Any batch size 1..256 and any finite input: shapes follow the batch, codes and confidences stay in range,
     and each row of a batch equals that window run alone. Saved counterexamples are replayed first."""
-    from conv2d_bundle.fuzzing import check_valid_inputs
+    from conv2d_bundle.parity.fuzzing import check_valid_inputs
     from conv2d_bundle.targets.onnx.runner import run
 
     # batch invariance within the verifier's tolerance (the cap, where the bundle asks for more than that)
@@ -168,7 +168,7 @@ def test_fuzz_invalid_inputs(
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from conv2d_bundle.fuzzing import fuzz_settings, invalid_shapes
+    from conv2d_bundle.parity.fuzzing import fuzz_settings, invalid_shapes
 
     shape = tuple(model_spec.input_shape[1:])
     if len(shape) != 3:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 
 
 @pytest.fixture(scope="session")

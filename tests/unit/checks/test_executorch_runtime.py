@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conv2d_bundle.errors import BundleWarning
-from conv2d_bundle.fuzzing import invalid_shapes
+from conv2d_bundle.parity.fuzzing import invalid_shapes
 from conv2d_bundle.targets.executorch import BPTE_FILE, PTE_FILE
 from conv2d_bundle.targets.executorch import test_executorch as checks
 from conv2d_bundle.targets.executorch.bundled import BundledCase
@@ -174,7 +174,7 @@ class Counterexamples:
 
 
 def test_fuzzing_reports_what_it_ran_and_fails_on_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    import conv2d_bundle.fuzzing as fuzzing
+    import conv2d_bundle.parity.fuzzing as fuzzing
 
     calls: list[tuple[Any, ...]] = []
     seen: list[int] = [1, 5, 3]

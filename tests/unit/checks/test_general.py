@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.checks import test_general as general
 from tests.unit.checks import fails, passes, skips
 
@@ -356,7 +356,7 @@ class GoldenCase:
         return numpy_helper.from_array(arr, name).SerializeToString()
 
     def check(self, outputs: dict[str, np.ndarray] | None = None, **changes: bytes | None) -> None:
-        from conv2d_bundle.reference import onnx_test_data
+        from conv2d_bundle.bundle.reference import onnx_test_data
 
         files: dict[str, bytes | None] = dict(
             onnx_test_data(self.inputs, self.outputs, self.spec.input_name, self.spec.output_names)

@@ -17,9 +17,9 @@ import onnx
 import pytest
 
 from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.parity.tolerance import Int8Policy, TolerancePolicy
 from conv2d_bundle.targets.hailo import NOT_COMPILED
 from conv2d_bundle.targets.hailo import test_hailo as checks
-from conv2d_bundle.tolerance import Int8Policy, TolerancePolicy
 from tests.unit.checks import fails, passes, skips
 
 KIT = "models/hailo"

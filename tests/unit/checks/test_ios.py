@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.targets.ios import test_ios as checks
 from tests.unit.checks import fails

@@ -14,11 +14,11 @@ import numpy as np
 import onnx
 import pytest
 
-from conv2d_bundle import fuzzing
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.parity import fuzzing
+from conv2d_bundle.parity.tolerance import TolerancePolicy
 from conv2d_bundle.targets.onnx import test_onnx as checks
-from conv2d_bundle.tolerance import TolerancePolicy
 from tests.unit.checks import fails
 
 CODES, CONF = "behavioral_codes", "confidence"

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.checks import test_targets as targets
+from conv2d_bundle.parity.tolerance import TolerancePolicy
 from conv2d_bundle.targets import get_target
 from conv2d_bundle.targets.onnx import ONNX_FILE
-from conv2d_bundle.tolerance import TolerancePolicy
 from tests.unit.checks import fails
 
 CODES, CONF = "behavioral_codes", "confidence"

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic
-from conv2d_bundle.digest import canonical_json, sha256_file
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.digest import canonical_json, sha256_file
+from conv2d_bundle.bundle.schema import safe_relpath
 from conv2d_bundle.errors import BundleIntegrityError
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -151,9 +152,3 @@ class BundleManifest:
                     diff.changed.append(rel)
         diff.missing.extend(sorted(set(self.files) - seen))
         return diff
-
-
-def safe_relpath(rel: Any) -> bool:
-    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
-        return False
-    return all(part not in ("", ".", "..") for part in rel.split("/"))

@@ -26,7 +26,7 @@ Built-in caps, chosen from the field's float32 defaults:
 Built-in int8 floors (:class:`Int8Policy`), for outputs of a quantized runtime against the golden float ones:
 codes agree on at least 90% of the golden windows, the class argmax on at least 95%, and float outputs reach a
 PSNR of 30 dB, Qualcomm AI Hub's "typically good" mark for device vs torch outputs (PSNR as in
-:func:`conv2d_bundle.parity.compare`). The codes floor is well above what whole-graph int8 keeps (~35%) and just
+:func:`conv2d_bundle.parity.figures.compare`). The codes floor is well above what whole-graph int8 keeps (~35%) and just
 above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
 keeps the latent at 16 bits, so a faithful device keeps more (the kit's own estimate for the example: 98.4%). A bundle's ``export.hailo.min_*`` values only warn at create time; they never gate here.
 
@@ -224,7 +224,7 @@ def policy_digest(recorded: Mapping[str, Any]) -> str:
     """The digest of a policy as :meth:`TolerancePolicy.as_dict` records it, ``source`` labels left out."""
     import hashlib
 
-    from conv2d_bundle.digest import canonical_json
+    from conv2d_bundle.bundle.digest import canonical_json
 
     figures = {k: v for k, v in recorded.items() if k != "source"}
     int8 = figures.get("int8")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from conv2d_bundle.tolerance import Tolerance, TolerancePolicy
+from conv2d_bundle.parity.tolerance import Tolerance, TolerancePolicy
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.digest import is_exp_hash
+from conv2d_bundle.bundle.digest import is_exp_hash
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.bundle.schema import check_label_map, check_metadata, read_json
 from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
-from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
-from conv2d_bundle.schema import check_label_map, check_metadata, read_json
 
 METADATA_SCHEMA_VERSION = 1
 MIN_PREFIX = 4
@@ -124,7 +124,7 @@ class Bundle:
 
     def create_archive(self, format: str = "tar.gz", output_dir: str | Path | None = None) -> Path:
         """This bundle as a deterministic ``<exp_name>-<exp_hash>.<format>`` (tar.gz or zip), + ``.sha256``."""
-        from conv2d_bundle.archive import create_archive
+        from conv2d_bundle.bundle.archive import create_archive
 
         return create_archive(self, format, Path(output_dir) if output_dir is not None else None)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from conv2d_bundle.config import ModelSpec
 from conv2d_bundle.errors import ExportError
-from conv2d_bundle.postprocess import rounding_margin
+from conv2d_bundle.models.postprocess import rounding_margin
 
 MIN_MARGIN = 1e-4
 INPUTS_FILE = "reference/inputs.npy"
@@ -30,7 +30,7 @@ class ReferenceData:
     outputs: Mapping[str, np.ndarray]
     screened: bool
     candidates_drawn: int
-    taps: Any = None  # conv2d_bundle.taps.Taps, recorded in the same forward pass as the outputs
+    taps: Any = None  # conv2d_bundle.bundle.taps.Taps, recorded in the same forward pass as the outputs
 
 
 def make_reference(
@@ -42,10 +42,10 @@ def make_reference(
     taps: Sequence[str] | None = None,
 ) -> ReferenceData:
     """Draw seeded windows, keep those far enough from rounding boundaries, run the model on them; the same
-    run records the taps (``taps``: module names, None the default ones; :mod:`conv2d_bundle.taps`)."""
+    run records the taps (``taps``: module names, None the default ones; :mod:`conv2d_bundle.bundle.taps`)."""
     import torch
 
-    from conv2d_bundle.taps import TapRecorder
+    from conv2d_bundle.bundle.taps import TapRecorder
 
     recorder = TapRecorder(model, taps)  # ConfigError for an unknown module before anything runs
 

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from conv2d_bundle import atomic
-from conv2d_bundle.digest import is_exp_hash, recompute_exp_hash
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.digest import is_exp_hash, recompute_exp_hash
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, ManifestDiff
+from conv2d_bundle.bundle.schema import read_json
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, ManifestDiff
-from conv2d_bundle.schema import read_json
 
 #: where a replaced bundle waits for deletion when directories cannot be swapped in one step (``clean``
 #: removes one left by a crash)

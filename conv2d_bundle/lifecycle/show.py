@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.bundle import Bundle
+from conv2d_bundle.bundle.store import Bundle
 
 REPORT_SUFFIX = "_validation.json"
 
@@ -32,14 +32,14 @@ def format_sizes(bundle: Bundle) -> dict[str, int]:
 
 def validation_status(bundle: Bundle) -> dict[str, dict[str, Any]]:
     """Per target, the verdict of the report on disk, counted only when it is about this bundle's bytes
-    (:func:`conv2d_bundle.verdict.bound_verdict`: its content digest, the target its file name says, the
+    (:func:`conv2d_bundle.verify.verdict.bound_verdict`: its content digest, the target its file name says, the
     current schema; no symlinks followed). A report that is not is shown as ``unverified`` with the reason.
 
     The summary that ``create`` recorded in metadata.json at seal time is the bundle's own claim (whoever
     re-seals a bundle can write it): it is shown, labelled so, as ``unverified``, and never counts as a pass.
     Each entry: ``status`` (passed / failed / incomplete / unverified), ``result`` in words (``not verified
     (6 skipped)`` for a pass with skips), counts, reasons, the report's time and host, and ``source``."""
-    from conv2d_bundle.verdict import UNVERIFIED, Verdict, bound_verdict
+    from conv2d_bundle.verify.verdict import UNVERIFIED, Verdict, bound_verdict
 
     digest = bundle.content_digest_or_none()
     resized = _resized_files(bundle) if digest else []
@@ -127,8 +127,8 @@ def _format_missing(bundle: Bundle, target: str) -> str | None:
 
 def _read_report(path: Path) -> dict[str, Any] | None:
     """A report read with the project's JSON reader (size-bounded, shape-checked); None when unreadable."""
+    from conv2d_bundle.bundle.schema import parse_json
     from conv2d_bundle.errors import BundleIntegrityError
-    from conv2d_bundle.schema import parse_json
 
     try:
         report = parse_json(path.read_bytes(), f"validation/{path.name}")
@@ -138,7 +138,7 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 
 
 def show_bundle(bundle: Bundle, artifacts_dir: Path | None = None) -> dict[str, Any]:
-    from conv2d_bundle import lifecycle
+    from conv2d_bundle.lifecycle import retention as lifecycle
 
     meta = bundle.metadata
     sizes = format_sizes(bundle)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle.tolerance import TolerancePolicy
+from conv2d_bundle.parity.tolerance import TolerancePolicy
 
 PROFILES = {"seal": 8, "quick": 12, "default": 25, "thorough": 500}  # hypothesis examples per fuzz check
 state_key = pytest.StashKey["BundleSession"]()
@@ -66,7 +66,7 @@ def bundle_session(request: pytest.FixtureRequest) -> BundleSession:
 
 @pytest.fixture(scope="session")
 def bundle(bundle_session: BundleSession) -> Any:
-    """The bundle under test: a read-only :class:`conv2d_bundle.bundle.Bundle`."""
+    """The bundle under test: a read-only :class:`conv2d_bundle.bundle.store.Bundle`."""
     return bundle_session.bundle
 
 
@@ -136,10 +136,10 @@ def benchmark_enabled(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def fuzz_counterexamples(request: pytest.FixtureRequest, bundle: Any) -> Any:
-    """The saved counterexamples of the requesting fuzz check (:class:`conv2d_bundle.fuzzing.Counterexamples`)
+    """The saved counterexamples of the requesting fuzz check (:class:`conv2d_bundle.parity.fuzzing.Counterexamples`)
     and the command that replays them."""
-    from conv2d_bundle.check_plan import check_id, target_of
-    from conv2d_bundle.fuzzing import Counterexamples
+    from conv2d_bundle.parity.fuzzing import Counterexamples
+    from conv2d_bundle.verify.plan import check_id, target_of
 
     item = request.node
     target = target_of(item) or "general"

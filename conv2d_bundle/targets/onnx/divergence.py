@@ -1,7 +1,7 @@
 """Where an ONNX export diverges from the source model: its tapped tensors against ``reference/taps.npz``.
 
 At create, :func:`map_taps` finds the tensor of the ONNX graph that holds each tap (a module's output, see
-:mod:`conv2d_bundle.taps`); the mapping lands in ``metadata.json`` (``formats.onnx.taps``). When a parity item
+:mod:`conv2d_bundle.bundle.taps`); the mapping lands in ``metadata.json`` (``formats.onnx.taps``). When a parity item
 fails, :func:`locate` runs the bundle's export again, in memory, with those tensors as extra graph outputs and
 names the first tap whose values are off and the last one that still agrees. numpy + onnx + onnxruntime only:
 this runs on the device that verifies, without torch, and never writes into the bundle.
@@ -185,8 +185,8 @@ def read_taps(bundle: Any) -> tuple[list[str], dict[str, np.ndarray]]:
     import json
     import zipfile
 
+    from conv2d_bundle.bundle.taps import TAPS_FILE, TAPS_INDEX
     from conv2d_bundle.errors import BundleIntegrityError
-    from conv2d_bundle.taps import TAPS_FILE, TAPS_INDEX
 
     try:
         index = json.loads(bundle.path(TAPS_INDEX).read_text(encoding="utf-8"))

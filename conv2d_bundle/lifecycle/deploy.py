@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import lifecycle
-from conv2d_bundle.bundle import Bundle, is_bundle_dir
+from conv2d_bundle.bundle.store import Bundle, is_bundle_dir
 from conv2d_bundle.errors import (
     AmbiguousBundleError,
     BundleError,
@@ -29,7 +28,8 @@ from conv2d_bundle.errors import (
     BundleNotFoundError,
     ValidationFailed,
 )
-from conv2d_bundle.remote import Remote, default_ssh
+from conv2d_bundle.lifecycle import retention as lifecycle
+from conv2d_bundle.lifecycle.remote import Remote, default_ssh
 
 DEPLOY_PREFIX = ".tmp-deploy-"
 _REMOTE = re.compile(r"^(?P<host>[^/:\s]+):(?P<path>.*)$")
@@ -77,8 +77,8 @@ def verify_for_target(bundle: Bundle, target: str, profile: str = "default") -> 
     """Run the bundle's checks for ``target`` in this process: (passed, what failed or did not run). A pass
     counts only for the bytes it verified: the report's content digest must be the bundle's (as its
     MANIFEST.json says now, which the copy is then checked against)."""
-    from conv2d_bundle.validation import run_pytest
-    from conv2d_bundle.verdict import bound_verdict
+    from conv2d_bundle.verify.runner import run_pytest
+    from conv2d_bundle.verify.verdict import bound_verdict
 
     run = run_pytest(bundle.bundle_dir, target, profile=profile)
     if run.interrupted:
@@ -134,7 +134,7 @@ def deploy(
         result.already_present = remote.deploy(bundle.bundle_dir, bundle.exp_hash, force=force)
     else:
         result.already_present = _copy_local(bundle, Path(path), force)
-    from conv2d_bundle.provenance import utc_now
+    from conv2d_bundle.bundle.provenance import utc_now
 
     lifecycle.record_deployment(
         Path(artifacts_dir) if artifacts_dir is not None else bundle.bundle_dir.parent,

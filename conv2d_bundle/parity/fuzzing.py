@@ -58,8 +58,8 @@ class Counterexamples:
 
     def save(self, example: Mapping[str, Any], message: str, inputs: np.ndarray) -> str:
         """Add ``example`` (once) and its input; the sentence the failure message ends with."""
-        from conv2d_bundle import atomic
-        from conv2d_bundle.reference import save_npy
+        from conv2d_bundle.bundle import atomic
+        from conv2d_bundle.bundle.reference import save_npy
 
         cases = self.load()
         if any(c["example"] == dict(example) for c in cases):

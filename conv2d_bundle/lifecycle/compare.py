@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.bundle import Bundle, default_artifacts_dir, get_bundle
+from conv2d_bundle.bundle.store import Bundle, default_artifacts_dir, get_bundle
 from conv2d_bundle.config import read_yaml
 from conv2d_bundle.errors import BundleError, ConfigError
-from conv2d_bundle.summary import format_sizes, validation_status
+from conv2d_bundle.lifecycle.show import format_sizes, validation_status
 
 HIGHER_IS_BETTER = frozenset(
     # "perplexity" in this project is the *codebook* perplexity of the FSQ codes (exp of the entropy of
@@ -102,7 +102,7 @@ def compare_bundles(
         for name in sorted(set(s1) | set(s2), key=lambda n: (n == "total", n))
     }
     v1s, v2s = validation_status(b1), validation_status(b2)
-    # each side's verdict in the words show uses (conv2d_bundle.verdict.Verdict.describe), or None
+    # each side's verdict in the words show uses (conv2d_bundle.verify.verdict.Verdict.describe), or None
     validation = {
         t: {"bundle1": v1s.get(t, {}).get("result"), "bundle2": v2s.get(t, {}).get("result")}
         for t in sorted(set(v1s) | set(v2s))

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic
-from conv2d_bundle.bundle import get_bundle, is_bundle_dir
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.locks import build_in_progress
+from conv2d_bundle.bundle.schema import read_json
+from conv2d_bundle.bundle.store import get_bundle, is_bundle_dir
 from conv2d_bundle.errors import BundleError, BundleIntegrityError, BundleNotFoundError
-from conv2d_bundle.locks import build_in_progress
-from conv2d_bundle.schema import read_json
 
 STATE_DIR = ".conv2d"
 PINS_FILE = "pins.json"

@@ -15,7 +15,7 @@ Skipped checks are *not verified*: a passed report with skips is shown as "not v
 Nothing here imports pytest: a report read back from JSON on any host is judged the same way.
 
 A report is about *bytes*: it records the bundle's content digest (``sha256`` of its canonical MANIFEST.json,
-:attr:`conv2d_bundle.manifest.BundleManifest.content_digest`). A report read back from disk or from a
+:attr:`conv2d_bundle.bundle.manifest.BundleManifest.content_digest`). A report read back from disk or from a
 registry counts only through :func:`bound_verdict`: for the bundle's current content digest, the target its
 file name says and the current report schema. Anything else is **unverified** (stale, foreign, unreadable),
 with the reason: never a pass.

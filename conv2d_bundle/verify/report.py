@@ -3,7 +3,7 @@
 Modelled on pytest's junitxml: record in ``pytest_runtest_logreport``, write in ``pytest_sessionfinish``.
 Under pytest-xdist only the controller records (worker reports arrive there, crash reports included), so
 ``-n 2`` gives the same report as a serial run. A check starts as *not run* and earns *passed* only when its
-teardown is reported with nothing failed; the verdict (``conv2d_bundle.verdict``) also weighs what should
+teardown is reported with nothing failed; the verdict (``conv2d_bundle.verify.verdict``) also weighs what should
 have run but did not, interrupts, collection errors and pytest's exit status. Files are written
 atomically: a killed verify never leaves a truncated report.
 """
@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 
-from conv2d_bundle import atomic
-from conv2d_bundle.check_plan import (
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.errors import BundleWarning
+from conv2d_bundle.parity.tolerance import policy_digest
+from conv2d_bundle.verify.plan import (
     Expected,
     Wanted,
     check_id,
@@ -33,9 +35,7 @@ from conv2d_bundle.check_plan import (
     target_of_id,
     whole_modules,
 )
-from conv2d_bundle.errors import BundleWarning
-from conv2d_bundle.tolerance import policy_digest
-from conv2d_bundle.verdict import EXIT_OK, FINISHED, RAN, REPORT_SCHEMA_VERSION, judge, verdict_of
+from conv2d_bundle.verify.verdict import EXIT_OK, FINISHED, RAN, REPORT_SCHEMA_VERSION, judge, verdict_of
 
 PHASES = ("setup", "call", "teardown")
 #: module -> distribution, for every runtime a check may run a model with (and the harness itself)

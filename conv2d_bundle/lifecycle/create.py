@@ -6,7 +6,7 @@ like a bundle. torch is imported here (creating needs the model); reading and ve
 
 EXP_HASH covers the config and the weights, not the toolchain: a ``--force`` rebuild (after a torch, onnx or
 coremltools upgrade, say) may give other bytes under the same name. It replaces the old bundle in one step and
-says what changed (:class:`~conv2d_bundle.placement.ContentChange`): reports and evidence about the old content
+says what changed (:class:`~conv2d_bundle.bundle.placement.ContentChange`): reports and evidence about the old content
 do not carry over.
 """
 
@@ -25,16 +25,30 @@ from typing import Any
 
 import yaml
 
-from conv2d_bundle import atomic, bundle_docs, provenance, targets
-from conv2d_bundle.bundle import (
+from conv2d_bundle import targets
+from conv2d_bundle.bundle import atomic, provenance
+from conv2d_bundle.bundle import docs as bundle_docs
+from conv2d_bundle.bundle.digest import experiment_hash, sha256_file
+from conv2d_bundle.bundle.locks import build_lock
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
+from conv2d_bundle.bundle.placement import ContentChange, files_that_differ, replace_dir
+from conv2d_bundle.bundle.reference import (
+    INPUTS_FILE,
+    OUTPUTS_FILE,
+    make_reference,
+    onnx_test_data,
+    save_npy,
+    save_npz,
+)
+from conv2d_bundle.bundle.store import (
     METADATA_SCHEMA_VERSION,
     Bundle,
     default_artifacts_dir,
     get_bundle,
     list_bundles,
 )
+from conv2d_bundle.bundle.taps import TAPS_FILE, TAPS_INDEX
 from conv2d_bundle.config import ExperimentConfig, load_config, parse_config, parse_formats
-from conv2d_bundle.digest import experiment_hash, sha256_file
 from conv2d_bundle.errors import (
     BundleError,
     BundleIntegrityError,
@@ -43,18 +57,6 @@ from conv2d_bundle.errors import (
     ExportError,
     MissingExtraError,
 )
-from conv2d_bundle.locks import build_lock
-from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
-from conv2d_bundle.placement import ContentChange, files_that_differ, replace_dir
-from conv2d_bundle.reference import (
-    INPUTS_FILE,
-    OUTPUTS_FILE,
-    make_reference,
-    onnx_test_data,
-    save_npy,
-    save_npz,
-)
-from conv2d_bundle.taps import TAPS_FILE, TAPS_INDEX
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = ".tmp-"
@@ -72,7 +74,9 @@ class BuildContext:
     reference: Any
     explicit_formats: bool
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
-    taps: Any = None  # conv2d_bundle.taps.Taps: the model's intermediate activations on the golden inputs
+    taps: Any = (
+        None  # conv2d_bundle.bundle.taps.Taps: the model's intermediate activations on the golden inputs
+    )
 
     def size_entry(self, path: Path) -> dict[str, Any]:
         """``size_bytes`` / ``file_size_mb`` of a file or of every file in a package directory."""
@@ -271,7 +275,7 @@ class ArtifactBundler:
         if any fails. The outcome stays in the reports under ``validation/``, bound to these exact bytes: it is
         not written into metadata.json, which would change the bytes the checks were about (and be a claim
         anyone who re-seals could write)."""
-        from conv2d_bundle.validation import run_checks
+        from conv2d_bundle.verify.runner import run_checks
 
         names = [
             targets.by_format(f).name

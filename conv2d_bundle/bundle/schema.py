@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from conv2d_bundle.errors import BundleIntegrityError
-from conv2d_bundle.manifest import safe_relpath
 
 _METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -26,6 +25,14 @@ _METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "validation": dict,
 }
 REQUIRED_METADATA = ("exp_hash", "created_at", "formats")
+
+
+def safe_relpath(rel: Any) -> bool:
+    """Whether ``rel`` is a relative path that stays inside the bundle (``/``-separated, no ``..``, ``.``,
+    empty part, leading ``/`` or backslash): what MANIFEST.json and metadata.json may name."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
 
 
 def read_json(path: Path, *, what: str | None = None) -> Any:

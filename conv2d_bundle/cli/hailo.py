@@ -22,7 +22,7 @@ from conv2d_bundle.cli.options import artifacts_option
 @artifacts_option
 def attach_hef(bundle_ref: str, hef: Path, emulator_outputs: Path | None, output_dir: Path) -> None:
     """Check HEF (integrity, architecture, network name) and seal it into BUNDLE (hash prefix or path)."""
-    from conv2d_bundle.bundle import get_bundle
+    from conv2d_bundle.bundle.store import get_bundle
     from conv2d_bundle.targets.hailo.attach import attach_hef as attach
 
     result = attach(get_bundle(output_dir, bundle_ref), hef, emulator_outputs)

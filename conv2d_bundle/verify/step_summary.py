@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.verdict import Verdict
+from conv2d_bundle.verify.verdict import Verdict
 
 _MARK = {"passed": "✅", "failed": "❌", "incomplete": "⚠️", "unverified": "⚠️"}
 _MAX_ERRORS = 10

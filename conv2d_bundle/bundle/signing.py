@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle import atomic
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from conv2d_bundle.errors import BundleError, BundleIntegrityError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 
 def _crypto() -> tuple[Any, Any, Any]:
@@ -66,7 +66,7 @@ def _load(path: Path, *, private: bool) -> Any:
 
 def sign_bundle(bundle_dir: Path, private_key: Path) -> Path:
     """Write ``MANIFEST.json.sig`` beside the manifest; the manifest must still verify first."""
-    from conv2d_bundle.manifest import BundleManifest
+    from conv2d_bundle.bundle.manifest import BundleManifest
 
     diff = BundleManifest.load(bundle_dir).verify(bundle_dir)
     if not diff.ok:

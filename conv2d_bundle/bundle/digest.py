@@ -39,9 +39,9 @@ def recompute_exp_hash(bundle_dir: Path) -> str:
     """A bundle's identity from its own files: its config.yaml (read safely, normalized as create normalizes
     it) and the weights' sha256 in metadata.json. BundleError (ConfigError, BundleIntegrityError) when either
     is unreadable. The one recomputation the checks and ``import`` share."""
+    from conv2d_bundle.bundle.schema import read_json
     from conv2d_bundle.config import load_config
     from conv2d_bundle.errors import BundleIntegrityError
-    from conv2d_bundle.schema import read_json
 
     meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
     weights = meta.get("model", {}).get("weights_sha256") if isinstance(meta, dict) else None

@@ -2,7 +2,7 @@
 
 When an export's outputs drift from the golden ones, the taps say *where* it started: an export that can
 expose intermediate tensors (ONNX) is run again with the tapped tensors as extra outputs and compared tap by
-tap (:mod:`conv2d_bundle.divergence`). A tap is a module's output, named by its path in the user's model
+tap (:mod:`conv2d_bundle.targets.onnx.divergence`). A tap is a module's output, named by its path in the user's model
 (``encoder``, ``encoder.0``); by default every top-level child module the forward pass calls, in the order it
 calls them. ``export.reference.taps`` in the config names others.
 

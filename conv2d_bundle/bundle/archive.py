@@ -10,7 +10,7 @@ Import never trusts the archive: each entry is checked before anything is writte
 ``..``, no links or device files, one top folder, size and entry-count limits that hold for the declared
 sizes and for the bytes actually read), extraction goes to a ``.tmp-import-*`` directory inside the
 destination, the manifest and the bundle's identity are verified, and only then is it renamed into place
-(:mod:`conv2d_bundle.placement`): a bundle of the same EXP_HASH already there is kept if it is the same content,
+(:mod:`conv2d_bundle.bundle.placement`): a bundle of the same EXP_HASH already there is kept if it is the same content,
 and other content is refused, or replaced with ``force``.
 """
 
@@ -26,16 +26,32 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
-from conv2d_bundle import atomic
-from conv2d_bundle.digest import sha256_file
+from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.digest import sha256_file
+from conv2d_bundle.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
+from conv2d_bundle.bundle.placement import Arrival, ContentChange, check_unpacked, place
 from conv2d_bundle.errors import ArchiveError
-from conv2d_bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
-from conv2d_bundle.placement import Arrival, ContentChange, check_unpacked, place
 
-if TYPE_CHECKING:  # the read side of a bundle; archives need only its files, not this module at run time
-    from conv2d_bundle.bundle import Bundle
+
+class Archivable(Protocol):
+    """What an archive needs of a bundle (:class:`~conv2d_bundle.bundle.store.Bundle` is one): its names, its
+    directory and its manifest. The store calls this module (``Bundle.create_archive``); this module never
+    imports the store."""
+
+    @property
+    def exp_hash(self) -> str: ...
+
+    @property
+    def exp_name(self) -> str | None: ...
+
+    @property
+    def bundle_dir(self) -> Path: ...
+
+    @property
+    def manifest(self) -> BundleManifest: ...
+
 
 FORMATS = ("tar.gz", "zip")
 FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z: the earliest time a zip entry can hold
@@ -47,15 +63,15 @@ _CHUNK = 1 << 20
 #: not listed in the manifest (manifest.UNSEALED_FILES), but archived when present
 
 
-def archive_name(bundle: Bundle, fmt: str) -> str:
+def archive_name(bundle: Archivable, fmt: str) -> str:
     return f"{archive_root(bundle)}.{fmt}"
 
 
-def archive_root(bundle: Bundle) -> str:
+def archive_root(bundle: Archivable) -> str:
     return f"{bundle.exp_name or 'bundle'}-{bundle.exp_hash}"
 
 
-def _members(bundle: Bundle) -> list[tuple[str, Path | None, int]]:
+def _members(bundle: Archivable) -> list[tuple[str, Path | None, int]]:
     """(relpath, source or None for a directory, mode) of every archived entry, sorted; the manifest must verify."""
     root = bundle.bundle_dir
     manifest = bundle.manifest
@@ -76,7 +92,7 @@ def _members(bundle: Bundle) -> list[tuple[str, Path | None, int]]:
     return sorted(out, key=lambda m: m[0])
 
 
-def create_archive(bundle: Bundle, fmt: str = "tar.gz", output_dir: Path | None = None) -> Path:
+def create_archive(bundle: Archivable, fmt: str = "tar.gz", output_dir: Path | None = None) -> Path:
     """Write ``<output_dir>/<exp_name>-<exp_hash>.<fmt>`` and its ``.sha256``; return the archive's path."""
     if fmt not in FORMATS:
         raise ArchiveError(f"archive format {fmt!r}: use one of {', '.join(FORMATS)}")

@@ -5,13 +5,13 @@ One referrer per report: an image manifest with ``artifactType`` :data:`EVIDENCE
 in-toto Statement v1 whose predicate is the report as ``<target>_validation.json`` holds it. The statement
 names two subjects, so that a signature covers both: the bundle's OCI manifest digest (named
 ``<registry>/<repository>``) and its **content digest** (named :data:`CONTENT_SUBJECT`: sha256 of the
-canonical MANIFEST.json, :attr:`conv2d_bundle.manifest.BundleManifest.content_digest`), the bytes the
+canonical MANIFEST.json, :attr:`conv2d_bundle.bundle.manifest.BundleManifest.content_digest`), the bytes the
 verdict is about. Unsigned envelopes have an empty ``signatures`` list; ``--key`` signs the DSSE
 pre-authentication encoding with the Ed25519 key ``conv2d pack sign`` uses.
 
 :func:`attach` reads the bundle's identity from the registry itself (:func:`bundle_identity`: the
 MANIFEST.json layer of the manifest it attaches to, checked against its digest) and refuses a report that is
-not about those bytes (:func:`conv2d_bundle.verdict.binding_problem`: another content digest, none, another
+not about those bytes (:func:`conv2d_bundle.verify.verdict.binding_problem`: another content digest, none, another
 exp_hash or target, an older report schema): a pass verified on other content is never signed onto a bundle.
 
 The referrer is found through the referrers API where the registry has one (it answers the manifest PUT
@@ -47,12 +47,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conv2d_bundle.digest import canonical_json
+from conv2d_bundle.bundle.digest import canonical_json
 from conv2d_bundle.errors import BundleIntegrityError, ConfigError, RegistryError
 from conv2d_bundle.oci.client import OCI_INDEX, OCI_MANIFEST, RegistryClient
 from conv2d_bundle.oci.reference import OciRef
-from conv2d_bundle.tolerance import TolerancePolicy, policy_digest
-from conv2d_bundle.verdict import REPORT_SCHEMA_VERSION, UNVERIFIED, Verdict, binding_problem, verdict_of
+from conv2d_bundle.parity.tolerance import TolerancePolicy, policy_digest
+from conv2d_bundle.verify.verdict import (
+    REPORT_SCHEMA_VERSION,
+    UNVERIFIED,
+    Verdict,
+    binding_problem,
+    verdict_of,
+)
 
 EVIDENCE_TYPE = "application/vnd.conv2d-bundle.evidence.v1"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -117,7 +123,7 @@ class BundleIdentity:
 def bundle_identity(client: RegistryClient, oci_digest: str) -> BundleIdentity:
     """The identity of the bundle manifest ``oci_digest``, read from the registry: its MANIFEST.json layer
     (checked against the layer digest) gives the content digest, its annotation the exp_hash."""
-    from conv2d_bundle.manifest import MANIFEST_NAME, BundleManifest
+    from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
     from conv2d_bundle.oci.artifact import EXP_HASH, TITLE
 
     got = client.get_manifest(oci_digest)
@@ -149,7 +155,7 @@ def bundle_identity(client: RegistryClient, oci_digest: str) -> BundleIdentity:
 
 def report_binding_problem(report: Any, target: Any, identity: BundleIdentity) -> str | None:
     """Why ``report`` is not a report about this bundle's bytes for ``target`` (None when it is):
-    :func:`~conv2d_bundle.verdict.binding_problem`, and a current-schema report must name its exp_hash."""
+    :func:`~conv2d_bundle.verify.verdict.binding_problem`, and a current-schema report must name its exp_hash."""
     if not isinstance(target, str) or not target:
         return "the report names no target"
     if (
@@ -187,7 +193,7 @@ def statement(
 def envelope(payload: bytes, key: Path | None) -> dict[str, Any]:
     signatures = []
     if key is not None:
-        from conv2d_bundle.signing import sign_bytes
+        from conv2d_bundle.bundle.signing import sign_bytes
 
         sig, keyid = sign_bytes(key, pae(IN_TOTO_PAYLOAD_TYPE, payload))
         signatures.append({"keyid": keyid, "sig": base64.b64encode(sig).decode("ascii")})
@@ -418,7 +424,7 @@ def _looser(recorded: TolerancePolicy, policy: TolerancePolicy, whose: str) -> s
 
 
 def recorded_policy_digest(recorded: Any) -> str | None:
-    """The digest of a recorded policy's figures (:func:`~conv2d_bundle.tolerance.policy_digest`), None when
+    """The digest of a recorded policy's figures (:func:`~conv2d_bundle.parity.tolerance.policy_digest`), None when
     it is no mapping or holds what canonical JSON refuses (NaN, infinity)."""
     if not isinstance(recorded, Mapping):
         return None
@@ -475,7 +481,7 @@ def list_evidence(
     out = []
     trusted_id = None
     if trusted_key is not None:
-        from conv2d_bundle.signing import public_key_id
+        from conv2d_bundle.bundle.signing import public_key_id
 
         trusted_id = public_key_id(trusted_key)
     for descriptor in _referrer_descriptors(client, subject_digest):
@@ -552,7 +558,7 @@ def _read_one(
 
 def _verifies(public_key: Path, sig: dict[str, Any], signed: bytes) -> bool:
     """Whether the DSSE signature ``sig`` verifies over ``signed`` with ``public_key``."""
-    from conv2d_bundle.signing import verify_bytes
+    from conv2d_bundle.bundle.signing import verify_bytes
 
     try:
         raw = base64.b64decode(str(sig.get("sig", "")), validate=True)
