@@ -45,6 +45,25 @@ class ParityStats:
     #: "top1" (class outputs: same argmax) or "codes" (same code), and the fraction of agreement
     agreement_kind: str | None = None
     agreement: float | None = None
+    #: the agreement the best constant answer gets on the same golden values (the majority code, or the
+    #: majority class), and that answer: an agreement no higher than this is no evidence of a working export
+    constant_agreement: float | None = None
+    constant_answer: int | None = None
+
+    def no_better_than_constant(self) -> str | None:
+        """Why the agreement figure says nothing (None: it beats every constant answer)."""
+        if (
+            self.agreement is None
+            or self.constant_agreement is None
+            or self.agreement > self.constant_agreement
+        ):
+            return None
+        what = "class" if self.agreement_kind == "top1" else "code"
+        return (
+            f"{self.output}: {'top-1' if what == 'class' else 'code'} agreement {self.agreement:.1%} is no better "
+            f"than answering the constant {what} {self.constant_answer} ({self.constant_agreement:.1%} of the golden "
+            f"{'windows' if what == 'class' else 'values'})"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: infinite or NaN figures become strings ("inf", "nan"), as JSON has no such numbers."""
@@ -115,11 +134,25 @@ def compare(
 
 def _agreement(kind: str, a: np.ndarray, e: np.ndarray) -> dict[str, Any]:
     if kind == "codes":
-        return {"agreement_kind": "codes", "agreement": float(np.mean(a == e))}
+        return {"agreement_kind": "codes", "agreement": float(np.mean(a == e)), **_majority(e)}
     if kind == "probabilities" and a.ndim >= 1:
-        same = np.argmax(a, axis=-1) == np.argmax(e, axis=-1)
-        return {"agreement_kind": "top1", "agreement": float(np.mean(same))}
+        expected = np.argmax(e, axis=-1)
+        same = np.argmax(a, axis=-1) == expected
+        return {"agreement_kind": "top1", "agreement": float(np.mean(same)), **_majority(expected)}
     return {}
+
+
+def _majority(values: np.ndarray) -> dict[str, Any]:
+    """The best constant answer for ``values``: the most frequent one, and the share it would get right."""
+    found, counts = np.unique(values.ravel(), return_counts=True)
+    if counts.size == 0:
+        return {}
+    best = int(np.argmax(counts))
+    answer = found[best]
+    return {
+        "constant_agreement": float(counts[best] / values.size),
+        "constant_answer": int(answer) if np.isfinite(answer) and float(answer).is_integer() else None,
+    }
 
 
 def _compare_values(

@@ -170,6 +170,8 @@ def test_shape_mismatch_figures() -> None:
         "snr_db": "nan",
         "agreement_kind": None,
         "agreement": None,
+        "constant_agreement": None,
+        "constant_answer": None,
     }
     assert s.describe() == "c: shape [2, 3] != expected [4]"
 
@@ -198,6 +200,8 @@ def test_nothing_to_compare_is_not_a_pass() -> None:
         "snr_db": "nan",
         "agreement_kind": None,
         "agreement": None,
+        "constant_agreement": None,
+        "constant_answer": None,
     }
     assert s.describe() == "c: nothing compared (0 values, shape [0, 4])"
 

@@ -76,7 +76,37 @@ def test_judge_codes_and_probabilities_against_the_floors() -> None:
     assert failures == [] and figures["argmax_agreement"] == 1.0 and figures["psnr_db"] > 50
     flipped = probs[::-1]
     figures, failures = judge_output(_spec("p", "float32", "probabilities"), flipped, probs, policy, "dev")
-    assert [f.split(" ", 3)[2] for f in failures] == ["argmax", "psnr"], failures
+    assert [f.split(" ", 3)[2] for f in failures] == ["argmax", "psnr", "top-1"], failures
+    assert failures[2].startswith(
+        "dev: p: top-1 agreement 26.0% is no better than answering the constant class"
+    )
+
+
+def test_an_agreement_no_better_than_a_constant_fails_naming_both_figures() -> None:
+    """The example's golden set: one code covers 61 of 64 windows. A device that answers that code for every
+    window clears the 90% floor (95.3%) and must still fail; a device that gets them all right passes."""
+    policy = Int8Policy()
+    spec = _spec("codes", "int64", "codes")
+    golden = np.array([500] * 61 + [501] * 3)
+    figures, failures = judge_output(spec, np.full(64, 500), golden, policy, "dev")
+    assert figures["code_agreement"] == 0.9531 and figures["constant_agreement"] == 61 / 64
+    assert figures["constant_answer"] == 500
+    assert failures == [
+        "dev: codes: code agreement 95.3% is no better than answering the constant code 500 (95.3% of the "
+        "golden values): on this golden set it cannot be told from a device that answers a constant"
+    ]
+    figures, failures = judge_output(spec, golden, golden, policy, "dev")
+    assert failures == [] and figures["code_agreement"] == 1.0
+    one_off = golden.copy()
+    one_off[-1] = 500  # 63 of 64 right: still better than the constant's 61
+    assert judge_output(spec, one_off, golden, policy, "dev")[1] == []
+
+    probs = np.tile(np.array([[0.1, 0.7, 0.1, 0.1]], dtype=np.float32), (10, 1))
+    _, failures = judge_output(_spec("p", "float32", "probabilities"), probs, probs, policy, "dev")
+    assert failures == [
+        "dev: p: top-1 agreement 100.0% is no better than answering the constant class 1 (100.0% of the golden "
+        "windows): on this golden set it cannot be told from a device that answers a constant"
+    ]
 
 
 def test_judge_refuses_empty_or_misshapen_evidence() -> None:

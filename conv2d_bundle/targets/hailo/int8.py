@@ -138,7 +138,10 @@ def judge_output(
 ) -> tuple[dict[str, Any], list[str]]:
     """One output of a quantized runtime (``what``: the HEF on the device, the DFC's emulator) against its
     golden float values, under the verifier's int8 policy (:class:`conv2d_bundle.parity.tolerance.Int8Policy`):
-    codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR.
+    codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR. An
+    agreement must also beat the best constant answer on the same golden values (the majority code or class):
+    on a golden set where one code covers 95% of the values, 95% agreement is what a device returning zeros
+    gets.
     Returns (figures for the report, one message per floor missed); figures come from
     :func:`conv2d_bundle.parity.figures.compare`, so they are the same numbers every parity report shows."""
     from conv2d_bundle.parity.figures import compare
@@ -172,6 +175,14 @@ def judge_output(
             limit = f"{floor:g} dB" if key == "psnr_db" else f"{floor:.1%}"
             failures.append(
                 f"{what}: {spec.name} {key.replace('_', ' ')} {shown} < int8.{name} {limit} ({policy.source})"
+            )
+    if stats.agreement is not None:
+        figures["constant_agreement"] = stats.constant_agreement
+        figures["constant_answer"] = stats.constant_answer
+        constant = stats.no_better_than_constant()
+        if constant:
+            failures.append(
+                f"{what}: {constant}: on this golden set it cannot be told from a device that answers a constant"
             )
     figures["policy"] = policy.as_dict()
     return figures, failures

@@ -510,7 +510,7 @@ def on_device(device_hef_file: Path, device: onnx.ModelProto, golden: Any, examp
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(FAKE_HAILORT))
         mp.delitem(sys.modules, "hailo_platform", raising=False)
-        for mode in ("faithful", "wrong"):
+        for mode in ("faithful", "wrong", "zeros"):
             mp.setenv("FAKE_HAILORT_DEVICE", mode)
             with open_hef(device_hef_file, parts) as session:
                 runs[mode] = (session, session.infer(nhwc))
@@ -566,11 +566,33 @@ def test_hef_on_device_wrong_fails_naming_output_and_figure(
     assert re.fullmatch(
         r"the HEF on the device: confidence argmax agreement \d+\.\d% < int8\.min_argmax_agreement 95\.0% "
         r"\(built-in policy\); the HEF on the device: confidence psnr db -?\d+\.\d dB < int8\.min_psnr_db 30 dB "
-        r"\(built-in policy\)",
+        r"\(built-in policy\)(; the HEF on the device: confidence: top-1 agreement .* no better than .*)?",
         message,
     ), message
     assert details["argmax_agreement"] < 0.95 and details["psnr_db"] < 30
     assert details["vstreams"] == dict(session.vstreams)
+
+
+def test_hef_on_device_of_zeros_is_judged_against_the_constant_answer(
+    on_device: dict[str, Any], golden: Any, model_spec: Any, info: dict[str, Any]
+) -> None:
+    """A device that computes nothing: every output zero. On the example's golden set its codes still agree
+    with most golden codes (one code covers most windows), enough for the int8 floor; it fails because a
+    constant answer does as well, and the message names both figures."""
+    session, raw = on_device["zeros"]
+    results = checks._host(raw, model_spec, info)
+    details: dict[str, Any] = {}
+    message = fails(
+        checks.test_hef_on_device, session, results, golden[1], model_spec, TolerancePolicy(), CODES, details
+    )
+    assert details["code_agreement"] <= details["constant_agreement"], details
+    assert details["code_agreement"] >= 0.9  # the int8 floor alone let it pass (95.3% on the example)
+    assert "< int8.min_code_agreement" not in message
+    assert re.search(
+        r"behavioral_codes: code agreement \d+\.\d% is no better than answering the constant code -?\d+ "
+        r"\(\d+\.\d% of the golden values\)",
+        message,
+    ), message
 
 
 def test_hef_on_device_is_judged_by_the_verifiers_int8_policy(

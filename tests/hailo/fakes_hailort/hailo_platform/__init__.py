@@ -13,7 +13,8 @@ and which no real HEF holds. Self-contained (stdlib, numpy, onnxruntime): it run
 
 ``FAKE_HAILORT_DEVICE`` says what answers: unset or ``none`` -> no device (``VDevice()`` raises, as HailoRT
 does with HAILO_OUT_OF_PHYSICAL_DEVICES); ``faithful`` -> the arithmetic above; ``wrong`` -> the class
-logits of each frame come back with those of the next frame (a device that mixes up its buffers).
+logits of each frame come back with those of the next frame (a device that mixes up its buffers); ``zeros``
+-> every output is zero (a device that computes nothing).
 """
 
 from __future__ import annotations
@@ -258,6 +259,8 @@ class InferVStreams:
             value = np.concatenate([r[onnx_names.index(vinfo.onnx)] for r in rows])
             if self._net.mode == "wrong" and vinfo.onnx == "class_logits":  # type: ignore[attr-defined]
                 value = np.roll(value, 1, axis=0)
+            if self._net.mode == "zeros":  # type: ignore[attr-defined]
+                value = np.zeros_like(value)
             q = _quantize(value.reshape((len(seen), *vinfo.shape)), vinfo)
             params = self._out[vinfo.name]
             out[vinfo.name] = (
