@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from bench import Row
 from bench.create_rows import rows_create_all, rows_create_onnx
 from bench.executorch_rows import rows_executorch
+from bench.interpreter_rows import rows_interpreter
 from bench.latency_rows import rows_latency
 from bench.parallel_rows import rows_parallel
 from bench.registry_rows import rows_registry
@@ -38,6 +39,7 @@ ROWS: dict[str, RowGroup] = {
     "executorch_latency": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_latency"),
     "executorch_export": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_export"),
     "registry": rows_registry,
+    "interpreter": lambda ws, n, q: rows_interpreter(ws, n),
 }
 
 

@@ -1,5 +1,6 @@
 """``conv2d pack targets``: the installed targets, their formats, the checks they add, and what this host can
-execute for each (with the reason when it cannot)."""
+execute for each (with the reason when it cannot); a target with a second parity engine lists it under
+``more_parity`` (ios: the ML Program reference interpreter, beside ``predict()``)."""
 
 from __future__ import annotations
 
@@ -49,4 +50,7 @@ def targets_cmd(as_json: bool) -> None:
         click.echo(f"{row['name']}  ({row['title']}, format {row['format']})")
         click.echo(f"  export here: {export}")
         click.echo(f"  parity: {row['runs_as']}: {runs}")
+        for more in row.get("more_parity", ()):  # a second engine with its own check (ios: the interpreter)
+            runs = "executes here" if more["executes"] else f"not here: {more['reason']}"
+            click.echo(f"  parity ({more['check']}): {more['runs_as']}: {runs}")
         click.echo(f"  checks: {', '.join(row['checks_added'])}")

@@ -1,4 +1,5 @@
-"""`pytest checks --bundle B --target ios`: a good bundle passes with parity reported as not verified off macOS;
+"""`pytest checks --bundle B --target ios`: a good bundle passes with predict() parity reported as not verified
+off macOS (the ML Program's parity executes through the reference interpreter: test_ios_program_parity.py);
 every breakage fails, named; verifying never writes into the bundle; iOS13 and a missing coremltools work."""
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ PACKAGE = "models/coreml.mlpackage"
 SPEC = f"{PACKAGE}/Data/com.apple.CoreML/model.mlmodel"
 PARITY_IDS = {
     f"test_targets.py::test_parity[ios-{o}-{n}]"
+    for o in ("behavioral_codes", "confidence")
+    for n in (1, 7, 64)
+}
+PROGRAM_PARITY_IDS = {
+    f"test_ios.py::test_coreml_program_parity[{o}-{n}]"
     for o in ("behavioral_codes", "confidence")
     for n in (1, 7, 64)
 }
@@ -94,6 +100,7 @@ def test_good_bundle_passes_parity_not_verified(bundle_copy: Path, run_checks: A
         "test_ios.py::test_package_structure",
     } <= run
     assert not PARITY_IDS & run
+    assert PROGRAM_PARITY_IDS <= run  # the interpreter's items ran (and passed: report["passed"])
     skipped = {s["id"]: s["reason"] for s in report["skipped"]}
     assert set(skipped) == PARITY_IDS
     assert set(skipped.values()) == {"Core ML prediction needs macOS"}
@@ -194,6 +201,11 @@ def test_ios13_gives_a_neuralnetwork_model_that_passes(tmp_path: Path) -> None:
     assert details["test_ios.py::test_package_structure"]["layout"] == "mlmodel file"
     assert details["test_ios.py::test_specification_version"]["specification_version"] == 4
     assert details["test_ios.py::test_output_type[behavioral_codes]"]["coreml_dtype"] == "float32"
+    skipped = {s["id"]: s["reason"] for s in report["skipped"]}  # the interpreter runs ML Programs only
+    assert {skipped.get(i) for i in PROGRAM_PARITY_IDS} == {
+        "not verified: models/coreml.mlmodel is a neuralnetwork model, not an ML Program: the reference "
+        "interpreter runs ML Programs only (its parity needs predict() on macOS)"
+    }
 
 
 def _tree(package: Path) -> dict[str, bytes]:
@@ -265,3 +277,4 @@ def test_verifying_host_without_coremltools(bundle_copy: Path, run_checks: Any, 
         == "coremltools not installed (pip install 'conv2d-bundle[coreml]')"
     )
     assert skipped["test_ios.py::test_coreml_loads"] == skipped["test_ios.py::test_input_type"]
+    assert {skipped[i] for i in PROGRAM_PARITY_IDS} == {skipped["test_ios.py::test_input_type"]}

@@ -1,5 +1,9 @@
-"""iOS checks: the Core ML model is complete, loads, has the configured signature, spec version and metadata.
-Its parity through ``predict()`` (macOS only) is the shared check, ``conv2d_bundle/checks/test_targets.py``.
+"""iOS checks: the Core ML model is complete, loads, has the configured signature, spec version and metadata,
+and its ML Program computes the golden outputs. Its parity through ``predict()`` (Apple's runtime, macOS only)
+is the shared check, ``conv2d_bundle/checks/test_targets.py``; ``test_coreml_program_parity`` here executes the
+same comparison anywhere coremltools is installed, through the numpy reference interpreter of
+``targets/ios/mil.py`` (the program and weights as converted, op by op per the MIL op definitions; not Apple's
+kernels, compute units or compiled model).
 
 coremltools opens packages read-write (it rewrites ``Manifest.json`` on every load), so every check that
 hands the model to coremltools works on a temporary copy: verifying never writes into the bundle, which may
@@ -12,14 +16,14 @@ from __future__ import annotations
 import json
 import platform
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conv2d_bundle.errors import BundleError, BundleWarning
-from conv2d_bundle.targets.ios import NO_COREMLTOOLS
+from conv2d_bundle.targets.ios import INTERPRETER, NO_COREMLTOOLS
 
 pytestmark = pytest.mark.conv2d_target("ios")
 
@@ -155,6 +159,74 @@ def coreml_model(coreml_files: CoreMLFiles, coreml_path: Path, coremltools: Any)
         pytest.fail(f"{coreml_files.relpath}: {exc}")
     with tmp:
         yield model
+
+
+#: what runs the ML Program for test_coreml_program_parity: the golden windows' first ``n`` rows -> outputs
+ProgramOutputs = Callable[[int], Mapping[str, Any]]
+
+
+def lacks_ops(ops: list[str]) -> str:
+    """The skip reason of a program the interpreter cannot run: every op it lacks, named."""
+    return f"not verified: the ML Program reference interpreter lacks op{'s' if len(ops) > 1 else ''} {', '.join(ops)}"
+
+
+def read_program(files: CoreMLFiles, path: Path) -> Any:
+    """The bundle's ML Program as the reference interpreter reads it (``mil.Program``, from the package's bytes:
+    nothing is written). Skips, as not verified, a neuralnetwork model and a program with ops the interpreter
+    lacks; fails for a package it cannot read."""
+    if files.model_format != "mlprogram":
+        pytest.skip(
+            f"not verified: {files.relpath} is a {files.model_format} model, not an ML Program: the reference "
+            "interpreter runs ML Programs only (its parity needs predict() on macOS)"
+        )
+    from conv2d_bundle.targets.ios import mil
+    from conv2d_bundle.targets.ios.export import _converter_output_to_log
+
+    try:
+        with _converter_output_to_log():
+            program = mil.load_program(path)
+    except mil.UnsupportedOpError as exc:  # a package whose spec holds no ML Program
+        pytest.skip(lacks_ops([exc.op]))
+    except BundleError as exc:
+        pytest.fail(f"{files.relpath}: the ML Program reference interpreter cannot read it: {exc}")
+    missing = program.unsupported_ops()
+    if missing:
+        pytest.skip(lacks_ops(missing))
+    return program
+
+
+def program_runner(program: Any, input_name: str, inputs: Any, relpath: str) -> ProgramOutputs:
+    """The program's outputs on the first ``n`` rows of ``inputs``, each ``n`` computed once. Outputs keep the
+    program's dtypes (integer codes int32), as ``predict()``'s do: the comparison judges integers by value."""
+    from conv2d_bundle.targets.ios import mil
+
+    cache: dict[int, Mapping[str, Any]] = {}
+
+    def outputs(n: int) -> Mapping[str, Any]:
+        if n not in cache:
+            try:
+                cache[n] = program.run({input_name: inputs[:n]})
+            except mil.UnsupportedOpError as exc:  # a form of an op met only when it runs (cast<int64>, ...)
+                pytest.skip(lacks_ops([exc.op]))
+            except BundleError as exc:
+                pytest.fail(f"{relpath}, batch {n}: the ML Program reference interpreter failed: {exc}")
+        return cache[n]
+
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def coreml_program(coreml_files: CoreMLFiles, coreml_path: Path, coremltools: Any) -> Any:
+    """The bundle's ML Program, read once by the reference interpreter (skips when it cannot run it)."""
+    return read_program(coreml_files, coreml_path)
+
+
+@pytest.fixture(scope="session")
+def program_outputs(
+    coreml_program: Any, coreml_files: CoreMLFiles, model_spec: Any, reference_inputs: Any
+) -> ProgramOutputs:
+    """The interpreter's outputs on the first ``n`` golden windows, each batch size run once per session."""
+    return program_runner(coreml_program, model_spec.input_name, reference_inputs, coreml_files.relpath)
 
 
 # -- checks -----------------------------------------------------------------------------------------
@@ -361,3 +433,45 @@ def test_size(coreml_path: Path, coreml_files: CoreMLFiles, check_details: dict)
             ),
             stacklevel=1,
         )
+
+
+def test_coreml_program_parity(
+    program_outputs: ProgramOutputs,
+    reference_inputs: Any,
+    reference_outputs: Any,
+    model_spec: Any,
+    tolerance_policy: Any,
+    output_name: str,
+    batch_size: int,
+    check_details: dict,
+) -> None:
+    """The golden outputs computed by the bundle's ML Program (its program and weights as converted), executed
+    op by op by the numpy reference interpreter, not by Apple's runtime: integers exactly, floats within the
+    verifier's tolerance policy, per output and parity batch size, as ``test_parity`` judges ``predict()``
+    (which runs on macOS only)."""
+    from conv2d_bundle.parity.figures import compare_output
+
+    check_details["engine"] = INTERPRETER
+    if reference_inputs.shape[0] < batch_size:
+        pytest.fail(
+            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; parity at batch {batch_size} "
+            f"needs {batch_size}"
+        )
+    if output_name not in reference_outputs:
+        pytest.fail(f"reference/outputs.npz has no {output_name}")
+    got = program_outputs(batch_size)
+    if output_name not in got:
+        pytest.fail(f"the ML Program computes no {output_name} (has {sorted(got)})")
+    check_details["batch_size"] = batch_size
+    tolerance, stats = compare_output(
+        model_spec.output(output_name),
+        got[output_name],
+        reference_outputs[output_name][:batch_size],
+        tolerance_policy,
+    )
+    check_details["tolerance"] = tolerance.as_dict()
+    if tolerance.violation:
+        pytest.fail(tolerance.violation)
+    check_details.update(stats.as_dict())
+    if not stats.passed:
+        pytest.fail(f"ios program parity (reference interpreter), batch {batch_size}: {stats.describe()}")

@@ -17,7 +17,7 @@ import pytest
 from conv2d_bundle.bundle.store import Bundle
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.targets.ios import test_ios as checks
-from tests.unit.checks import fails
+from tests.unit.checks import fails, skips
 
 PACKAGE = "models/coreml.mlpackage"
 SPEC = "com.apple.CoreML/model.mlmodel"
@@ -493,3 +493,273 @@ def test_size(package: Path, info: dict[str, Any], tmp_path: Path, monkeypatch: 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checks.test_size(single, files, {})  # at the limit: no warning
+
+
+# -- parity of the ML Program through the reference interpreter -------------------------------------
+ENGINE = "ML Program reference interpreter (numpy), not Apple's runtime"
+READER = "not verified: the ML Program reference interpreter lacks"
+
+
+@pytest.fixture(scope="module")
+def example_program(example_bundle: Path) -> Any:
+    """The example's ML Program as the interpreter reads it (read once for the module)."""
+    info = dict(Bundle(example_bundle).format_info("coreml"))
+    return checks.read_program(files_of(example_bundle, info), example_bundle / PACKAGE)
+
+
+def golden(example: Bundle) -> tuple[Any, dict[str, Any]]:
+    import numpy as np
+
+    with np.load(example.path("reference/outputs.npz")) as data:
+        outputs = {name: data[name] for name in data.files}
+    return np.load(example.path("reference/inputs.npy")), outputs
+
+
+def program_parity(outputs: Any, example: Bundle, model_spec: Any, name: str, batch: int, **kw: Any) -> dict:
+    """test_coreml_program_parity called as the plugin calls it; its details."""
+    from conv2d_bundle.parity.tolerance import TolerancePolicy
+
+    inputs, expected = golden(example)
+    details: dict[str, Any] = {}
+    checks.test_coreml_program_parity(
+        outputs,
+        kw.get("inputs", inputs),
+        kw.get("expected", expected),
+        model_spec,
+        kw.get("policy", TolerancePolicy()),
+        name,
+        batch,
+        details,
+    )
+    return details
+
+
+def test_lacks_ops_names_every_op() -> None:
+    assert checks.lacks_ops(["cumsum"]) == f"{READER} op cumsum"
+    assert checks.lacks_ops(["l2_norm", "topk"]) == f"{READER} ops l2_norm, topk"
+
+
+def test_read_program_of_the_example(example_program: Any) -> None:
+    assert example_program.unsupported_ops() == []
+    assert [(i.name, i.shape) for i in example_program.inputs] == [("imu_input", (None, 9, 2, 100))]
+    assert list(example_program.outputs) == ["behavioral_codes", "confidence"]
+
+
+def test_read_program_skips_what_it_cannot_run(package: Path, info: dict[str, Any], spec: Any) -> None:
+    network = files_of(package, {**info, "model_format": "neuralnetwork", "file": "models/coreml.mlmodel"})
+    assert skips(checks.read_program, network, package / "models/coreml.mlmodel") == (
+        "not verified: models/coreml.mlmodel is a neuralnetwork model, not an ML Program: the reference "
+        "interpreter runs ML Programs only (its parity needs predict() on macOS)"
+    )
+    main = spec.mlProgram.functions["main"]
+    block = main.block_specializations[main.opset]
+    for op in block.operations:
+        if op.type in ("reduce_sum", "tanh"):
+            op.type = {"reduce_sum": "reduce_log_sum", "tanh": "topk"}[op.type]
+    (package / PACKAGE / "Data" / SPEC).write_bytes(spec.SerializeToString())
+    files = files_of(package, info)
+    assert skips(checks.read_program, files, files.path) == f"{READER} ops reduce_log_sum, topk"
+    spec.neuralNetwork.SetInParent()  # a package whose spec holds a neuralnetwork, not a program
+    (package / PACKAGE / "Data" / SPEC).write_bytes(spec.SerializeToString())
+    assert skips(checks.read_program, files, files.path) == f"{READER} op model<neuralNetwork>"
+
+
+def test_read_program_fails_for_a_package_it_cannot_read(package: Path, info: dict[str, Any]) -> None:
+    files = files_of(package, info)
+    weights = files.path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    weights.unlink()
+    assert fails(checks.read_program, files, files.path) == (
+        f"{PACKAGE}: the ML Program reference interpreter cannot read it: the weight file {weights} is missing"
+    )
+
+
+class CountingProgram:
+    """A stand-in for ``mil.Program``: records the batches it ran, answers ``result`` or raises it."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.calls: list[tuple[str, int]] = []
+
+    def run(self, inputs: dict[str, Any]) -> Any:
+        [(name, array)] = inputs.items()
+        self.calls.append((name, len(array)))
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def test_program_runner_runs_each_batch_once() -> None:
+    import numpy as np
+
+    program = CountingProgram({"confidence": np.zeros((3, 4), np.float32)})
+    outputs = checks.program_runner(program, "imu_input", np.zeros((64, 9, 2, 100), np.float32), PACKAGE)
+    assert outputs(7) is outputs(7)
+    outputs(64)
+    assert program.calls == [("imu_input", 7), ("imu_input", 64)]
+
+
+def test_program_runner_skips_or_fails_naming_why() -> None:
+    import numpy as np
+
+    from conv2d_bundle.errors import BundleIntegrityError
+    from conv2d_bundle.targets.ios import mil
+
+    rows = np.zeros((8, 9, 2, 100), np.float32)
+    lacking = checks.program_runner(
+        CountingProgram(mil.UnsupportedOpError("cast<int64>")), "x", rows, PACKAGE
+    )
+    assert skips(lacking, 7) == f"{READER} op cast<int64>"
+    broken = checks.program_runner(
+        CountingProgram(BundleIntegrityError("op conv 'c1' failed")), "x", rows, PACKAGE
+    )
+    assert fails(broken, 1) == (
+        f"{PACKAGE}, batch 1: the ML Program reference interpreter failed: op conv 'c1' failed"
+    )
+
+
+def test_program_parity_passes_with_figures(example_program: Any, example: Bundle, model_spec: Any) -> None:
+    """The example's program through the interpreter: codes exact (int32 against the golden int64, by value),
+    confidence within the config's 1e-5; the report's figures and the engine that computed them."""
+    import numpy as np
+
+    inputs, _ = golden(example)
+    outputs = checks.program_runner(example_program, "imu_input", inputs, PACKAGE)
+    assert outputs(7)["behavioral_codes"].dtype == np.int32
+    codes = program_parity(outputs, example, model_spec, "behavioral_codes", 64)
+    assert codes["engine"] == ENGINE and codes["batch_size"] == 64
+    assert codes["tolerance"] == {"exact": True, "source": "integers are compared exactly"}
+    assert (codes["mismatches"], codes["total"], codes["max_abs_error"], codes["passed"]) == (
+        0,
+        64,
+        0.0,
+        True,
+    )
+    assert codes["agreement_kind"] == "codes" and codes["agreement"] == 1.0
+    confidence = program_parity(outputs, example, model_spec, "confidence", 7)
+    assert list(confidence)[:3] == ["engine", "batch_size", "tolerance"]
+    assert confidence["tolerance"]["atol"] == 1e-5 and confidence["tolerance"]["cap"]["atol"] == 1e-4
+    assert confidence["shape"] == [7, 4] and confidence["total"] == 28 and confidence["passed"] is True
+    assert 0 < confidence["max_abs_error"] < 1e-6
+
+
+def test_program_parity_fails_naming_the_output(example: Bundle, model_spec: Any) -> None:
+    import numpy as np
+
+    inputs, expected = golden(example)
+    codes = expected["behavioral_codes"][:7].astype(np.int32)
+    codes[3] += 1
+    off = {"behavioral_codes": codes, "confidence": expected["confidence"][:7] + np.float32(1e-3)}
+
+    def parity(name: str, batch: int = 7, **kw: Any) -> str:
+        return fails(program_parity, lambda n: off, example, model_spec, name, batch, **kw)
+
+    assert parity("behavioral_codes") == (
+        "ios program parity (reference interpreter), batch 7: behavioral_codes: 1/7 values differ "
+        "(max abs error 1, code agreement 85.7%)"
+    )
+    assert parity("confidence").startswith(
+        "ios program parity (reference interpreter), batch 7: confidence: 28/28 outside atol=1e-05 rtol=1e-05; "
+        "max abs 0.001"
+    )
+    assert parity("confidence", expected={"behavioral_codes": expected["behavioral_codes"]}) == (
+        "reference/outputs.npz has no confidence"
+    )
+    assert parity("confidence", inputs=inputs[:5]) == (
+        "reference/inputs.npy holds 5 windows; parity at batch 7 needs 7"
+    )
+    del off["confidence"]
+    assert parity("confidence") == "the ML Program computes no confidence (has ['behavioral_codes'])"
+
+
+def test_program_parity_records_the_figures_of_a_failure(example: Bundle, model_spec: Any) -> None:
+    import numpy as np
+
+    from conv2d_bundle.parity.tolerance import TolerancePolicy
+
+    inputs, expected = golden(example)
+    off = {"confidence": expected["confidence"][:7] + np.float32(1e-3)}
+    details: dict[str, Any] = {}
+    fails(
+        checks.test_coreml_program_parity,
+        lambda n: off,
+        inputs,
+        expected,
+        model_spec,
+        TolerancePolicy(),
+        "confidence",
+        7,
+        details,
+    )
+    assert details["engine"] == ENGINE and details["batch_size"] == 7
+    assert (details["passed"], details["mismatches"], details["total"]) == (False, 28, 28)
+    assert 9e-4 < details["max_abs_error"] < 1.1e-3
+    strict = TolerancePolicy({"float32": (1e-6, 1e-6), "float16": (1e-3, 1e-3)})
+    details.clear()
+    message = fails(
+        checks.test_coreml_program_parity,
+        lambda n: off,
+        inputs,
+        expected,
+        model_spec,
+        strict,
+        "confidence",
+        7,
+        details,
+    )
+    assert message.startswith("confidence: config.yaml asks for a looser tolerance than the verifier allows")
+    assert details["tolerance"]["violation"] == message and "max_abs_error" not in details
+
+
+def test_the_interpreter_agrees_with_onnxruntime(example_program: Any, example: Bundle) -> None:
+    """Cross-check of the two engines on the golden windows: the interpreter's program against onnxruntime's
+    models/model.onnx, within 1e-5 (fp32 both; measured ~3e-7), codes identical."""
+    import numpy as np
+    import onnxruntime as ort
+
+    inputs, _ = golden(example)
+    session = ort.InferenceSession(str(example.path("models/model.onnx")), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    want = dict(zip(names, session.run(None, {"imu_input": inputs}), strict=True))
+    got = example_program.run({"imu_input": inputs})
+    assert sorted(got) == sorted(want)
+    np.testing.assert_array_equal(got["behavioral_codes"], want["behavioral_codes"])
+    assert np.abs(got["confidence"].astype(np.float64) - want["confidence"]).max() <= 1e-5
+
+
+# -- what the target says about it -------------------------------------------------------------------
+def test_the_target_names_both_parity_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from conv2d_bundle.cli.targets import targets_cmd
+    from conv2d_bundle.targets import get_target, ios
+
+    target = ios.TARGET
+    assert get_target("ios") is target
+    more = target.describe()["more_parity"]
+    assert more == [
+        {
+            "check": "test_coreml_program_parity",
+            "runs_as": ENGINE,
+            "executes": True,
+            "reason": "executes here",
+        }
+    ]
+    monkeypatch.setattr(ios, "installed", lambda module: False)
+    assert target.interpreter_capability().as_dict() == {"executes": False, "reason": ios.NO_COREMLTOOLS}
+    monkeypatch.undo()
+    shown = CliRunner().invoke(targets_cmd, []).output
+    assert f"  parity (test_coreml_program_parity): {ENGINE}: executes here\n" in shown
+    assert "test_size, test_coreml_program_parity\n" in shown
+
+
+def test_the_guide_says_where_each_parity_runs(example: Bundle) -> None:
+    from conv2d_bundle.targets import get_target
+
+    meta = copy.deepcopy(dict(example.metadata))
+    guide = get_target("ios").guide(meta)
+    assert (
+        "through a numpy reference interpreter, not Apple's runtime (`test_coreml_program_parity`)" in guide
+    )
+    assert "Parity through `predict()`, Apple's runtime, can be checked on macOS only" in guide
+    meta["formats"]["coreml"]["model_format"] = "neuralnetwork"
+    assert "interpreter" not in get_target("ios").guide(meta)
