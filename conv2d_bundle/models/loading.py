@@ -178,6 +178,8 @@ class OutputsInConfigOrder(nn.Module):
         self.names = names
         if callable(getattr(inner, "device_forward", None)):  # the Hailo split keeps working through it
             self.device_forward = inner.device_forward
+        if callable(getattr(inner, "rounding_latent", None)):  # and the golden set's boundary screen
+            self.rounding_latent = inner.rounding_latent
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return in_config_order(self.inner(x), self.names)
