@@ -13,11 +13,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from conv2d_bundle.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 OUTPUT_DTYPES = ("int64", "int32", "float32", "float16")
 OUTPUT_KINDS = ("codes", "probabilities", "tensor")
@@ -25,6 +28,7 @@ COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 # The devices whose HEF compatibility rule is known (targets/hailo/hef.py): a HEF for anything else could be
 # compiled but never checked against its device, so the config refuses it rather than pass it unchecked.
 HAILO_ARCHS = ("hailo8", "hailo8l")
+INPUTS_SUFFIXES = (".npy", ".npz")  # export.reference.inputs: real windows in the model's input layout
 MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is generous and bounds memory
 MODEL_KEYS = ("architecture", "target", "name", "kwargs", "input_name", "input_shape", "outputs")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -99,9 +103,9 @@ class ExperimentConfig:
     metrics: Mapping[str, float]
     formats: tuple[str, ...] | None = None  # None: every format this installation can build
     extras: Mapping[str, Any] = field(default_factory=dict)
-    #: where relative paths in the config (export.hailo.calibration_data) are resolved from: the config file's
-    #: directory, or None (the working directory) for a config given as a mapping. Not in ``data``: the hash
-    #: covers each path as written, so a checkout's location does not change EXP_HASH.
+    #: where relative paths in the config (export.hailo.calibration_data, export.reference.inputs) are resolved
+    #: from: the config file's directory, or None (the working directory) for a config given as a mapping. Not
+    #: in ``data``: the hash covers each path as written, so a checkout's location does not change EXP_HASH.
     base_dir: Path | None = field(default=None, compare=False)
 
     @property
@@ -182,6 +186,108 @@ def resolve_path(value: str | Path, base_dir: Path | None) -> Path:
     """A path from a config: ``~`` expanded, a relative one taken from ``base_dir`` (if given)."""
     path = Path(value).expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+@dataclass(frozen=True)
+class ReferenceInputs:
+    """The windows of ``export.reference.inputs``, read and checked: what the golden set is drawn from (and, when
+    ``export.hailo.calibration_data`` is not given, the Hailo calibration set). ``sha256`` is the file's: hashed
+    into EXP_HASH like the weights' and recorded in metadata.json (``model.reference.inputs_sha256``), so the
+    hash can be recomputed from the bundle alone."""
+
+    written: str  # the path as the config writes it (what config.yaml, and so the hash, holds)
+    path: Path  # where it was read
+    sha256: str
+    windows: np.ndarray  # float32 [N, *model.input_shape[1:]], every value finite
+    array: str | None = None  # the .npz member the windows came from
+
+    @property
+    def name(self) -> str:
+        return Path(self.written).name
+
+
+def load_reference_inputs(cfg: ExperimentConfig) -> ReferenceInputs | None:
+    """Read ``export.reference.inputs`` (None when the config names no file): a ``.npy``, or a ``.npz`` holding
+    an array named after the model's input (or a single array), of at least ``num_samples`` finite floating
+    windows in the model's input layout; cast to float32. Every problem is one ConfigError naming the file.
+    The bytes are read once: the sha256 is of exactly what was loaded."""
+    written = cfg.reference_options.get("inputs")
+    if written is None:
+        return None
+    import hashlib
+    import io
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    path = resolve_path(str(written), cfg.base_dir)
+    where = f"export.reference.inputs {path}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{where}: is a directory, not a .npy or .npz file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    spec = cfg.model
+    member: str | None = None
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                names = list(loaded.files)
+                if spec.input_name in names:
+                    member = spec.input_name
+                elif len(names) == 1:
+                    member = names[0]
+                else:
+                    raise ConfigError(
+                        f"{where}: holds arrays {names}, none named {spec.input_name!r} (the model's input): "
+                        "name the windows so, or keep one array"
+                    )
+                array = loaded[member]
+        else:
+            array = loaded
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}: cannot read a .npy or .npz array: {message}") from exc
+    if not isinstance(array, np.ndarray):  # pragma: no cover - np.load gives arrays or an NpzFile
+        raise ConfigError(f"{where}: not a numpy array")
+    what = f"{where}{f' [{member}]' if member else ''}"
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ConfigError(
+            f"{what}: dtype {array.dtype}, expected floating point windows (float32; float16 and float64 are cast)"
+        )
+    chw = tuple(spec.input_shape[1:])
+    if array.ndim != len(spec.input_shape) or tuple(array.shape[1:]) != chw:
+        hint = ""
+        if array.ndim == len(spec.input_shape) and sorted(array.shape[1:]) == sorted(chw):
+            hint = "; the same sizes in another order: give the windows in the model's layout"
+        raise ConfigError(
+            f"{what}: shape {list(array.shape)}, expected [N, {', '.join(map(str, chw))}] "
+            f"(model.input_shape but the batch){hint}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        windows = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(windows).reshape(windows.shape[0], -1).all(axis=1)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        why = (
+            "NaN or infinite values"
+            if not np.isfinite(array[first]).all()
+            else "values beyond float32's range"
+        )
+        raise ConfigError(f"{what}: {why} in {int((~finite).sum())} window(s) (the first: row {first})")
+    need = int(cfg.reference_options["num_samples"])
+    if windows.shape[0] < need:
+        raise ConfigError(
+            f"{what}: {windows.shape[0]} windows, fewer than export.reference.num_samples ({need})"
+        )
+    return ReferenceInputs(str(written), path, hashlib.sha256(data).hexdigest(), windows, member)
 
 
 class _Validator:
@@ -402,7 +508,7 @@ class _Validator:
         if hw_arch not in HAILO_ARCHS:
             self.bad("export.hailo.hw_arch", f"expected one of {', '.join(HAILO_ARCHS)}, got {hw_arch!r}")
         ref = self.section("export.reference", value.get("reference"))
-        self.unknown_keys("export.reference", ref, ("num_samples", "seed", "taps"), "key")
+        self.unknown_keys("export.reference", ref, ("num_samples", "seed", "taps", "inputs"), "key")
         n, seed = ref.get("num_samples", 64), ref.get("seed", 0)
         if not isinstance(n, int) or not 8 <= n <= 4096:
             self.bad("export.reference.num_samples", f"expected an integer in 8..4096, got {n!r}")
@@ -414,6 +520,14 @@ class _Validator:
         ):
             self.bad(
                 "export.reference.taps", f"expected a list of module names (encoder.conv1), got {taps!r}"
+            )
+        inputs = ref.get("inputs")  # absent: random golden windows, and the normalized config unchanged
+        if inputs is not None and not (
+            isinstance(inputs, str) and inputs.strip() and Path(inputs).suffix.lower() in INPUTS_SUFFIXES
+        ):
+            self.bad(
+                "export.reference.inputs",
+                f"expected the path of a .npy or .npz file of input windows, got {inputs!r}",
             )
         export: dict[str, Any] = {
             "onnx": {**onnx, "opset": opset},

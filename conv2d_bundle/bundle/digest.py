@@ -25,10 +25,16 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def experiment_hash(normalized_config: Mapping[str, Any], weights_sha256: str) -> str:
-    """EXP_HASH: first 12 hex digits of sha256 over the normalized config and the weights' sha256."""
-    payload = canonical_json({"config": normalized_config, "weights_sha256": weights_sha256})
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:EXP_HASH_LENGTH]
+def experiment_hash(
+    normalized_config: Mapping[str, Any], weights_sha256: str, reference_inputs_sha256: str | None = None
+) -> str:
+    """EXP_HASH: first 12 hex digits of sha256 over the normalized config and the weights' sha256, and, when
+    the config names real golden inputs (``export.reference.inputs``), that file's sha256. Without such a file
+    the payload is exactly what it always was, so existing bundles keep their hash."""
+    payload: dict[str, Any] = {"config": normalized_config, "weights_sha256": weights_sha256}
+    if reference_inputs_sha256 is not None:
+        payload["reference_inputs_sha256"] = reference_inputs_sha256
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:EXP_HASH_LENGTH]
 
 
 def is_exp_hash(name: str) -> bool:
@@ -37,16 +43,34 @@ def is_exp_hash(name: str) -> bool:
 
 def recompute_exp_hash(bundle_dir: Path) -> str:
     """A bundle's identity from its own files: its config.yaml (read safely, normalized as create normalizes
-    it) and the weights' sha256 in metadata.json. BundleError (ConfigError, BundleIntegrityError) when either
-    is unreadable. The one recomputation the checks and ``import`` share."""
+    it), the weights' sha256 in metadata.json and, when the config names real golden inputs, their file's
+    sha256 (``model.reference.inputs_sha256``: the file itself is not in the bundle). BundleError
+    (ConfigError, BundleIntegrityError) when any is unreadable. The one recomputation the checks and
+    ``import`` share."""
     from conv2d_bundle.bundle.schema import read_json
     from conv2d_bundle.config import load_config
     from conv2d_bundle.errors import BundleIntegrityError
 
     meta = read_json(bundle_dir / "metadata.json", what="metadata.json")
-    weights = meta.get("model", {}).get("weights_sha256") if isinstance(meta, dict) else None
-    if not isinstance(weights, str) or len(weights) != 64:
+    model = meta.get("model") if isinstance(meta, dict) else None
+    model = model if isinstance(model, dict) else {}
+    weights = model.get("weights_sha256")
+    if not _is_sha256(weights):
         raise BundleIntegrityError(
             "metadata.json model.weights_sha256 is missing: the hash cannot be recomputed"
         )
-    return experiment_hash(load_config(bundle_dir / "config.yaml").data, weights)
+    config = load_config(bundle_dir / "config.yaml")
+    inputs_sha256 = None
+    if config.reference_options.get("inputs") is not None:
+        reference = model.get("reference")
+        inputs_sha256 = reference.get("inputs_sha256") if isinstance(reference, dict) else None
+        if not _is_sha256(inputs_sha256):
+            raise BundleIntegrityError(
+                "metadata.json model.reference.inputs_sha256 is missing (config.yaml names "
+                "export.reference.inputs): the hash cannot be recomputed"
+            )
+    return experiment_hash(config.data, str(weights), inputs_sha256)
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)

@@ -29,6 +29,30 @@ def _formats(meta: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _golden(model: Mapping[str, Any]) -> str:
+    """What the golden set (``reference/``) exercises: metadata.json ``model.reference.coverage``."""
+    cov = (model.get("reference") or {}).get("coverage")
+    if not isinstance(cov, Mapping):
+        return ""
+    source = cov.get("source") or {}
+    where = (
+        f"from `{source.get('file')}` (sha256 `{str(source.get('sha256'))[:12]}…`)"
+        if source.get("kind") == "file"
+        else str(source.get("description", "random"))
+    )
+    lines = [f"\n## Golden set\n{cov.get('windows')} windows, {where}."]
+    for name, c in (cov.get("classes") or {}).items():
+        lines.append(
+            f"- `{name}`: {c['distinct']} of {c['of']} classes, the largest {c['largest_share']:.0%} of the windows"
+        )
+    for name, c in (cov.get("codes") or {}).items():
+        of = f" of {c['of']}" if c.get("of") else ""
+        lines.append(f"- `{name}`: {c['distinct']}{of} codes, the most common {c['largest_share']:.0%}")
+    for reason in cov.get("degenerate") or []:
+        lines.append(f"- **degenerate**: {reason}")
+    return "\n".join(lines) + "\n"
+
+
 def readme(meta: Mapping[str, Any]) -> str:
     m = meta["model"]
     labels = ", ".join(f"{k}: {v}" for k, v in sorted(meta["labels"].items(), key=lambda kv: int(kv[0])))
@@ -44,7 +68,7 @@ Model `{m["name"]}` ({m["architecture"]}, {m["parameters"]} parameters), made by
 {_io_table(m)}
 
 Labels (class index: name): {labels}
-
+{_golden(m)}
 ## Verify before you deploy
 ```
 conv2d pack verify <this directory> --target onnx   # or ios, hailo, all

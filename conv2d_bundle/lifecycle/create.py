@@ -35,6 +35,8 @@ from conv2d_bundle.bundle.placement import ContentChange, files_that_differ, rep
 from conv2d_bundle.bundle.reference import (
     INPUTS_FILE,
     OUTPUTS_FILE,
+    coverage,
+    describe_degenerate,
     make_reference,
     onnx_test_data,
     save_npy,
@@ -48,7 +50,14 @@ from conv2d_bundle.bundle.store import (
     list_bundles,
 )
 from conv2d_bundle.bundle.taps import TAPS_FILE, TAPS_INDEX
-from conv2d_bundle.config import ExperimentConfig, load_config, parse_config, parse_formats
+from conv2d_bundle.config import (
+    ExperimentConfig,
+    ReferenceInputs,
+    load_config,
+    load_reference_inputs,
+    parse_config,
+    parse_formats,
+)
 from conv2d_bundle.errors import (
     BundleError,
     BundleIntegrityError,
@@ -133,8 +142,9 @@ class ArtifactBundler:
         say = progress or (lambda msg: log.info("%s", msg))
         cfg = _resolve_config(config, metrics)
         name = _exp_name(exp_name, cfg)
+        ref_inputs = load_reference_inputs(cfg)  # real golden windows, hashed like the weights; None: random
         torch_model, weights_sha = _load_weights(cfg, model_path, model, allow_pickle)
-        exp_hash = experiment_hash(cfg.data, weights_sha)
+        exp_hash = experiment_hash(cfg.data, weights_sha, ref_inputs.sha256 if ref_inputs else None)
         final = self.output_base / exp_hash
         if not force and (found := _existing(final)) is not None:
             return found
@@ -149,7 +159,17 @@ class ArtifactBundler:
                 if not force and (found := _existing(final)) is not None:
                     return found
                 change = self._build(
-                    cfg, name, torch_model, weights_sha, exp_hash, wanted, explicit, final, force, say
+                    cfg,
+                    name,
+                    torch_model,
+                    weights_sha,
+                    exp_hash,
+                    wanted,
+                    explicit,
+                    final,
+                    force,
+                    say,
+                    ref_inputs,
                 )
         except OSError as exc:  # disk full, permissions, a vanished directory: one clear line, nothing left
             where = f" ({exc.filename})" if exc.filename else ""
@@ -170,6 +190,7 @@ class ArtifactBundler:
         final: Path,
         force: bool,
         say: Progress,
+        ref_inputs: ReferenceInputs | None = None,
     ) -> ContentChange | None:
         """Build into a staging directory and move it into place; what it changed about a bundle it replaced."""
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{exp_hash}-", dir=self.output_base))
@@ -183,7 +204,13 @@ class ArtifactBundler:
                 num_samples=ref_opts["num_samples"],
                 seed=ref_opts["seed"],
                 taps=ref_opts.get("taps"),
+                source=ref_inputs,
             )
+            golden = coverage(
+                reference.inputs, reference.outputs, cfg.model, reference.source_entry(), cfg.labels
+            )
+            if (degenerate := describe_degenerate(golden)) is not None:
+                warnings.warn(BundleWarning(degenerate), stacklevel=2)
             atomic.write_bytes(staging / INPUTS_FILE, save_npy(reference.inputs))
             atomic.write_bytes(staging / OUTPUTS_FILE, save_npz(reference.outputs))
             spec = cfg.model
@@ -211,7 +238,7 @@ class ArtifactBundler:
                     )
                     shutil.rmtree(staging / "models" / fmt, ignore_errors=True)
             _record_not_built(ctx.formats, wanted, explicit)
-            metadata = self._write_files(ctx, name, torch_model, weights_sha, reference)
+            metadata = self._write_files(ctx, name, torch_model, weights_sha, reference, golden)
             BundleManifest.build(staging).write(staging)
             say("running the bundle's checks before sealing")
             self._seal_time_validation(staging, metadata, exp_hash, wanted)
@@ -223,7 +250,13 @@ class ArtifactBundler:
             raise
 
     def _write_files(
-        self, ctx: BuildContext, name: str, model: Any, weights_sha: str, reference: Any
+        self,
+        ctx: BuildContext,
+        name: str,
+        model: Any,
+        weights_sha: str,
+        reference: Any,
+        golden: Mapping[str, Any],
     ) -> dict:
         cfg, staging = ctx.config, ctx.staging
         labels = {str(i): label for i, label in enumerate(cfg.labels)}
@@ -233,7 +266,7 @@ class ArtifactBundler:
         atomic.write_text(staging / "VERSION", provenance.system_version() + "\n")
         commit = provenance.commit_sha()
         atomic.write_text(staging / "COMMIT_SHA", commit + "\n")
-        model_meta = {
+        model_meta: dict[str, Any] = {
             "name": cfg.model.name,
             "architecture": cfg.model.display_name,
             "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -246,8 +279,11 @@ class ArtifactBundler:
                 "num_samples": int(reference.inputs.shape[0]),
                 "screened": reference.screened,
                 "min_rounding_margin": 1e-4 if reference.screened else None,
+                "coverage": dict(golden),
             },
         }
+        if reference.source is not None:  # hashed into EXP_HASH: recompute_exp_hash reads it from here
+            model_meta["reference"]["inputs_sha256"] = reference.source.sha256
         if "accuracy" in cfg.metrics:
             model_meta["accuracy"] = cfg.metrics["accuracy"]
         metadata = {

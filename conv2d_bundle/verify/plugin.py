@@ -253,6 +253,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 content_digest=bundle.content_digest_or_none(),
                 profile=state.profile,
                 deviations=collection_deviations(config),
+                golden_coverage=_golden_coverage(bundle),
             ),
             _REPORT_PLUGIN,
         )
@@ -276,6 +277,16 @@ def _session_targets(bundle: Any, names: list[str]) -> list[str]:
         if t in named
         or (formats.get(targets.get_target(t).format) or {}).get("status") not in (None, NOT_REQUESTED)
     ]
+
+
+def _golden_coverage(bundle: Any) -> Any:
+    """metadata.json ``model.reference.coverage`` (what the golden set exercises), or None: a bundle from before
+    it was recorded, or unreadable metadata (the general checks say what is wrong)."""
+    try:
+        reference = (bundle.metadata.get("model") or {}).get("reference") or {}
+    except (BundleError, AttributeError):
+        return None
+    return reference.get("coverage") if isinstance(reference, dict) else None
 
 
 def _expected_hash(bundle: Any) -> str:

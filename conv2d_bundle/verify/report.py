@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from conv2d_bundle.bundle import atomic
+from conv2d_bundle.bundle.reference import describe_degenerate
 from conv2d_bundle.errors import BundleWarning
 from conv2d_bundle.parity.tolerance import policy_digest
 from conv2d_bundle.verify.plan import (
@@ -146,12 +147,17 @@ class ValidationReport:
         content_digest: str | None = None,
         profile: str = "default",
         deviations: Iterable[str] = (),
+        golden_coverage: Mapping[str, Any] | None = None,
     ) -> None:
         self.bundle_dir = bundle_dir
         self.exp_hash = exp_hash
         self.content_digest = content_digest  # what the verdict is about: the bytes MANIFEST.json lists
         self.profile = profile
         self.deviations = list(deviations)  # collection settings that differ from pytest's defaults
+        # what the golden set exercises (metadata.json model.reference.coverage): in every report, and a warning
+        # in each when agreement on it proves little
+        self.golden_coverage = dict(golden_coverage) if isinstance(golden_coverage, Mapping) else None
+        self.coverage_warning = describe_degenerate(self.golden_coverage) if self.golden_coverage else None
         self.targets = list(targets)
         self.all_targets = [t for t in self.targets if t != "all"]  # what "all" covers in this session
         self.strict = strict
@@ -283,7 +289,8 @@ class ValidationReport:
             failures_elsewhere=failures_elsewhere,
         )
         skipped = [{"id": r.id, "reason": r.message} for r in records if r.outcome == "skipped"]
-        warnings = [
+        warnings = [self.coverage_warning] if self.coverage_warning else []
+        warnings += [
             f"{cid}: {msg}" for cid in sorted(self.warnings) for msg in self.warnings[cid] if cid in outcomes
         ]
         return {
@@ -310,6 +317,7 @@ class ValidationReport:
             if self.tolerance_policy
             else None,
             "check_profile": self.profile,
+            "golden_coverage": _json_safe(self.golden_coverage),
             "content_digest": self.content_digest,
             "finished_at": finished_at,
             "environment": {
@@ -386,6 +394,8 @@ class ValidationReport:
             xml.add_global_property(f"conv2d.version.{name}", version)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.coverage_warning:
+            terminalreporter.write_line(f"conv2d-bundle: {self.coverage_warning}", yellow=True)
         for target, report in self.summaries.items():
             if not report["complete"] and report["verdict"] != "failed":
                 terminalreporter.write_line(

@@ -145,6 +145,35 @@ def test_synthetic_calibration_warns() -> None:
     assert (calib[:64] == 1).all() and calib[64:].std() > 0.5
 
 
+def test_calibration_defaults_to_the_real_golden_source() -> None:
+    """export.reference.inputs and no calibration_data: a seeded sample of the file's windows (no warning), topped
+    up with synthetic ones (and a warning) only below the minimum a calibration needs."""
+    import warnings
+
+    from conv2d_bundle.config import ReferenceInputs
+
+    rng = np.random.default_rng(0)
+    ref = np.ones((64, 9, 2, 100), np.float32)
+    many = ReferenceInputs(
+        "w.npy", Path("w.npy"), "c" * 64, rng.standard_normal((300, 9, 2, 100), np.float32)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calib, info = calibration_set({}, ref, (1, 9, 2, 100), 0, real=many)
+    assert calib.shape == (256, 2, 100, 9)
+    rows = {r.tobytes() for r in many.windows}
+    assert all(np.ascontiguousarray(c.transpose(2, 0, 1)).tobytes() in rows for c in calib)
+    assert (info["source"], info["path"], info["sha256"], info["windows"], info["synthetic"]) == (
+        "reference.inputs", "w.npy", "c" * 64, 256, 0,
+    )  # fmt: skip
+    few = ReferenceInputs("f.npy", Path("f.npy"), "d" * 64, many.windows[:40])
+    with pytest.warns(
+        BundleWarning, match=r"40 of the 40 windows of export.reference.inputs \(f.npy\) \+ 24 random"
+    ):
+        calib, info = calibration_set({}, ref, (1, 9, 2, 100), 0, real=few)
+    assert calib.shape == (64, 2, 100, 9) and (info["windows"], info["synthetic"]) == (40, 24)
+
+
 def test_int8_thresholds() -> None:
     limits = thresholds({"min_code_agreement": 0.9})
     assert limits == {"code_agreement": 0.9, "argmax_agreement": 0.95}

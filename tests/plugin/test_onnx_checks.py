@@ -423,7 +423,9 @@ def test_skips_warnings_deselection_and_strict(pytester: pytest.Pytester, bundle
         {"id": "test_custom.py::test_teardown_skip", "reason": "could not clean up here"},
     ]
     assert "test_custom.py::test_needs_device" not in report["checks_run"]
-    assert report["warnings"] == ["test_custom.py::test_warns: model is large"]
+    # the example's golden set is degenerate (one FSQ code on 61 of 64 windows): every report says so first
+    assert report["warnings"][0].startswith("golden set coverage is degenerate")
+    assert report["warnings"][1:] == ["test_custom.py::test_warns: model is large"]
 
     strict = pytester.runpytest(*args, "--check-profile", "quick", "--strict-targets")
     assert strict.ret == 1

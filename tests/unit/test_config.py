@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,114 @@ def test_reference_taps_are_module_names_and_misspelt_keys_named() -> None:
 def test_taps_absent_leave_the_normalized_config_and_hash_as_before() -> None:
     """Configs that name no taps hash as they did before taps existed: their bundles keep their EXP_HASH."""
     assert "taps" not in parse_config(example()).reference_options
+
+
+# -- export.reference.inputs: real golden windows ---------------------------------------------------------
+
+
+def _inputs_config(tmp_path: Path, inputs: Any, **reference: Any) -> Path:
+    """The example config in ``tmp_path`` with ``export.reference.inputs`` (a path relative to it)."""
+    config = example()
+    config["export"]["reference"].update(inputs=inputs, **reference)
+    path = tmp_path / "dogs.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _windows(n: int = 16, dtype: Any = "float32") -> Any:
+    import numpy as np
+
+    return np.random.default_rng(0).standard_normal((n, 9, 2, 100)).astype(dtype)
+
+
+def test_reference_inputs_is_a_npy_or_npz_path_and_absent_changes_nothing() -> None:
+    assert "inputs" not in parse_config(example()).reference_options  # absent: the hash as before
+    config = example()
+    config["export"]["reference"]["inputs"] = "windows.npz"
+    assert parse_config(config).reference_options["inputs"] == "windows.npz"  # as written: as hashed
+    for bad in ("windows.csv", "", 3, ["a.npy"]):
+        config["export"]["reference"]["inputs"] = bad
+        with pytest.raises(
+            ConfigError, match=r"export\.reference\.inputs: expected the path of a \.npy or \.npz"
+        ):
+            parse_config(config)
+    config["export"]["reference"] = {"input": "windows.npy"}
+    with pytest.raises(ConfigError, match=r"export\.reference\.input: unknown key \(did you mean inputs\?\)"):
+        parse_config(config)
+
+
+def test_reference_inputs_load_relative_to_the_config(tmp_path: Path) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from conv2d_bundle.config import load_reference_inputs
+
+    assert load_reference_inputs(load_config(EXAMPLE_CONFIG)) is None
+    np.save(tmp_path / "w.npy", _windows(16, "float64"))  # float64 is cast to float32
+    ref = load_reference_inputs(load_config(_inputs_config(tmp_path, "w.npy", num_samples=16)))
+    assert ref is not None and ref.windows.dtype == np.float32 and ref.windows.shape == (16, 9, 2, 100)
+    np.testing.assert_array_equal(ref.windows, _windows(16, "float64").astype(np.float32))
+    assert ref.sha256 == hashlib.sha256((tmp_path / "w.npy").read_bytes()).hexdigest()
+    assert (ref.written, ref.name, ref.path, ref.array) == ("w.npy", "w.npy", tmp_path / "w.npy", None)
+    # a .npz: the array named after the model's input, or its only array
+    np.savez(tmp_path / "named.npz", labels=np.arange(16), imu_input=_windows(16))
+    ref = load_reference_inputs(load_config(_inputs_config(tmp_path, "named.npz", num_samples=16)))
+    assert ref is not None and ref.array == "imu_input"
+    np.testing.assert_array_equal(ref.windows, _windows(16))
+    np.savez(tmp_path / "one.npz", x=_windows(16, "float16"))
+    ref = load_reference_inputs(load_config(_inputs_config(tmp_path, "one.npz", num_samples=16)))
+    assert ref is not None and ref.array == "x" and ref.windows.dtype == np.float32
+
+
+def _nan_windows() -> Any:
+    w = _windows()
+    w[3, 0, 0, 7] = float("nan")
+    return w
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.npy", None, r"missing\.npy: file not found$"),
+        ("junk.npy", b"not numpy", r"junk\.npy: cannot read a \.npy or \.npz array: "),
+        (
+            "pickled.npy",
+            "object",
+            r"pickled\.npy: cannot read a \.npy or \.npz array: Object arrays cannot be loaded",
+        ),
+        ("two.npz", {"a": _windows(), "b": _windows()}, r"holds arrays \['a', 'b'\], none named 'imu_input'"),
+        ("ints.npy", _windows().astype("int64"), r"ints\.npy: dtype int64, expected floating point windows"),
+        (
+            "nhwc.npy",
+            _windows().transpose(0, 2, 3, 1),
+            r"shape \[16, 2, 100, 9\], expected \[N, 9, 2, 100\] \(model.input_shape but the batch\); the same "
+            r"sizes in another order",
+        ),
+        ("flat.npy", _windows().reshape(16, -1), r"shape \[16, 1800\], expected \[N, 9, 2, 100\]"),
+        ("nan.npy", _nan_windows(), r"NaN or infinite values in 1 window\(s\) \(the first: row 3\)"),
+        ("huge.npy", _windows(16, "float64") * 1e39, r"values beyond float32's range in 16 window\(s\)"),
+        ("few.npy", _windows(8), r"few\.npy: 8 windows, fewer than export\.reference\.num_samples \(16\)"),
+    ],
+)
+def test_bad_reference_inputs_are_one_config_error_naming_the_file(
+    tmp_path: Path, name: str, content: Any, message: str
+) -> None:
+    import numpy as np
+
+    from conv2d_bundle.config import load_reference_inputs
+
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, dict):
+        np.savez(path, **content)
+    elif isinstance(content, str):
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif content is not None:
+        np.save(path, content)
+    cfg = load_config(_inputs_config(tmp_path, name, num_samples=16))
+    with pytest.raises(
+        ConfigError, match=rf"^export\.reference\.inputs {re.escape(str(tmp_path))}/.*{message}"
+    ):
+        load_reference_inputs(cfg)

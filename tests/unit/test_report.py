@@ -321,6 +321,7 @@ def test_a_complete_passing_run(tmp_path: Path) -> None:
         "tolerance_policy": {"source": "built-in policy"},
         "tolerance_policy_digest": policy_digest({"source": "built-in policy"}),
         "check_profile": "quick",
+        "golden_coverage": None,  # a bundle whose metadata records no golden-set coverage
         "content_digest": digest,
         "finished_at": "2026-01-01T00:00:00Z",
     }
@@ -351,6 +352,36 @@ def test_failures_skips_and_warnings_in_the_report(tmp_path: Path) -> None:
     assert report["warnings"] == ["test_onnx.py::test_opset: w1", "test_onnx.py::test_opset: w2"]
     assert report["checks_run"] == ["test_general.py::test_manifest"]
     assert report["counts"] == {"expected": 2, "passed": 0, "failed": 1, "skipped": 1, "not_run": 0}
+
+
+def test_golden_coverage_in_every_report_and_a_warning_when_degenerate(tmp_path: Path) -> None:
+    """metadata.json's golden-set coverage is copied into each report; a degenerate one is the first warning of
+    each (the general report's too), before the checks' own."""
+    coverage = {
+        "source": {"kind": "random", "description": "random normal, seed 0"},
+        "windows": 64,
+        "codes": {
+            "behavioral_codes": {"distinct": 2, "of": 800, "largest_share": 0.9531, "most_common": 500}
+        },
+        "degenerate": ["behavioral_codes: code 500 is 61 of 64 windows (95%)"],
+    }
+    plugin = _plugin(tmp_path, golden_coverage=coverage)
+    plugin.warnings = {"test_onnx.py::test_opset": ["w1"]}
+    _run(plugin, GENERAL, "general")
+    _run(plugin, ONNX, "onnx")
+    expected = _expected(onnx=["test_onnx.py::test_opset"])
+    line = (
+        "golden set coverage is degenerate (64 windows, random normal, seed 0): behavioral_codes: code 500 is "
+        "61 of 64 windows (95%); agreement on it proves little (give real windows: export.reference.inputs)"
+    )
+    onnx, general = plugin.build("onnx", "t", expected, 0), plugin.build("general", "t", expected, 0)
+    assert onnx["golden_coverage"] == general["golden_coverage"] == coverage
+    assert onnx["warnings"] == [line, "test_onnx.py::test_opset: w1"] and general["warnings"] == [line]
+    assert onnx["passed"] is True  # a warning, not a failure
+
+    healthy = _plugin(tmp_path, golden_coverage={**coverage, "degenerate": []})
+    _run(healthy, GENERAL, "general")
+    assert healthy.build("general", "t", expected, 0)["warnings"] == []
 
 
 def test_an_error_in_setup_is_an_error_of_the_report(tmp_path: Path) -> None:
