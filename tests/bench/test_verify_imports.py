@@ -40,5 +40,6 @@ def test_verify_imports_no_torch_no_coremltools(
     assert "onnxruntime" in modules  # the checks did run
     if target == "onnx":
         assert "hypothesis" in modules  # ... the fuzz checks too
-    heavy = sorted(m for m in modules if m.split(".")[0] in ("torch", "coremltools"))
+    # onnxslim simplifies the Hailo device part at create time only
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("torch", "coremltools", "onnxslim", "sympy"))
     assert not heavy, f"verify --target {target} imported {heavy[:5]}"

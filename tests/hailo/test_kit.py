@@ -46,6 +46,25 @@ def test_device_onnx(example_bundle: Path) -> None:
     assert "Round" not in HAILO_SUPPORTED_OPS
 
 
+def test_device_onnx_simplified(example_bundle: Path) -> None:
+    """create simplifies the device part and records with what, and the operators before and after."""
+    import onnxslim
+
+    info = _hailo(example_bundle)["simplification"]
+    m = onnx.load(str(example_bundle / "models/hailo/model.onnx"))
+    assert (info["library"], info["version"]) == ("onnxslim", onnxslim.__version__)
+    assert info["nodes_after"] == len(m.graph.node) < info["nodes_before"]
+    assert info["ops_before"]["Constant"] >= 1 and "Constant" not in info["ops_after"]  # folded into weights
+    assert info["ops_after"] == {op: sum(n.op_type == op for n in m.graph.node) for op in info["ops_after"]}
+    assert all(d.HasField("dim_value") for v in m.graph.value_info for d in v.type.tensor_type.shape.dim)
+    assert {p.key for p in m.metadata_props} >= {"exp_hash", "labels"}  # kept through the simplifier
+    readme = (example_bundle / "models/hailo/README.md").read_text()
+    assert (
+        f"simplified with onnxslim {onnxslim.__version__} ({info['nodes_before']} -> {info['nodes_after']} nodes)"
+        in readme
+    )
+
+
 def test_split_reproduces_golden(example_bundle: Path) -> None:
     inputs = np.load(example_bundle / "reference/inputs.npy")
     golden = np.load(example_bundle / "reference/outputs.npz")

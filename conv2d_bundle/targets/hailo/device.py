@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from conv2d_bundle.errors import HefError
+from conv2d_bundle.targets.hailo import DEVICE_ONNX
+from conv2d_bundle.targets.onnx.graph import not_static
 
 NEEDS = "needs a Hailo device with HailoRT"
 
@@ -176,8 +178,10 @@ def benchmark(session: HefSession, nhwc: np.ndarray, runs: int, batch: int) -> d
     return figures
 
 
-def device_outputs(meta: Mapping[str, Any], onnx_shapes: Mapping[str, Sequence[int]]) -> list[DeviceOutput]:
-    """The kit's device outputs from ``formats.hailo`` (``device_outputs`` with their ``end_node_names``)."""
+def device_outputs(meta: Mapping[str, Any], onnx_shapes: Mapping[str, Sequence[Any]]) -> list[DeviceOutput]:
+    """The kit's device outputs from ``formats.hailo`` (``device_outputs`` with their ``end_node_names``).
+    ``onnx_shapes`` are the device ONNX's output shapes as :func:`conv2d_bundle.targets.onnx.graph.dims` reads
+    them: a symbolic axis is a HefError naming it, never a ValueError from ``int('N')``."""
     names, ends = list(meta.get("device_outputs") or []), list(meta.get("end_node_names") or [])
     if not names or len(names) != len(ends):
         raise HefError(
@@ -186,6 +190,11 @@ def device_outputs(meta: Mapping[str, Any], onnx_shapes: Mapping[str, Sequence[i
     missing = [n for n in names if n not in onnx_shapes]
     if missing:
         raise HefError(f"the kit's device ONNX has no outputs {missing}")
+    bad = [
+        f"output {n} has {', '.join(dict.fromkeys(p))}" for n in names if (p := not_static(onnx_shapes[n]))
+    ]
+    if bad:
+        raise HefError(f"{DEVICE_ONNX} {'; '.join(bad)}: the device part must be static")
     return [
         DeviceOutput(n, e, tuple(int(d) for d in onnx_shapes[n])) for n, e in zip(names, ends, strict=True)
     ]

@@ -46,6 +46,7 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
         spec.input_shape,
         int(cfg.reference_options["seed"]),
         base_dir=cfg.base_dir,
+        real=getattr(ctx.reference, "source", None),  # export.reference.inputs: the default calibration data
     )
     buf = io.BytesIO()
     np.save(buf, calib, allow_pickle=False)
@@ -64,6 +65,7 @@ def build_hailo_kit(ctx: Any) -> dict[str, Any]:
         "end_node_names": list(device.end_node_names),
         "device_opset": device.opset,
         "device_ir_version": device.ir_version,
+        "simplification": dict(device.simplification),  # library + version, op counts before/after
         "calibration": calib_info,
         "split_parity": parity,
         "exp_hash": ctx.exp_hash,

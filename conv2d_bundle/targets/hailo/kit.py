@@ -8,14 +8,14 @@ import logging
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conv2d_bundle.bundle import atomic
-from conv2d_bundle.config import resolve_path
+from conv2d_bundle.config import ReferenceInputs, resolve_path
 from conv2d_bundle.errors import BundleWarning, ConfigError
 from conv2d_bundle.targets.hailo import DEVICE_ONNX
 
@@ -35,6 +35,8 @@ class DeviceExport:
     end_node_names: tuple[str, ...]
     opset: int
     ir_version: int
+    #: what simplified the file (``conv2d_bundle.targets.hailo.simplify``): library, version, op counts
+    simplification: Mapping[str, Any] = field(default_factory=dict)
 
 
 def net_name_for(model_name: str) -> str:
@@ -47,10 +49,13 @@ def export_device_onnx(
     model: Any, spec: Any, path: Path, *, opset: int, metadata: Mapping[str, str]
 ) -> DeviceExport:
     """Export the device part (batch 1, static shapes): ``device_forward`` when the model has one and the
-    host knows its post-processing (FSQ levels), else the whole model with a BundleWarning."""
+    host knows its post-processing (FSQ levels), else the whole model with a BundleWarning; then simplify it
+    (onnxslim: constants folded, every shape inferred at batch 1) and name its end nodes in the simplified
+    graph."""
     import onnx
     import torch
 
+    from conv2d_bundle.targets.hailo.simplify import simplify_device_onnx
     from conv2d_bundle.targets.onnx.export import export_onnx
 
     split = callable(getattr(model, "device_forward", None)) and spec.fsq_levels is not None
@@ -92,10 +97,12 @@ def export_device_onnx(
         )
     finally:
         model.eval()
-    graph = onnx.load(str(path)).graph
-    producers = {out: node.name or node.op_type for node in graph.node for out in node.output}
+    # static everywhere, constants folded; the end nodes are named in the simplified graph
+    simplified = simplify_device_onnx(path)
+    proto = onnx.load(str(path))
+    producers = {out: node.name or node.op_type for node in proto.graph.node for out in node.output}
     ends = tuple(producers.get(n, n) for n in names)
-    return DeviceExport(path, split, names, ends, info.opset, info.ir_version)
+    return DeviceExport(path, split, names, ends, info.opset, proto.ir_version, simplified)
 
 
 def run_device(path: Path, inputs: np.ndarray, input_name: str, label: str = "") -> dict[str, np.ndarray]:
@@ -138,12 +145,16 @@ def calibration_set(
     seed: int,
     *,
     base_dir: Path | None = None,
+    real: ReferenceInputs | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """NHWC float32 calibration windows: the config's ``calibration_data`` (.npy of NCHW windows; a relative
-    path is taken from ``base_dir``, the config file's directory) when given, else the golden inputs plus
-    seeded synthetic windows, with a warning."""
+    path is taken from ``base_dir``, the config file's directory) when given; else the real windows the golden
+    set was drawn from (``real``: ``export.reference.inputs``), up to ``calibration_size`` of them (a seeded
+    sample), topped up with synthetic ones only below the minimum, with a warning; else the golden inputs plus
+    seeded synthetic windows, with a warning. The returned info says where the windows came from."""
     chw = tuple(int(d) for d in input_shape[1:])
     source = options.get("calibration_data")
+    size = 0 if source else int(options.get("calibration_size", DEFAULT_CALIBRATION_SIZE))
     if source:
         path = resolve_path(str(source), base_dir)
         try:
@@ -162,22 +173,51 @@ def calibration_set(
         if not np.isfinite(nchw).all():
             raise ConfigError(f"export.hailo.calibration_data {path}: holds NaN or infinite values")
         info: dict[str, Any] = {"source": "config", "path": str(source)}  # as written: as hashed
+    elif size < MIN_CALIBRATION:
+        raise ConfigError(f"export.hailo.calibration_size {size} < {MIN_CALIBRATION}")
+    elif real is not None:
+        rng = np.random.default_rng(seed + 7919)
+        n = int(real.windows.shape[0])
+        rows = np.sort(rng.permutation(n)[:size]) if n > size else np.arange(n)
+        synthetic = max(MIN_CALIBRATION - rows.size, 0)
+        nchw = np.concatenate(
+            [real.windows[rows], rng.standard_normal((synthetic, *chw)).astype(np.float32)]
+        ).astype(np.float32)
+        info = {
+            "source": "reference.inputs",
+            "path": real.written,
+            "sha256": real.sha256,
+            "description": f"{rows.size} of the {n} windows of export.reference.inputs ({real.name})",
+            "windows": int(rows.size),
+            "synthetic": synthetic,
+        }
+        if synthetic:
+            info["description"] += f" + {synthetic} random normal windows (seed {seed + 7919})"
+            warnings.warn(
+                BundleWarning(
+                    f"Hailo calibration set: {info['description']}: fewer real windows than the "
+                    f"{MIN_CALIBRATION} a calibration needs (give more, or export.hailo.calibration_data)"
+                ),
+                stacklevel=2,
+            )
+        else:
+            log.info("Hailo calibration set: %s", info["description"])
     else:
-        size = int(options.get("calibration_size", DEFAULT_CALIBRATION_SIZE))
-        if size < MIN_CALIBRATION:
-            raise ConfigError(f"export.hailo.calibration_size {size} < {MIN_CALIBRATION}")
         rng = np.random.default_rng(seed + 7919)
         extra = max(size - reference_inputs.shape[0], 0)
-        synthetic = rng.standard_normal((extra, *chw)).astype(np.float32)
-        nchw = np.concatenate([reference_inputs[:size], synthetic]).astype(np.float32)
+        synthetic_windows = rng.standard_normal((extra, *chw)).astype(np.float32)
+        golden = reference_inputs[:size]
+        nchw = np.concatenate([golden, synthetic_windows]).astype(np.float32)
+        description = f"{golden.shape[0]} golden + {extra} random normal windows (seed {seed + 7919})"
         warnings.warn(
             BundleWarning(
-                f"Hailo calibration set: {nchw.shape[0]} golden/synthetic windows; real windows quantize "
-                f"better (set export.hailo.calibration_data to a .npy of >= {RECOMMENDED_CALIBRATION} NCHW windows)"
+                f"Hailo calibration set: {nchw.shape[0]} golden/synthetic windows ({description}); real windows "
+                f"quantize better (set export.reference.inputs or export.hailo.calibration_data to a .npy of "
+                f">= {RECOMMENDED_CALIBRATION} NCHW windows)"
             ),
             stacklevel=2,
         )
-        info = {"source": "reference+synthetic", "seed": seed + 7919}
+        info = {"source": "reference+synthetic", "seed": seed + 7919, "description": description}
     nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
     info.update(shape=list(nhwc.shape), layout="NHWC", dtype="float32")
     return nhwc, info
@@ -311,12 +351,20 @@ from conv2d_bundle.models.postprocess import {imports}
     else:
         host = "## Host post-processing\n\nNone: the whole model runs on the device.\n"
     script = "optimization level, and 16-bit output for the latent" if meta["split"] else "optimization level"
+    how = meta.get("simplification") or {}
+    simplified = (
+        f"; simplified with {how['library']} {how.get('version')} ({how['nodes_before']} -> {how['nodes_after']} nodes)"
+        if how.get("library")
+        else "; not simplified"
+        if how
+        else ""
+    )
     return f"""# Hailo compile kit: {meta["net_name"]}
 
 | file | what |
 |---|---|
-| `model.onnx` | device part: input `{spec.input_name}` {meta["device_input_shape"]}, outputs {outs}; batch 1, static shapes, opset {meta["device_opset"]}, IR {meta["device_ir_version"]} |
-| `calib_set.npy` | calibration windows, float32 NHWC {meta["calibration"]["shape"]} (source: {meta["calibration"]["source"]}) |
+| `model.onnx` | device part: input `{spec.input_name}` {meta["device_input_shape"]}, outputs {outs}; batch 1, static shapes, opset {meta["device_opset"]}, IR {meta["device_ir_version"]}{simplified} |
+| `calib_set.npy` | calibration windows, float32 NHWC {meta["calibration"]["shape"]} (source: {meta["calibration"]["source"]}{": " + meta["calibration"]["description"] if meta["calibration"].get("description") else ""}) |
 | `model_script.alls` | {script} |
 | `compile.sh` | `hailo parser onnx` → `hailo optimize` → `hailo compiler`, for `--hw-arch {meta["hw_arch"]}` |
 

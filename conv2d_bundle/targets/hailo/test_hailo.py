@@ -26,7 +26,14 @@ from conv2d_bundle.errors import BundleError, BundleWarning, HefError
 from conv2d_bundle.targets.hailo import DEVICE_ONNX, EMULATOR_FILE, NOT_COMPILED
 from conv2d_bundle.targets.hailo import HEF_FILE as HEF
 from conv2d_bundle.targets.hailo import KIT_DIR as KIT
-from conv2d_bundle.targets.onnx.graph import MAX_IR_VERSION, dims, graph_inputs, load, opset_of
+from conv2d_bundle.targets.onnx.graph import (
+    MAX_IR_VERSION,
+    dims,
+    graph_inputs,
+    load,
+    opset_of,
+    static_problems,
+)
 
 pytestmark = pytest.mark.conv2d_target("hailo")
 
@@ -142,13 +149,12 @@ def test_device_onnx_static(device_model: Any, model_spec: Any, hailo_info: Any,
     check_details["input_shape"] = shape
     if shape != expected:
         pytest.fail(f"{KIT}/model.onnx input shape {shape} != expected {expected} (batch 1, static)")
-    dynamic = {
-        o.name: dims(o)
-        for o in device_model.graph.output
-        if not all(isinstance(d, int) and d > 0 for d in dims(o))
-    }
-    if dynamic:
-        pytest.fail(f"{KIT}/model.onnx has dynamic output axes: {dynamic}")
+    # every output and every intermediate tensor whose shape the file records: a name per bad axis, no int('N')
+    problems = static_problems(device_model.graph.output, "output")
+    problems += static_problems(device_model.graph.value_info, "tensor")
+    if problems:
+        more = f"; and {len(problems) - 3} more tensors" if len(problems) > 3 else ""
+        pytest.fail(f"{KIT}/model.onnx {'; '.join(problems[:3])}{more}: the device part must be static")
     wanted = hailo_info.get("device_outputs")  # absent: not compared
     got = [o.name for o in device_model.graph.output]
     if wanted and got != list(wanted):
@@ -169,15 +175,16 @@ def test_device_onnx_versions(device_model: Any, check_details: dict) -> None:
 
 
 def test_device_onnx_supported_ops(device_model: Any, check_details: dict) -> None:
-    from conv2d_bundle.targets.hailo.ops import unsupported_ops
+    """Every node is on the supported list or inside a pattern the Dataflow Compiler parses as one layer
+    (GELU, LayerNormalization, HardSwish as torch writes them); an unsupported operator is named with where the
+    host part would start and the --end-node-names that would end the device part there."""
+    from conv2d_bundle.targets.hailo.ops import check_graph
 
-    ops = sorted({n.op_type for n in device_model.graph.node})
-    check_details["ops"] = ops
-    bad = unsupported_ops(ops)
-    if bad:
-        pytest.fail(
-            f"{KIT}/model.onnx uses operators outside the Hailo supported list: {bad} (run them on the host)"
-        )
+    report = check_graph(device_model.graph)
+    check_details.update(ops=report.ops, fused=report.fused)
+    if report.unsupported:
+        check_details.update(unsupported=report.unsupported, end_node_names=report.end_nodes)
+        pytest.fail(report.message(f"{KIT}/model.onnx"))
 
 
 def test_calibration_set(calib: Any, model_spec: Any, hailo_info: Any, check_details: dict) -> None:
@@ -193,7 +200,8 @@ def test_calibration_set(calib: Any, model_spec: Any, hailo_info: Any, check_det
         pytest.fail(f"{KIT}/calib_set.npy holds NaN or infinite values")
     if calib.std() == 0:
         pytest.fail(f"{KIT}/calib_set.npy is constant: nothing to calibrate on")
-    if hailo_info.get("calibration", {}).get("source") != "config":
+    calibration = hailo_info.get("calibration", {})
+    if calibration.get("source") not in ("config", "reference.inputs") or calibration.get("synthetic"):
         warnings.warn(
             BundleWarning(f"{KIT}/calib_set.npy is golden/synthetic windows; real windows quantize better"),
             stacklevel=1,

@@ -5,6 +5,7 @@ onnx only (no onnxruntime, no torch): shared by the ONNX checks, the Hailo kit's
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,36 @@ def dims(value_info: Any) -> list[Any]:
         d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
         for d in value_info.type.tensor_type.shape.dim
     ]
+
+
+def not_static(shape: Sequence[Any]) -> list[str]:
+    """What keeps a shape (as :func:`dims` gives it) from being static, one phrase per axis: ``a symbolic axis
+    'N'``, ``an axis of unknown size``, ``an axis of size 0``; empty for a static shape. Never raises: a check
+    names a bad shape instead of crashing on ``int('N')``."""
+    out = []
+    for d in shape:
+        if isinstance(d, int) and not isinstance(d, bool) and d > 0:
+            continue
+        if d == "?":
+            out.append("an axis of unknown size")
+        elif isinstance(d, str):
+            out.append(f"a symbolic axis {d!r}")
+        else:
+            out.append(f"an axis of size {d!r}")
+    return out
+
+
+def static_problems(tensors: Iterable[Any], kind: str) -> list[str]:
+    """``"<kind> <name> has a symbolic axis 'N'"`` for every tensor (graph input, output or value_info) whose
+    shape is not static, in graph order; a tensor without a shape at all is not judged here."""
+    out = []
+    for t in tensors:
+        if not t.type.tensor_type.HasField("shape"):
+            continue
+        bad = not_static(dims(t))
+        if bad:
+            out.append(f"{kind} {t.name} has {', '.join(dict.fromkeys(bad))}")
+    return out
 
 
 def dtype(value_info: Any) -> str:
