@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 OUTPUT_DTYPES = ("int64", "int32", "float32", "float16")
-OUTPUT_KINDS = ("codes", "probabilities", "tensor")
+OUTPUT_KINDS = ("codes", "probabilities", "logits", "tensor")
+#: the kinds a classifier's output has: probabilities (rows sum to 1) or the raw logits before softmax; both are
+#: judged as classes (top-1 agreement) besides their values
+CLASS_KINDS = ("probabilities", "logits")
 COREML_TARGETS = ("iOS13", "iOS14", "iOS15", "iOS16", "iOS17", "iOS18")
 # The devices whose HEF compatibility rule is known (targets/hailo/hef.py): a HEF for anything else could be
 # compiled but never checked against its device, so the config refuses it rather than pass it unchecked.
@@ -90,7 +93,7 @@ class ModelSpec:
 
     @property
     def class_output(self) -> OutputSpec | None:
-        return next((o for o in self.outputs if o.kind == "probabilities"), None)
+        return next((o for o in self.outputs if o.kind in CLASS_KINDS), None)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conv2d_bundle.config import ModelSpec, ReferenceInputs
+from conv2d_bundle.config import CLASS_KINDS, ModelSpec, ReferenceInputs
 from conv2d_bundle.errors import ConfigError, ExportError
 from conv2d_bundle.models.postprocess import rounding_margin
 
@@ -210,7 +210,7 @@ def coverage(
         if n and _constant(arr):
             constant.append(o.name)
             degenerate.append(f"{o.name} is the same on all {n} windows")
-        if o.kind == "probabilities":
+        if o.kind in CLASS_KINDS:
             predicted = arr.argmax(axis=1)
             found, counts = np.unique(predicted, return_counts=True)
             names = [labels[c] if arr.shape[1] == len(labels) else str(c) for c in found.tolist()]

@@ -2,7 +2,7 @@
 
 Every comparison carries the figures people compare exports by, passed or not: max / mean / p99 absolute and
 relative error, cosine similarity, PSNR and SNR in dB, and for class outputs (``kind: probabilities``) the
-top-1 agreement, for code outputs (``kind: codes``) the code agreement. Only the tolerance gates; the figures
+top-1 agreement (``kind: logits`` too), for code outputs (``kind: codes``) the code agreement. Only the tolerance gates; the figures
 are evidence for the report.
 
 PSNR = 20 log10((max|ref| + 1e-5) / (RMSE + 1e-10)), as Qualcomm AI Hub computes it;
@@ -135,7 +135,7 @@ def compare(
 def _agreement(kind: str, a: np.ndarray, e: np.ndarray) -> dict[str, Any]:
     if kind == "codes":
         return {"agreement_kind": "codes", "agreement": float(np.mean(a == e)), **_majority(e)}
-    if kind == "probabilities" and a.ndim >= 1:
+    if kind in ("probabilities", "logits") and a.ndim >= 1:
         expected = np.argmax(e, axis=-1)
         same = np.argmax(a, axis=-1) == expected
         return {"agreement_kind": "top1", "agreement": float(np.mean(same)), **_majority(expected)}

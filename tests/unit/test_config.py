@@ -316,3 +316,19 @@ def test_bad_reference_inputs_are_one_config_error_naming_the_file(
         ConfigError, match=rf"^export\.reference\.inputs {re.escape(str(tmp_path))}/.*{message}"
     ):
         load_reference_inputs(cfg)
+
+
+def test_an_image_classifier_declares_logits() -> None:
+    cfg = example()
+    cfg["model"] = {
+        "target": "pkg.mod:factory",
+        "input_name": "pixel_values",
+        "input_shape": [1, 3, 32, 32],
+        "outputs": [{"name": "logits", "dtype": "float32", "kind": "logits"}],
+    }
+    cfg["labels"] = [str(i) for i in range(10)]
+    spec = parse_config(cfg).model
+    assert spec.class_output is not None and spec.class_output.name == "logits"
+    cfg["model"]["outputs"][0]["kind"] = "logit"
+    with pytest.raises(ConfigError, match=r"expected one of codes, probabilities, logits, tensor, got 'logit'"):
+        parse_config(cfg)

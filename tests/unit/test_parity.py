@@ -255,3 +255,20 @@ def test_check_outputs_lists_every_missing_loose_or_off_output() -> None:
         "built-in policy (float32)): a bundle may only ask for tighter tolerances; "
         "off: 1/2 values differ (max abs error 1)"
     )
+
+
+def test_logits_are_judged_as_classes() -> None:
+    """``kind: logits`` (an image classifier's raw scores): the figures carry top-1 agreement and the best
+    constant class, as for probabilities; the values themselves are still held to the tolerance."""
+    logits = np.array([[2.0, 0.1, -1.0], [0.0, 3.0, 1.0], [0.5, 0.2, 4.0], [1.0, 0.0, 0.0]])
+    shifted = logits + 5.0  # the same classes, other values
+    s = compare("logits", shifted, logits, integer=False, atol=1e-4, rtol=0.0, kind="logits")
+    assert not s.passed and s.agreement_kind == "top1" and s.agreement == 1.0
+    assert s.constant_agreement == 0.5 and s.constant_answer == 0  # classes 0, 1, 2, 0
+    assert s.no_better_than_constant() is None
+    dead = compare("logits", np.zeros_like(logits), logits, integer=False, kind="logits")
+    assert dead.agreement == 0.5  # argmax of a zero row is class 0: as good as answering class 0
+    assert dead.no_better_than_constant() == (
+        "logits: top-1 agreement 50.0% is no better than answering the constant class 0 (50.0% of the golden "
+        "windows)"
+    )

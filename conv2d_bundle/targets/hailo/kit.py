@@ -135,6 +135,8 @@ def host_outputs(device: Mapping[str, np.ndarray], spec: Any, split: bool) -> di
             out[o.name] = fsq_codes(device["bounded_latent"], spec.fsq_levels).astype(o.dtype)
         elif o.kind == "probabilities":
             out[o.name] = softmax(device["class_logits"])
+        elif o.kind == "logits":
+            out[o.name] = np.asarray(device["class_logits"], dtype=np.float32)
     return out
 
 
@@ -321,6 +323,8 @@ def _host_steps(spec: Any) -> list[tuple[str, str, str]]:
             )
         elif o.kind == "probabilities":
             steps.append((o.name, "`softmax(class_logits)` in float32", "softmax(class_logits)"))
+        elif o.kind == "logits":
+            steps.append((o.name, "`class_logits` as the device computes them (nothing to do)", "class_logits"))
     return steps
 
 
