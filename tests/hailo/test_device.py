@@ -124,6 +124,39 @@ def test_faithful_device_passes_with_figures(bundle_with_hef: Path, run_checks: 
         "source": "built-in policy",
     }
     assert codes["vstreams"] == {f"{NET}/fc1": "bounded_latent", f"{NET}/fc2": "class_logits"}
+    # the fake, like HailoRT, schedules by default and refuses activate() there: the session never called it
+    assert codes["scheduler"] == "ROUND_ROBIN"
+
+
+def test_without_the_scheduler_the_network_group_is_activated(bundle_with_hef: Path, run_checks: Any) -> None:
+    """A HailoRT whose VDevice runs without the scheduler infers only inside activate(): the session activates
+    the network group there, and says so."""
+    env = {**hailort_env("faithful"), "FAKE_HAILORT_SCHEDULER": "none"}
+    _, report, out = run_checks(bundle_with_hef, "hailo", "-k", "test_hef_on_device", env=env)
+    assert report is not None, out[-3000:]
+    checks = _device_checks(report)
+    assert {outcome for outcome, _, _ in checks.values()} == {"passed"}, out[-3000:]
+    assert {d["scheduler"] for _, _, d in checks.values()} == {"off (network group activated)"}
+
+
+def test_benchmark_names_hailort_hw_time_for_what_it_is(bundle_with_hef: Path, run_checks: Any) -> None:
+    """get_hw_time() is host wall-clock time around HailoRT's native call: the figures say so and never call
+    it device latency."""
+    _, report, out = run_checks(
+        bundle_with_hef,
+        "hailo",
+        "-k",
+        "test_hef_benchmark",
+        "--conv2d-benchmark",
+        env=hailort_env("faithful"),
+    )
+    assert report is not None, out[-3000:]
+    (bench,) = [c for c in report["checks"] if c["id"].endswith("test_hef_benchmark")]
+    assert bench["outcome"] == "passed", bench
+    details = bench["details"]
+    assert details["latency_p50_us"] > 0 and details["hailort_hw_time_p50_us"] > 0
+    assert details["hailort_hw_time_is"].startswith("host wall-clock time")
+    assert not [k for k in details if "device_latency" in k or "device_throughput" in k]
 
 
 def test_wrong_device_fails_naming_output_and_figure(bundle_with_hef: Path, run_checks: Any) -> None:

@@ -330,5 +330,7 @@ def test_an_image_classifier_declares_logits() -> None:
     spec = parse_config(cfg).model
     assert spec.class_output is not None and spec.class_output.name == "logits"
     cfg["model"]["outputs"][0]["kind"] = "logit"
-    with pytest.raises(ConfigError, match=r"expected one of codes, probabilities, logits, tensor, got 'logit'"):
+    with pytest.raises(
+        ConfigError, match=r"expected one of codes, probabilities, logits, tensor, got 'logit'"
+    ):
         parse_config(cfg)

@@ -153,8 +153,12 @@ def test_logits_are_judged_by_argmax_and_psnr() -> None:
     policy = Int8Policy()
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(200, 10)).astype(np.float32) * 3
-    figures, failures = judge_output(_spec("logits", "float32", "logits"), logits + 1e-3, logits, policy, "dev")
+    figures, failures = judge_output(
+        _spec("logits", "float32", "logits"), logits + 1e-3, logits, policy, "dev"
+    )
     assert failures == [] and figures["argmax_agreement"] == 1.0 and figures["psnr_db"] > 50
     assert figures["constant_agreement"] < 0.2
-    _, failures = judge_output(_spec("logits", "float32", "logits"), np.zeros_like(logits), logits, policy, "dev")
+    _, failures = judge_output(
+        _spec("logits", "float32", "logits"), np.zeros_like(logits), logits, policy, "dev"
+    )
     assert [f.split(" ", 3)[2] for f in failures] == ["argmax", "psnr", "top-1"], failures

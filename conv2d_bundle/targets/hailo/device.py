@@ -6,9 +6,12 @@ as a context manager; ``ConfigureParams.create_from_hef(hef, interface=HailoStre
 ``device.configure(hef, params)[0]``; ``InputVStreamParams.make(network_group, quantized=False,
 format_type=FormatType.FLOAT32)`` and the same for the outputs, so that HailoRT quantizes the float input and
 dequantizes the outputs with the HEF's own quantization parameters; ``InferVStreams(network_group, in, out)``
-as a context manager whose ``infer({input name: NHWC batch})`` runs inside
-``network_group.activate(network_group.create_params())``; ``get_hw_time()`` is the device time of the last
-batch. Output vstreams are matched to the kit's device outputs through ``HEF.get_original_names_from_vstream_name``
+as a context manager whose ``infer({input name: NHWC batch})`` runs. The VDevice scheduler is on by default
+(``VDevice.create_params().scheduling_algorithm`` ROUND_ROBIN): a scheduled network group is not activated
+(HailoRT: "Calls to `activate()` when working with scheduler are deprecated! On future versions this call will
+raise an error"); only where the scheduler is off (or this HailoRT has none) does inference run inside
+``network_group.activate(network_group.create_params())``. ``InferVStreams.get_hw_time()`` is host wall-clock
+time around the native call (pyhailort), not a device timer: the report calls it that. Output vstreams are matched to the kit's device outputs through ``HEF.get_original_names_from_vstream_name``
 (pyhailort: the original layer names of a vstream), which are the ONNX nodes the kit passed as
 ``--end-node-names``.
 
@@ -58,7 +61,8 @@ class HefSession:
         self.input_shape = tuple(int(d) for d in inputs[0].shape)
         self.vstreams = match_outputs(hef, outputs)
         self._outputs = {o.name: o for o in outputs}
-        self.last_hw_time_s: float | None = None
+        self.last_hw_time_s: float | None = None  # get_hw_time(): host wall-clock around the native call
+        self.scheduler: str | None = None  # the VDevice scheduler's algorithm, None: off (activated instead)
 
     def infer(self, nhwc: np.ndarray) -> dict[str, np.ndarray]:
         """The device outputs for ``nhwc`` (N, H, W, C), by the kit's output names, in the ONNX layout."""
@@ -122,10 +126,12 @@ def open_hef(hef_path: Path, outputs: Sequence[DeviceOutput]) -> Iterator[HefSes
         hef = hp.HEF(str(hef_path))
     except Exception as exc:  # HailoRT raises its own exception family; any of them: it refuses the file
         raise HefError(f"HailoRT cannot load the HEF: {type(exc).__name__}: {exc}") from exc
+    params = _vdevice_params(hp)
     try:
-        device = hp.VDevice()
+        device = hp.VDevice(params) if params is not None else hp.VDevice()
     except Exception as exc:  # HAILO_OUT_OF_PHYSICAL_DEVICES, a driver error, ...: nothing to run on
         raise DeviceUnavailable(f"no Hailo device answered: {type(exc).__name__}: {exc}") from exc
+    scheduler = scheduler_of(hp, params)
     with contextlib.ExitStack() as stack:
         stack.enter_context(device)
         try:
@@ -138,17 +144,37 @@ def open_hef(hef_path: Path, outputs: Sequence[DeviceOutput]) -> Iterator[HefSes
                 network_group, quantized=False, format_type=hp.FormatType.FLOAT32
             )
             pipeline = stack.enter_context(hp.InferVStreams(network_group, in_params, out_params))
-            stack.enter_context(network_group.activate(network_group.create_params()))
+            if scheduler is None:  # no scheduler: the network group runs only while activated
+                stack.enter_context(network_group.activate(network_group.create_params()))
         except Exception as exc:  # configuring is HailoRT's judgement of the HEF on this device
             raise HefError(
                 f"HailoRT could not configure the HEF on the device: {type(exc).__name__}: {exc}"
             ) from exc
-        yield HefSession(hef, network_group, pipeline, outputs)
+        session = HefSession(hef, network_group, pipeline, outputs)
+        session.scheduler = scheduler
+        yield session
+
+
+def _vdevice_params(hp: Any) -> Any:
+    """``VDevice.create_params()`` where this HailoRT has it (None where it does not: its default device)."""
+    create = getattr(getattr(hp, "VDevice", None), "create_params", None)
+    return create() if callable(create) else None
+
+
+def scheduler_of(hp: Any, params: Any) -> str | None:
+    """The VDevice's scheduling algorithm's name when the scheduler is on (``ROUND_ROBIN``), None when it is
+    off or this HailoRT has no scheduler (then the network group must be activated)."""
+    algorithm = getattr(params, "scheduling_algorithm", None)
+    none = getattr(getattr(hp, "HailoSchedulingAlgorithm", None), "NONE", None)
+    if algorithm is None or none is None or algorithm == none:
+        return None
+    return str(getattr(algorithm, "name", algorithm))
 
 
 def benchmark(session: HefSession, nhwc: np.ndarray, runs: int, batch: int) -> dict[str, Any]:
-    """Single-window latency (p50/p99 of ``runs`` wall-clock calls, and the device's own time) and the
-    throughput of ``batch``-window calls, as HailoRT reports them."""
+    """Single-window latency (p50/p99 of ``runs`` wall-clock calls from Python, and HailoRT's
+    ``get_hw_time()``: host wall-clock time around the native call, which leaves the Python overhead out but is
+    not a device timer) and the throughput of ``batch``-window calls."""
     one = nhwc[:1]
     for _ in range(5):  # warm-up
         session.infer(one)
@@ -171,10 +197,14 @@ def benchmark(session: HefSession, nhwc: np.ndarray, runs: int, batch: int) -> d
         "throughput_windows_per_s": round(frames.shape[0] / elapsed, 1) if elapsed > 0 else None,
     }
     if device:
-        figures["device_latency_p50_us"] = round(float(np.percentile(device, 50)) * 1e6, 1)
+        figures["hailort_hw_time_p50_us"] = round(float(np.percentile(device, 50)) * 1e6, 1)
     hw = session.last_hw_time_s
     if hw:
-        figures["device_throughput_windows_per_s"] = round(frames.shape[0] / hw, 1)
+        figures["hailort_hw_time_throughput_windows_per_s"] = round(frames.shape[0] / hw, 1)
+    if device or hw:
+        figures["hailort_hw_time_is"] = (
+            "host wall-clock time around HailoRT's native infer call, not a device timer"
+        )
     return figures
 
 

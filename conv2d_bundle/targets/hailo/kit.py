@@ -324,7 +324,9 @@ def _host_steps(spec: Any) -> list[tuple[str, str, str]]:
         elif o.kind == "probabilities":
             steps.append((o.name, "`softmax(class_logits)` in float32", "softmax(class_logits)"))
         elif o.kind == "logits":
-            steps.append((o.name, "`class_logits` as the device computes them (nothing to do)", "class_logits"))
+            steps.append(
+                (o.name, "`class_logits` as the device computes them (nothing to do)", "class_logits")
+            )
     return steps
 
 

@@ -433,7 +433,11 @@ def test_hef_on_device(
     """The golden inputs (NHWC) through the HEF on the Hailo device (HailoRT quantizes the float input and
     dequantizes the outputs), then the host post-processing, against the golden outputs under the verifier's
     int8 policy: code agreement, argmax agreement and PSNR."""
-    check_details.update(vstreams=dict(hef_session.vstreams), input_vstream=hef_session.input_name)
+    check_details.update(
+        vstreams=dict(hef_session.vstreams),
+        input_vstream=hef_session.input_name,
+        scheduler=getattr(hef_session, "scheduler", None) or "off (network group activated)",
+    )
     _judge(
         "the HEF on the device",
         device_results,

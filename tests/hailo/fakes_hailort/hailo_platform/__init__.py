@@ -15,6 +15,12 @@ and which no real HEF holds. Self-contained (stdlib, numpy, onnxruntime): it run
 does with HAILO_OUT_OF_PHYSICAL_DEVICES); ``faithful`` -> the arithmetic above; ``wrong`` -> the class
 logits of each frame come back with those of the next frame (a device that mixes up its buffers); ``zeros``
 -> every output is zero (a device that computes nothing).
+
+The VDevice scheduler is on by default (``VDevice.create_params().scheduling_algorithm`` ROUND_ROBIN), as in
+HailoRT since 4.x: a scheduled network group infers without ``activate()``, and this fake's ``activate()`` on
+it raises what HailoRT's deprecation warning says it will ("on future versions this call will raise an
+error"). ``FAKE_HAILORT_SCHEDULER=none`` gives the older behaviour: no scheduler, ``activate()`` required.
+``get_hw_time()`` is wall-clock time around the inference, as HailoRT's is (a host timer, not the device's).
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ class FormatType(enum.Enum):
     UINT8 = 1
     UINT16 = 2
     FLOAT32 = 3
+
+
+class HailoSchedulingAlgorithm(enum.Enum):
+    NONE = 0
+    ROUND_ROBIN = 1
+
+
+class VDeviceParams:
+    def __init__(self) -> None:
+        none = os.environ.get("FAKE_HAILORT_SCHEDULER", "") == "none"
+        self.scheduling_algorithm = (
+            HailoSchedulingAlgorithm.NONE if none else HailoSchedulingAlgorithm.ROUND_ROBIN
+        )
 
 
 class HailoStreamInterface(enum.Enum):
@@ -147,14 +166,20 @@ def _make(infos: list[VStreamInfo], quantized: bool, format_type: FormatType | N
 
 
 class ConfiguredNetwork:
-    def __init__(self, hef: HEF) -> None:
+    def __init__(self, hef: HEF, scheduled: bool = False) -> None:
         self.hef, self.name, self.active = hef, hef.get_network_group_names()[0], False
+        self.scheduled = scheduled
 
     def create_params(self) -> dict[str, Any]:
         return {}
 
     @contextlib.contextmanager
     def activate(self, network_group_params: Any = None) -> Any:
+        if self.scheduled:
+            raise HailoRTException(
+                "Calls to `activate()` when working with scheduler are deprecated! On future versions this call "
+                "will raise an error."
+            )
         self.active = True
         try:
             yield self
@@ -191,10 +216,16 @@ class OutputVStreamParams:
 
 
 class VDevice:
-    def __init__(self, params: Any = None) -> None:
+    def __init__(self, params: VDeviceParams | None = None) -> None:
         self.mode = os.environ.get("FAKE_HAILORT_DEVICE", "none")
         if self.mode in ("", "none"):
             raise HailoRTException("libhailort failed with error: 74 (HAILO_OUT_OF_PHYSICAL_DEVICES)")
+        algorithm = (params or VDeviceParams()).scheduling_algorithm
+        self.scheduled = algorithm != HailoSchedulingAlgorithm.NONE
+
+    @staticmethod
+    def create_params() -> VDeviceParams:
+        return VDeviceParams()
 
     def __enter__(self) -> VDevice:
         return self
@@ -205,7 +236,7 @@ class VDevice:
     def configure(self, hef: HEF, configure_params: Any = None) -> list[ConfiguredNetwork]:
         if not configure_params or hef.get_network_group_names()[0] not in configure_params:
             raise HailoRTException("Invalid argument. See hailort.log for more information")
-        network = ConfiguredNetwork(hef)
+        network = ConfiguredNetwork(hef, scheduled=self.scheduled)
         network.mode = self.mode  # type: ignore[attr-defined]
         return [network]
 
@@ -239,7 +270,7 @@ class InferVStreams:
         return None
 
     def infer(self, input_data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self._net.active:
+        if not (self._net.active or self._net.scheduled):
             raise HailoRTException("Network group is not activated")
         (info,) = self._net.get_input_vstream_infos()
         frames = input_data[info.name]
