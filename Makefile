@@ -40,10 +40,12 @@ gate: $(STAMP)
 system-packages:
 	bash scripts/system-packages.sh
 
+# --dist worksteal: the suite's tests range from milliseconds to ~25 s (a Core ML verify in a subprocess); a
+# worker that runs out of tests takes some of the other's instead of idling through the slow tail
 test: system-packages $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 	$(MAKE) --no-print-directory gate
 
 # Polygraphy is the peer the parity check is measured against (row 2); only the benchmarks need it.
