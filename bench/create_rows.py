@@ -74,7 +74,7 @@ def rows_create_onnx(ws: Workspace, repeats: int) -> list[Row]:
     return [
         Row(
             "create_onnx", "create --formats onnx (whole process)", "import torch + load + torch.onnx.export",
-            fmt_s(t["create"]), fmt_s(t["floor"]), ratio, "<= 2x", ratio <= 2.0,
+            fmt_s(t["create"]), fmt_s(t["floor"]), ratio, "<= 1.5x", ratio <= 1.5,
         )
     ]  # fmt: skip
 
