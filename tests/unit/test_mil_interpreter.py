@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,18 +231,13 @@ def test_gelu_sigmoid_approximation_and_rounding_semantics(ct: Any, tmp_path: Pa
                 exclude_padding_from_average=True,
             ),
             mb.conv(x=s, weight=np.array([[[1.0, 10.0]]], np.float32), pad_type="same", name="conved"),
+            mb.conv(
+                x=s, weight=np.array([[[1.0, 10.0]]], np.float32), pad_type="custom", pad=[2, 1],
+                name="conved_custom",
+            ),
         )  # fmt: skip
 
-    model = _quiet(
-        lambda: ct.convert(
-            prog,
-            convert_to="mlprogram",
-            minimum_deployment_target=ct.target.iOS16,
-            compute_precision=ct.precision.FLOAT32,
-        )
-    )
-    model.save(str(tmp_path / "sem.mlpackage"))
-    program = mil.load_program(tmp_path / "sem.mlpackage")
+    program = _from_mb(ct, prog, tmp_path / "sem.mlpackage", ct.target.iOS16)
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -1.7, 2.7], np.float32)
     s = np.arange(1, 7, dtype=np.float32).reshape(1, 1, 6)
     got = program.run({"x": x, "s": s})
@@ -254,6 +250,469 @@ def test_gelu_sigmoid_approximation_and_rounding_semantics(ct: Any, tmp_path: Pa
     np.testing.assert_allclose(got["pooled"][0, 0], [1, 1.5, 2.5, 3.5, 4.5, 5.5])
     # same: the odd pixel goes after -> x[i]*1 + x[i+1]*10, the last one against a 0
     np.testing.assert_allclose(got["conved"][0, 0], [21, 32, 43, 54, 65, 6])
+    # custom: (before, after) = (2, 1)
+    np.testing.assert_allclose(got["conved_custom"][0, 0], [0, 10, 21, 32, 43, 54, 65, 6])
+
+
+# ------------------------------------------------------------------- ops the torch programs above never reach
+# Tiny programs built with coremltools' MIL builder, one converter run each; every expectation is the op's
+# formula from its MIL definition (coremltools/converters/mil/mil/ops/defs/iOS15), in float64, or torch's op.
+
+
+def _from_mb(ct: Any, prog: Any, path: Path, target: Any = None) -> mil.Program:
+    """Convert a MIL builder program (fp32), save it and load it back with the interpreter."""
+    model = _quiet(
+        lambda: ct.convert(
+            prog,
+            convert_to="mlprogram",
+            minimum_deployment_target=target or ct.target.iOS15,
+            compute_precision=ct.precision.FLOAT32,
+        )
+    )
+    model.save(str(path))
+    program = mil.load_program(path)
+    assert program.unsupported_ops() == []
+    return program
+
+
+def _assert_ops(program: mil.Program, wanted: dict[str, str]) -> None:
+    """Each op named in ``wanted`` is in the saved program with that type: the converter neither folded,
+    fused nor rewrote it."""
+    made: dict[str, set[str]] = {}  # op types by op name and by output name (passes may rename an op)
+    for op in program.operations:
+        for key in (op.name, *(spec.name for spec in op.outputs)):
+            made.setdefault(key, set()).add(op.type)
+    missing = {name: op for name, op in wanted.items() if op not in made.get(name, set())}
+    assert not missing, missing
+
+
+def _erf64(v: np.ndarray) -> np.ndarray:
+    return np.array([math.erf(e) for e in v.reshape(-1)]).reshape(v.shape)
+
+
+#: name, MIL op, input (x: any real, u: inside (-1, 1), p: not negative), attributes, the MIL doc's formula
+_UNARY: list[tuple[str, str, str, dict[str, float], Callable[[np.ndarray], np.ndarray]]] = [
+    ("log_eps", "log", "p", {"epsilon": 0.5}, lambda v: np.log(v + 0.5)),
+    # the default epsilon, 1e-45 in the input's dtype (the converter writes it): log(0) is finite
+    ("log", "log", "p", {}, lambda v: np.log(v + float(np.float32(1e-45)))),
+    ("rsqrt", "rsqrt", "p", {"epsilon": 0.25}, lambda v: 1 / np.sqrt(v + 0.25)),
+    ("inverse", "inverse", "p", {"epsilon": 0.5}, lambda v: 1 / (v + 0.5)),
+    ("sqrt", "sqrt", "p", {}, np.sqrt),
+    ("acos", "acos", "u", {}, np.arccos),
+    ("asin", "asin", "u", {}, np.arcsin),
+    ("atanh", "atanh", "u", {}, np.arctanh),
+    ("atan", "atan", "x", {}, np.arctan),
+    ("sin", "sin", "x", {}, np.sin),
+    ("cos", "cos", "x", {}, np.cos),
+    ("tan", "tan", "x", {}, np.tan),
+    ("sinh", "sinh", "x", {}, np.sinh),
+    ("cosh", "cosh", "x", {}, np.cosh),
+    ("exp", "exp", "x", {}, np.exp),
+    ("exp2", "exp2", "x", {}, lambda v: 2.0**v),
+    ("erf", "erf", "x", {}, _erf64),
+    ("ceil", "ceil", "x", {}, np.ceil),
+    ("floor", "floor", "x", {}, np.floor),
+    ("sign", "sign", "x", {}, lambda v: (v > 0).astype(float) - (v < 0)),
+    ("square", "square", "x", {}, lambda v: v * v),
+    ("threshold", "threshold", "x", {"alpha": 0.3}, lambda v: np.where(v < 0.3, 0.3, v)),
+    ("clip", "clip", "x", {"alpha": -0.5, "beta": 1.5},
+     lambda v: np.where(v < -0.5, -0.5, np.where(v > 1.5, 1.5, v))),
+    ("relu6", "relu6", "x", {}, lambda v: np.where(v < 0, 0, np.where(v > 6, 6, v))),
+    ("leaky_relu", "leaky_relu", "x", {"alpha": 0.1}, lambda v: np.where(v >= 0, v, 0.1 * v)),
+    ("elu", "elu", "x", {"alpha": 0.7}, lambda v: np.where(v > 0, v, 0.7 * (np.exp(v) - 1))),
+    # a negative alpha: alpha * x of a negative x reaches beta
+    ("clamped_relu", "clamped_relu", "x", {"alpha": -0.5, "beta": 3.0},
+     lambda v: np.where(v >= 0, np.minimum(3.0, v), np.minimum(3.0, -0.5 * v))),
+    ("linear_activation", "linear_activation", "x", {"alpha": -0.5, "beta": 0.25}, lambda v: -0.5 * v + 0.25),
+    ("scaled_tanh", "scaled_tanh", "x", {"alpha": 1.5, "beta": 0.5}, lambda v: 1.5 * np.tanh(0.5 * v)),
+    ("sigmoid_hard", "sigmoid_hard", "x", {"alpha": 0.3, "beta": 0.4},
+     lambda v: np.where(0.3 * v + 0.4 < 0, 0, np.where(0.3 * v + 0.4 > 1, 1, 0.3 * v + 0.4))),
+    ("thresholded_relu", "thresholded_relu", "x", {"alpha": 0.5}, lambda v: np.where(v >= 0.5, v, 0)),
+    ("softplus", "softplus", "x", {}, lambda v: np.log(1 + np.exp(v))),
+    ("softsign", "softsign", "x", {}, lambda v: v / (1 + np.abs(v))),
+]  # fmt: skip
+
+
+def test_unary_ops_and_activations_follow_their_mil_definitions(ct: Any, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    # below and above every clamp and threshold of _UNARY, both signs, 0, and a value on alpha (0.5)
+    x = np.array([-7, -3, -1.5, -0.6, -0.25, 0, 0.25, 0.5, 1, 2.5, 4, 6.5], np.float32)
+    u = np.array([-0.9, -0.5, -0.1, 0, 0.3, 0.8], np.float32)
+    p = np.array([0, 0.01, 0.5, 1, 2, 9], np.float32)
+    shapes = [mb.TensorSpec(shape=v.shape) for v in (x, u, p)]
+
+    @mb.program(input_specs=shapes, opset_version=ct.target.iOS15)
+    def prog(x: Any, u: Any, p: Any) -> Any:
+        sources = {"x": x, "u": u, "p": p}
+        return tuple(getattr(mb, op)(x=sources[src], name=name, **kw) for name, op, src, kw, _ in _UNARY)
+
+    program = _from_mb(ct, prog, tmp_path / "unary.mlpackage")
+    _assert_ops(program, {name: op for name, op, *_ in _UNARY})
+    got = program.run({"x": x, "u": u, "p": p})
+    values = {"x": x.astype(np.float64), "u": u.astype(np.float64), "p": p.astype(np.float64)}
+    for name, _op, src, _kw, formula in _UNARY:
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], formula(values[src]), **FP32_TOL, err_msg=name)
+
+
+def test_binary_comparison_logical_and_select_ops_broadcast(ct: Any, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    a = np.array([[1.5, -2, 3], [4, -5, 0.5]], np.float32)
+    b = np.array([1.5, 3, -2], np.float32)  # along rows; a[0, 0] == b[0]
+    c = np.array([[0.5], [2]], np.float32)  # along columns
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=v.shape) for v in (a, b, c)], opset_version=ct.target.iOS15)
+    def prog(a: Any, b: Any, c: Any) -> Any:
+        gt, ge = mb.greater(x=a, y=b, name="gt"), mb.greater_equal(x=a, y=b, name="ge")
+        lt, le = mb.less(x=a, y=b, name="lt"), mb.less_equal(x=a, y=b, name="le")
+        eq, ne = mb.equal(x=a, y=b, name="eq"), mb.not_equal(x=a, y=b, name="ne")
+        return (
+            mb.floor_div(x=a, y=b, name="floor_div"),
+            mb.mod(x=a, y=b, name="mod"),
+            mb.pow(x=c, y=b, name="pow"),
+            mb.maximum(x=a, y=c, name="maximum"),
+            mb.minimum(x=a, y=b, name="minimum"),
+            gt, ge, lt, le, eq, ne,
+            mb.logical_and(x=ge, y=ne, name="and"),
+            mb.logical_or(x=lt, y=eq, name="or"),
+            mb.logical_xor(x=gt, y=ge, name="xor"),
+            mb.logical_not(x=gt, name="not"),
+            mb.select(cond=ge, a=a, b=c, name="select"),
+        )  # fmt: skip
+
+    program = _from_mb(ct, prog, tmp_path / "binary.mlpackage")
+    ops = {
+        "floor_div": "floor_div", "mod": "mod", "pow": "pow", "maximum": "maximum", "minimum": "minimum",
+        "gt": "greater", "ge": "greater_equal", "lt": "less", "le": "less_equal", "eq": "equal",
+        "ne": "not_equal", "and": "logical_and", "or": "logical_or", "xor": "logical_xor",
+        "not": "logical_not", "select": "select",
+    }  # fmt: skip
+    _assert_ops(program, ops)
+    got = program.run({"a": a, "b": b, "c": c})
+    a64, b64, c64 = (v.astype(np.float64) for v in (a, b, c))
+    floor = np.floor(a64 / b64)
+    want = {
+        "floor_div": floor,  # toward -inf: -2 // 3 is -1
+        "mod": a64 - floor * b64,  # Python's %: the sign of the divisor
+        "pow": c64**b64,
+        "maximum": np.where(a64 > c64, a64, c64),
+        "minimum": np.where(a64 < b64, a64, b64),
+        "gt": a64 > b64, "ge": a64 >= b64, "lt": a64 < b64, "le": a64 <= b64, "eq": a64 == b64,
+        "ne": a64 != b64,
+        "and": (a64 >= b64) & (a64 != b64),
+        "or": (a64 < b64) | (a64 == b64),
+        "xor": (a64 > b64) != (a64 >= b64),
+        "not": ~(a64 > b64),
+        "select": np.where(a64 >= b64, a64, np.broadcast_to(c64, a.shape)),
+    }  # fmt: skip
+    assert set(got) == set(want)
+    for name, value in want.items():
+        # bool outputs: the converter casts them to fp32 (Core ML has no bool outputs)
+        np.testing.assert_allclose(got[name], value.astype(np.float64), **FP32_TOL, err_msg=name)
+
+
+def test_normalizations_and_prelu_per_channel(ct: Any, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    rng = np.random.default_rng(3)
+    scale = np.array([0.05, 1.0, 3.0], np.float32)  # a channel of variance ~ epsilon: epsilon shows
+    x4 = (rng.standard_normal((2, 3, 4, 5)) * scale[:, None, None] + [[[0.5]], [[-1]], [[2]]]).astype(
+        np.float32
+    )
+    x3 = (rng.standard_normal((2, 3, 6)) * scale[:, None]).astype(np.float32)
+    mean, var = np.array([0.2, -0.5, 1.0], np.float32), np.array([0.002, 0.5, 2.0], np.float32)
+    gamma, beta = np.array([1.5, -0.5, 2.0], np.float32), np.array([0.1, 0.2, -0.3], np.float32)
+    alpha = np.array([0.1, -0.5, 2.0], np.float32)
+    ln_gamma = rng.uniform(0.5, 1.5, (3, 5)).astype(np.float32)
+    ln_beta = rng.uniform(-0.3, 0.3, (3, 5)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x4.shape), mb.TensorSpec(shape=x3.shape)],
+                opset_version=ct.target.iOS15)  # fmt: skip
+    def prog(x4: Any, x3: Any) -> Any:
+        return (
+            mb.batch_norm(x=x4, mean=mean, variance=var, gamma=gamma, beta=beta, epsilon=1e-2, name="bn4"),
+            mb.batch_norm(x=x3, mean=mean, variance=var, name="bn3"),
+            mb.instance_norm(x=x4, gamma=gamma, beta=beta, epsilon=1e-2, name="in4"),
+            mb.instance_norm(x=x3, name="in3"),
+            mb.prelu(x=x4, alpha=alpha, name="prelu"),
+            mb.layer_norm(x=x4, axes=[1, -1], gamma=ln_gamma, beta=ln_beta, epsilon=1e-2, name="ln"),
+        )
+
+    program = _from_mb(ct, prog, tmp_path / "norm.mlpackage")
+    _assert_ops(
+        program,
+        {"bn4": "batch_norm", "bn3": "batch_norm", "in4": "instance_norm", "in3": "instance_norm",
+         "prelu": "prelu", "ln": "layer_norm"},
+    )  # fmt: skip
+    got = program.run({"x4": x4, "x3": x3})
+    t4, t3 = torch.from_numpy(x4), torch.from_numpy(x3)
+    m, v, g, b = (torch.from_numpy(t) for t in (mean, var, gamma, beta))
+    x64 = x4.astype(np.float64)
+    ln_mean = x64.mean(axis=(1, 3), keepdims=True)
+    ln_var = ((x64 - ln_mean) ** 2).mean(axis=(1, 3), keepdims=True)
+    want = {
+        "bn4": F.batch_norm(t4, m, v, g, b, training=False, eps=1e-2),
+        "bn3": F.batch_norm(t3, m, v, training=False, eps=1e-5),  # MIL's default epsilon, written
+        "in4": F.instance_norm(t4, weight=g, bias=b, eps=1e-2),
+        "in3": F.instance_norm(t3, eps=1e-5),
+        "prelu": F.prelu(t4, torch.from_numpy(alpha)),
+        "ln": (x64 - ln_mean) / np.sqrt(ln_var + 1e-2) * ln_gamma[None, :, None, :]
+        + ln_beta[None, :, None, :],
+    }
+    for name, value in want.items():
+        expected = value if isinstance(value, np.ndarray) else value.numpy()
+        np.testing.assert_allclose(got[name], expected, rtol=1e-5, atol=2e-5, err_msg=name)
+
+
+def test_reductions_over_axes(ct: Any, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    rng = np.random.default_rng(4)
+    r = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    q = rng.uniform(0.5, 2.0, (2, 3, 4)).astype(np.float32)
+    big = (r * 20 + 100).astype(np.float32)  # exp overflows fp32 here: log-sum-exp must subtract the max
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=r.shape) for _ in range(3)], opset_version=ct.target.iOS15)
+    def prog(r: Any, q: Any, big: Any) -> Any:
+        return (
+            mb.reduce_min(x=r, axes=[1], name="min_1"),
+            mb.reduce_min(x=r, keep_dims=True, name="min_all"),
+            mb.reduce_prod(x=q, axes=[-1], name="prod_last"),
+            mb.reduce_prod(x=q, axes=[0, 2], keep_dims=True, name="prod_02"),
+            mb.reduce_l2_norm(x=r, axes=[0], name="l2_0"),
+            mb.reduce_l1_norm(x=r, axes=[1, 2], name="l1_12"),
+            mb.reduce_sum_square(x=r, axes=[2], keep_dims=True, name="sum_square_2"),
+            mb.reduce_log_sum_exp(x=big, axes=[1], name="lse_1"),
+            mb.reduce_log_sum_exp(x=big, axes=[0, -1], keep_dims=True, name="lse_02"),
+            mb.reduce_argmin(x=r, axis=1, name="argmin_1"),
+            mb.reduce_argmin(x=r, axis=-1, keep_dims=True, name="argmin_last"),
+            mb.reduce_argmax(x=r, axis=0, name="argmax_0"),
+            mb.reduce_max(x=r, axes=[-2], keep_dims=True, name="max_1"),
+            mb.reduce_mean(x=r, axes=[0, 1], name="mean_01"),
+        )
+
+    program = _from_mb(ct, prog, tmp_path / "reduce.mlpackage")
+    got = program.run({"r": r, "q": q, "big": big})
+    r64, q64, big64 = (v.astype(np.float64) for v in (r, q, big))
+    want: dict[str, tuple[str, np.ndarray]] = {
+        "min_1": ("reduce_min", r64.min(axis=1)),
+        "min_all": ("reduce_min", r64.min(keepdims=True)),  # no axes: all of them
+        "prod_last": ("reduce_prod", q64.prod(axis=2)),
+        "prod_02": ("reduce_prod", q64.prod(axis=(0, 2), keepdims=True)),
+        "l2_0": ("reduce_l2_norm", np.sqrt((r64 * r64).sum(axis=0))),
+        "l1_12": ("reduce_l1_norm", np.abs(r64).sum(axis=(1, 2))),
+        "sum_square_2": ("reduce_sum_square", (r64 * r64).sum(axis=2, keepdims=True)),
+        "lse_1": ("reduce_log_sum_exp", np.log(np.exp(big64).sum(axis=1))),
+        "lse_02": ("reduce_log_sum_exp", np.log(np.exp(big64).sum(axis=(0, 2), keepdims=True))),
+        "argmin_1": ("reduce_argmin", r64.argmin(axis=1)),
+        "argmin_last": ("reduce_argmin", r64.argmin(axis=2)[..., None]),
+        "argmax_0": ("reduce_argmax", r64.argmax(axis=0)),
+        "max_1": ("reduce_max", r64.max(axis=1, keepdims=True)),
+        "mean_01": ("reduce_mean", r64.mean(axis=(0, 1))),
+    }
+    _assert_ops(program, {name: op for name, (op, _) in want.items()})
+    for name, (_op, value) in want.items():
+        assert got[name].shape == value.shape, name
+        if name.startswith("arg"):
+            assert got[name].dtype == np.int32
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        else:
+            np.testing.assert_allclose(got[name], value, **FP32_TOL, err_msg=name)
+
+
+def test_slicing_and_shape_ops(ct: Any, tmp_path: Path) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    t = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 5
+    w = np.arange(8, dtype=np.float32).reshape(2, 1, 4) + 100
+    s = np.array([1.0, 2, 3, 4, 5, 6], np.float32).reshape(1, 3, 1, 2)
+    m = np.arange(12, dtype=np.float32).reshape(2, 3, 2) / 4
+
+    @mb.program(
+        input_specs=[mb.TensorSpec(shape=v.shape) for v in (t, w, s, m)], opset_version=ct.target.iOS15
+    )
+    def prog(t: Any, w: Any, s: Any, m: Any) -> Any:
+        neg = mb.mul(x=t, y=-1.0, name="neg")
+        return (
+            # begin_mask ignores begin 1; end_mask ignores ends 0 (to the front for the negative stride,
+            # as value_inference slices with None)
+            mb.slice_by_index(
+                x=t, begin=[1, 1, 3], end=[0, 3, 0], stride=[1, 2, -1], begin_mask=[False, True, False],
+                end_mask=[True, False, True], name="sbi_masks",
+            ),
+            mb.slice_by_index(x=t, begin=[0, -2, 1], end=[2, 3, -1], name="sbi_negative"),
+            mb.slice_by_index(
+                x=t, begin=[1, 0, -1], end=[2, 3, 0], squeeze_mask=[True, False, True], name="sbi_squeeze"
+            ),
+            # squeezed at begin[i], which begin_mask makes 0 (as coremltools' value_inference)
+            mb.slice_by_index(
+                x=t, begin=[1, 2, 0], end=[2, 3, 4], begin_mask=[False, True, False],
+                squeeze_mask=[False, True, False], name="sbi_squeeze_masked",
+            ),
+            mb.slice_by_size(x=t, begin=[1, 0, -3], size=[1, -1, 2], name="sbs"),
+            mb.squeeze(x=s, axes=[-2, 1], name="squeeze_axes"),  # axis 1 (of 3) stays
+            mb.squeeze(x=s, name="squeeze_all"),
+            mb.expand_dims(x=t, axes=[1, -2], name="expand"),  # -2 of the rank-5 result
+            mb.expand_dims(x=t, axes=[-1], name="expand_last"),
+            mb.concat(values=[t, w], axis=-2, name="concat"),
+            mb.concat(values=[t, neg], axis=0, interleave=True, name="interleave"),
+            mb.transpose(x=t, perm=[2, 0, 1], name="transpose"),
+            mb.stack(values=[t, neg], axis=-1, name="stack"),
+            *mb.split(x=t, axis=1, num_splits=3, name="thirds"),
+            *mb.split(x=t, axis=-1, split_sizes=[1, 2, 1], name="parts"),
+            mb.tile(x=t, reps=[2, 1, 3], name="tile"),
+            mb.gather(x=t, indices=np.array([2, -1, 0], np.int32), axis=1, name="gather"),
+            mb.flatten2d(x=t, axis=2, name="flatten"),
+            mb.flatten2d(x=t, axis=-1, name="flatten_last"),
+            mb.matmul(x=m, y=m, transpose_x=True, name="matmul_tx"),
+            mb.matmul(x=m, y=m, transpose_y=True, name="matmul_ty"),
+            mb.matmul(x=m, y=mb.reshape(x=w, shape=[4, 2]), transpose_y=True, name="matmul_ty2d"),
+        )  # fmt: skip
+
+    program = _from_mb(ct, prog, tmp_path / "shape.mlpackage")
+    got = program.run({"t": t, "w": w, "s": s, "m": m})
+    want: dict[str, tuple[str, np.ndarray]] = {
+        "sbi_masks": ("slice_by_index", t[1:, 0:3:2, 3::-1]),
+        "sbi_negative": ("slice_by_index", t[0:2, 1:3, 1:3]),
+        "sbi_squeeze": ("slice_by_index", t[1, :, 3]),
+        "sbi_squeeze_masked": ("slice_by_index", t[1:2, 0, :]),
+        "sbs": ("slice_by_size", t[1:2, :, 1:3]),
+        "squeeze_axes": ("squeeze", s.reshape(1, 3, 2)),
+        "squeeze_all": ("squeeze", s.reshape(3, 2)),
+        "expand": ("expand_dims", t.reshape(2, 1, 3, 1, 4)),
+        "expand_last": ("expand_dims", t.reshape(2, 3, 4, 1)),
+        "concat": ("concat", np.concatenate([t, w], axis=1)),
+        "interleave": ("concat", np.array([t[0], -t[0], t[1], -t[1]])),
+        "transpose": ("transpose", np.einsum("abc->cab", t)),
+        "stack": ("stack", np.stack([t, -t], axis=3)),
+        "thirds_0": ("split", t[:, :1]),
+        "thirds_1": ("split", t[:, 1:2]),
+        "thirds_2": ("split", t[:, 2:]),
+        "parts_0": ("split", t[..., :1]),
+        "parts_1": ("split", t[..., 1:3]),
+        "parts_2": ("split", t[..., 3:]),
+        "tile": ("tile", np.concatenate([np.concatenate([t] * 3, axis=2)] * 2, axis=0)),
+        "gather": ("gather", t[:, [2, 2, 0]]),
+        "flatten": ("flatten2d", t.reshape(6, 4)),
+        "flatten_last": ("flatten2d", t.reshape(6, 4)),
+        "matmul_tx": ("matmul", np.einsum("bki,bkj->bij", m, m)),
+        "matmul_ty": ("matmul", np.einsum("bik,bjk->bij", m, m)),
+        "matmul_ty2d": ("matmul", np.einsum("bik,jk->bij", m, w.reshape(4, 2))),  # a rank-2 y
+    }
+    split = ("thirds", "parts")  # outputs <op name>_0, _1, _2
+    _assert_ops(
+        program, {name[:-2] if name.startswith(split) else name: op for name, (op, _) in want.items()}
+    )
+    assert set(got) == set(want)
+    for name, (_op, value) in want.items():
+        assert got[name].shape == value.shape, name
+        np.testing.assert_allclose(got[name], value, **FP32_TOL, err_msg=name)
+
+
+def test_shape_fill_and_range_of_a_flexible_input(ct: Any, tmp_path: Path) -> None:
+    """Ops the converter folds away for a fixed shape: here they run on the shape of the input."""
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import get_new_symbol
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(get_new_symbol(), 2))], opset_version=ct.target.iOS15)
+    def prog(d: Any) -> Any:
+        shape = mb.shape(x=d, name="shape")
+        rows = mb.cast(x=mb.gather(x=shape, indices=0, axis=0, name="rows"), dtype="fp32")
+        return (
+            shape,
+            mb.fill(shape=shape, value=2.5, name="fill"),
+            mb.range_1d(start=0.5, end=rows, step=1.5, name="range"),
+            mb.identity(x=d, name="same"),
+        )
+
+    program = _from_mb(ct, prog, tmp_path / "dynamic.mlpackage")
+    _assert_ops(
+        program, {"shape": "shape", "rows": "gather", "fill": "fill", "range": "range_1d", "same": "identity"}
+    )
+    for n in (7, 3):
+        d = np.arange(2 * n, dtype=np.float32).reshape(n, 2)
+        got = program.run({"d": d})
+        assert got["shape"].dtype == np.int32
+        np.testing.assert_array_equal(got["shape"], [n, 2])
+        np.testing.assert_array_equal(got["fill"], np.full((n, 2), 2.5))
+        np.testing.assert_allclose(got["range"], [v for v in (0.5, 2.0, 3.5, 5.0, 6.5) if v < n])
+        np.testing.assert_array_equal(got["same"], d)
+
+
+def _run_op(op_type: str, **inputs: Any) -> np.ndarray:
+    """One op on literal inputs (a tuple: several arguments, as concat's ``values``), in a program made by
+    hand: an optional input left out takes the interpreter's default."""
+    args = {
+        key: tuple(np.asarray(v) for v in value) if isinstance(value, tuple) else (np.asarray(value),)
+        for key, value in inputs.items()
+    }
+    out = mil.TensorSpec("y", None, None)  # no declared dtype or shape: the op's own result
+    program = mil.Program(
+        inputs=(), outputs=("y",), operations=(mil.Operation(op_type, op_type, args, (out,)),), constants={}
+    )
+    return program.run({})["y"]
+
+
+def test_optional_inputs_left_out_take_their_mil_defaults() -> None:
+    """coremltools writes every default it has a value for, but the MIL spec makes these inputs optional:
+    a program may leave them out. Defaults from the iOS15 op definitions (``default_inputs``, docstrings)."""
+    f32 = np.float32
+    zero = np.zeros(2, f32)
+    # epsilons: log 1e-45 (in the input's dtype), rsqrt 1e-12, inverse 1e-4
+    np.testing.assert_allclose(_run_op("log", x=zero), np.log(np.float64(f32(1e-45))), rtol=1e-6)
+    np.testing.assert_allclose(_run_op("rsqrt", x=zero), 1e6, rtol=1e-5)
+    np.testing.assert_allclose(_run_op("inverse", x=zero), 1e4, rtol=1e-5)
+    # batch/instance/layer norm: epsilon 1e-5, no gamma or beta; layer_norm over all axes
+    x = np.array([[[0.0, 0.004]], [[1.0, 1.0]]], f32).reshape(1, 2, 2)  # variance 4e-6 ~ epsilon
+    c = np.array([[[-0.002, 0.002]], [[0.0, 0.0]]]).reshape(1, 2, 2)
+    np.testing.assert_allclose(
+        _run_op("batch_norm", x=x, mean=np.array([0.002, 1.0], f32), variance=np.array([4e-6, 0.0], f32)),
+        c / np.sqrt(np.array([4e-6, 0.0]).reshape(1, 2, 1) + 1e-5), rtol=1e-4,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        _run_op("instance_norm", x=x), c / np.sqrt(np.array([4e-6, 0.0]).reshape(1, 2, 1) + 1e-5), rtol=1e-4
+    )
+    flat = x.astype(np.float64)
+    np.testing.assert_allclose(
+        _run_op("layer_norm", x=x), (flat - flat.mean()) / np.sqrt(flat.var() + 1e-5), rtol=1e-4, atol=1e-5
+    )
+    t = np.arange(24, dtype=f32).reshape(2, 3, 4) - 11.5
+    # reductions: all axes, keep_dims False -> a scalar; arg reductions: axis -1, keep_dims False
+    assert _run_op("reduce_max", x=t).shape == ()
+    np.testing.assert_allclose(_run_op("reduce_log_sum_exp", x=t), np.log(np.exp(t.astype(np.float64)).sum()))
+    np.testing.assert_array_equal(_run_op("reduce_argmin", x=-t), np.full((2, 3), 3))
+    np.testing.assert_array_equal(_run_op("reduce_argmax", x=t), np.full((2, 3), 3))
+    # softmax over the last axis; gelu EXACT
+    e = np.exp(t - t.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_run_op("softmax", x=t), e / e.sum(axis=-1, keepdims=True), rtol=1e-6)
+    g = t.astype(np.float64)
+    np.testing.assert_allclose(_run_op("gelu", x=t), 0.5 * g * (1 + _erf64(g / math.sqrt(2))), **FP32_TOL)
+    # slice_by_index: stride 1, no masks; squeeze: every axis of size 1
+    np.testing.assert_array_equal(
+        _run_op("slice_by_index", x=t, begin=[1, 0, 1], end=[2, 2, 3]), t[1:2, 0:2, 1:3]
+    )
+    np.testing.assert_array_equal(_run_op("squeeze", x=t.reshape(1, 2, 1, 12)), t.reshape(2, 12))
+    # concat without interleave; gather on axis 0; flatten2d at axis 1; pad constant 0; fill with 0
+    np.testing.assert_array_equal(_run_op("concat", values=(t, t), axis=1), np.concatenate([t, t], axis=1))
+    np.testing.assert_array_equal(_run_op("gather", x=t, indices=np.array([1, 0], np.int32)), t[[1, 0]])
+    np.testing.assert_array_equal(_run_op("flatten2d", x=t), t.reshape(2, 12))
+    np.testing.assert_array_equal(_run_op("pad", x=t, pad=[1, 0]), np.pad(t, [(0, 0), (0, 0), (1, 0)]))
+    np.testing.assert_array_equal(_run_op("fill", shape=[2, 1]), np.zeros((2, 1)))
+    # matmul without transposes
+    np.testing.assert_array_equal(_run_op("matmul", x=t, y=t.transpose(0, 2, 1)), t @ t.transpose(0, 2, 1))
+
+
+def test_reshape_zero_copies_the_dimension_counted_from_the_right() -> None:
+    """The iOS 17 rule (the MIL doc's example): ``shape[i] == 0`` takes ``x.shape[j]`` where
+    ``len(shape) - i == rank(x) - j``, and 1 where there is no such ``j``."""
+    x = np.arange(100, dtype=np.float32).reshape(2, 50)
+    assert _run_op("reshape", x=x, shape=[1, 0, -1, 0]).shape == (1, 1, 2, 50)
+    t = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    got = _run_op("reshape", x=t, shape=[0, -1])
+    np.testing.assert_array_equal(got, t.reshape(3, 8))
+    assert _run_op("reshape", x=t, shape=[0, 0, 0]).shape == (2, 3, 4)  # iOS 15: the same place
 
 
 # ------------------------------------------------------------------------------------------------ fp16

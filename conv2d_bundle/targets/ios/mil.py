@@ -977,8 +977,8 @@ def _slice_by_index(a: _Args) -> Result:
     squeeze_mask = [bool(v) for v in a.ints("squeeze_mask", [0] * rank)]
     index: list[int | slice] = []
     for i in range(rank):
-        if squeeze_mask[i]:
-            index.append(begin[i])
+        if squeeze_mask[i]:  # the element at begin[i], which begin_mask makes 0 (MIL doc and value_inference)
+            index.append(0 if begin_mask[i] else begin[i])
         else:
             start = None if begin_mask[i] else begin[i]
             stop = None if end_mask[i] else end[i]
