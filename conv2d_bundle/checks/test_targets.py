@@ -76,29 +76,22 @@ def test_parity(
 ) -> None:
     """The golden outputs reproduced by the target's runner: integers exactly, floats within the verifier's
     tolerance policy; a parity item compares exactly the rows its id names."""
-    from conv2d_bundle.parity.figures import compare_output
+    from conv2d_bundle.parity.figures import parity_item
 
-    if reference_inputs.shape[0] < batch_size:
-        pytest.fail(
-            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; parity at batch {batch_size} "
-            f"needs {batch_size}"
-        )
-    if output_name not in reference_outputs:
-        pytest.fail(f"reference/outputs.npz has no {output_name}")
-    got = target_outputs(batch_size)
-    if output_name not in got:
-        pytest.fail(f"{get_target(target_name).title} produced no {output_name} (has {sorted(got)})")
-    check_details["batch_size"] = batch_size
-    tolerance, stats = compare_output(
-        model_spec.output(output_name),
-        got[output_name],
-        reference_outputs[output_name][:batch_size],
+    problem, stats = parity_item(
+        model_spec,
+        output_name,
+        batch_size,
+        reference_inputs,
+        reference_outputs,
+        target_outputs,
         tolerance_policy,
+        check_details,
+        produces_no=f"{get_target(target_name).title} produced no",
     )
-    check_details["tolerance"] = tolerance.as_dict()
-    if tolerance.violation:
-        pytest.fail(tolerance.violation)
-    check_details.update(stats.as_dict())
+    if problem:
+        pytest.fail(problem)
+    assert stats is not None  # no problem: the figures exist (for mypy)
     if not stats.passed:
         where = _divergence(
             target_name, bundle, reference_inputs[:batch_size], tolerance_policy, check_details

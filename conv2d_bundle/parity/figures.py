@@ -12,7 +12,7 @@ SNR = 10 log10(mean(ref^2) / mean((out - ref)^2)), both guarded against division
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -236,3 +236,42 @@ def check_outputs(
     if failed:
         raise ParityError(f"{what} does not match torch: " + "; ".join(failed))
     return figures
+
+
+def parity_item(
+    spec: Any,
+    output_name: str,
+    batch_size: int,
+    inputs: Any,
+    golden: Mapping[str, Any],
+    outputs: Callable[[int], Mapping[str, Any]],
+    policy: TolerancePolicy,
+    details: dict[str, Any],
+    *,
+    produces_no: str,
+) -> tuple[str | None, ParityStats | None]:
+    """One parity item as every runtime's parity check judges it: the first ``batch_size`` golden windows
+    through ``outputs``, output ``output_name`` against the golden values under the verifier's policy, the
+    figures recorded in ``details``. Returns (why the item fails before any figure, None) or (None, stats):
+    ``stats.passed`` says the rest. ``produces_no`` begins the message for a runtime that lacks the output
+    ("ONNX produced no")."""
+    if inputs.shape[0] < batch_size:
+        return (
+            f"reference/inputs.npy holds {inputs.shape[0]} windows; parity at batch {batch_size} "
+            f"needs {batch_size}",
+            None,
+        )
+    if output_name not in golden:
+        return f"reference/outputs.npz has no {output_name}", None
+    got = outputs(batch_size)
+    if output_name not in got:
+        return f"{produces_no} {output_name} (has {sorted(got)})", None
+    details["batch_size"] = batch_size
+    tolerance, stats = compare_output(
+        spec.output(output_name), got[output_name], golden[output_name][:batch_size], policy
+    )
+    details["tolerance"] = tolerance.as_dict()
+    if tolerance.violation:
+        return tolerance.violation, None
+    details.update(stats.as_dict())
+    return None, stats

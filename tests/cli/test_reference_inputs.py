@@ -9,6 +9,7 @@ drives it to every class, where the seeded random normal windows reach 2 of 4 cl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -19,24 +20,26 @@ import yaml
 
 from conv2d_bundle.bundle.digest import experiment_hash, recompute_exp_hash, sha256_file
 from conv2d_bundle.config import load_config, load_reference_inputs
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, conv2d, last_json
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, conv2d, last_json
 
 DEFAULT_HASH = "7bda82d7df9d"  # the example bundle's: a config without the option keeps it
 LABELS = ("rest", "walk", "trot", "play")
 
 
+def _synthetic_windows() -> Any:
+    """examples/train_example.py's generator of synthetic behaviours (the data the example checkpoint learnt)."""
+    spec = importlib.util.spec_from_file_location("train_example", ROOT / "examples" / "train_example.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.synthetic_windows
+
+
 def windows(per_class: dict[int, int], seed: int = 1) -> np.ndarray:
     """float32 [N, 9, 2, 100] windows of examples/train_example.py's synthetic behaviours, ``per_class[c]`` of
     class ``c`` (in the order drawn)."""
-    rng = np.random.default_rng(seed)
-    n = 4 * sum(per_class.values())
-    labels = rng.integers(0, 4, n)
-    t = np.linspace(0, 1, 100, dtype=np.float32)
-    freq = np.array([0.5, 2.0, 4.0, 7.0])[labels]
-    amp = np.array([0.1, 0.8, 1.2, 1.6])[labels]
-    phase = rng.uniform(0, 2 * np.pi, (n, 9, 2, 1))
-    x = amp[:, None, None, None] * np.sin(2 * np.pi * freq[:, None, None, None] * t + phase)
-    x += 0.3 * rng.standard_normal(x.shape)
+    x, labels = _synthetic_windows()(4 * sum(per_class.values()), seed)
+    x, labels = x.numpy(), labels.numpy()
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:k] for c, k in per_class.items()]))
     return x[keep].astype(np.float32)
 

@@ -449,29 +449,22 @@ def test_coreml_program_parity(
     op by op by the numpy reference interpreter, not by Apple's runtime: integers exactly, floats within the
     verifier's tolerance policy, per output and parity batch size, as ``test_parity`` judges ``predict()``
     (which runs on macOS only)."""
-    from conv2d_bundle.parity.figures import compare_output
+    from conv2d_bundle.parity.figures import parity_item
 
     check_details["engine"] = INTERPRETER
-    if reference_inputs.shape[0] < batch_size:
-        pytest.fail(
-            f"reference/inputs.npy holds {reference_inputs.shape[0]} windows; parity at batch {batch_size} "
-            f"needs {batch_size}"
-        )
-    if output_name not in reference_outputs:
-        pytest.fail(f"reference/outputs.npz has no {output_name}")
-    got = program_outputs(batch_size)
-    if output_name not in got:
-        pytest.fail(f"the ML Program computes no {output_name} (has {sorted(got)})")
-    check_details["batch_size"] = batch_size
-    tolerance, stats = compare_output(
-        model_spec.output(output_name),
-        got[output_name],
-        reference_outputs[output_name][:batch_size],
+    problem, stats = parity_item(
+        model_spec,
+        output_name,
+        batch_size,
+        reference_inputs,
+        reference_outputs,
+        program_outputs,
         tolerance_policy,
+        check_details,
+        produces_no="the ML Program computes no",
     )
-    check_details["tolerance"] = tolerance.as_dict()
-    if tolerance.violation:
-        pytest.fail(tolerance.violation)
-    check_details.update(stats.as_dict())
+    if problem:
+        pytest.fail(problem)
+    assert stats is not None  # no problem: the figures exist (for mypy)
     if not stats.passed:
         pytest.fail(f"ios program parity (reference interpreter), batch {batch_size}: {stats.describe()}")
