@@ -21,12 +21,15 @@ Built-in caps, chosen from the field's float32 defaults:
     int8:                    # optional: what a quantized runtime (the HEF on a Hailo device, the DFC's
       min_code_agreement: 0.9    # quantized emulator) must keep; each key defaults to the built-in value
       min_argmax_agreement: 0.95
-      min_psnr_db: 30
+      min_psnr_db: 30        # every float output ...
+      outputs:               # ... unless it has its own floor here, by output name
+        logits: {min_psnr_db: 25}
 
 Built-in int8 floors (:class:`Int8Policy`), for outputs of a quantized runtime against the golden float ones:
 codes agree on at least 90% of the golden windows, the class argmax on at least 95%, and float outputs reach a
 PSNR of 30 dB, Qualcomm AI Hub's "typically good" mark for device vs torch outputs (PSNR as in
-:func:`conv2d_bundle.parity.figures.compare`). The codes floor is well above what whole-graph int8 keeps (~35%) and just
+:func:`conv2d_bundle.parity.figures.compare`). ``int8.outputs`` gives one output its own PSNR floor, higher or
+lower; a policy file's lower floor is reported by :meth:`TolerancePolicy.looser_than` like any other figure. The codes floor is well above what whole-graph int8 keeps (~35%) and just
 above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
 keeps the latent at 16 bits, so a faithful device keeps more (the kit's own estimate for the example: 98.4%). A bundle's ``export.hailo.min_*`` values only warn at create time; they never gate here.
 
@@ -54,20 +57,33 @@ BUILTIN_INT8: dict[str, float] = {
 
 @dataclass(frozen=True)
 class Int8Policy:
-    """The floors a quantized runtime's outputs must reach against the golden float outputs."""
+    """The floors a quantized runtime's outputs must reach against the golden float outputs.
+
+    ``outputs`` holds the per-output PSNR floors: output name -> (min_psnr_db, where it came from); an output
+    not listed is held to ``min_psnr_db``."""
 
     min_code_agreement: float = BUILTIN_INT8["min_code_agreement"]
     min_argmax_agreement: float = BUILTIN_INT8["min_argmax_agreement"]
     min_psnr_db: float = BUILTIN_INT8["min_psnr_db"]
     source: str = BUILTIN
+    outputs: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+
+    def psnr_floor(self, output: str) -> tuple[float, str]:
+        """The PSNR floor (dB) one float output is held to, and where it came from: its own, else the general one."""
+        if output in self.outputs:
+            return self.outputs[output]
+        return self.min_psnr_db, self.source
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "min_code_agreement": self.min_code_agreement,
             "min_argmax_agreement": self.min_argmax_agreement,
             "min_psnr_db": self.min_psnr_db,
             "source": self.source,
         }
+        if self.outputs:  # only when set: a policy without them records (and digests) as it always did
+            d["outputs"] = {name: {"min_psnr_db": floor} for name, (floor, _) in sorted(self.outputs.items())}
+        return d
 
 
 @dataclass(frozen=True)
@@ -191,7 +207,8 @@ class TolerancePolicy:
     def looser_than(self, gate: TolerancePolicy, output_names: Any = ()) -> list[str]:
         """Where this policy admits more than ``gate`` does: ``float32 atol 0.001 > 0.0001``, one item per
         figure (empty: at least as strict everywhere). Per-output caps are compared for the names either
-        policy lists and for ``output_names``."""
+        policy lists and for ``output_names``; per-output int8 PSNR floors for the names either policy lists
+        (against the other's floor for that output: its own, else its general one)."""
         out = []
         for dtype in sorted(set(self.caps) | set(gate.caps)):
             mine, theirs = (
@@ -208,6 +225,10 @@ class TolerancePolicy:
             mine_f, theirs_f = getattr(self.int8, key), getattr(gate.int8, key)
             if mine_f < theirs_f:
                 out.append(f"int8.{key} {mine_f:g} < {theirs_f:g}")
+        for name in sorted({*self.int8.outputs, *gate.int8.outputs}):
+            mine_f, theirs_f = self.int8.psnr_floor(name)[0], gate.int8.psnr_floor(name)[0]
+            if mine_f < theirs_f:
+                out.append(f"int8.outputs.{name}.min_psnr_db {mine_f:g} < {theirs_f:g}")
         return list(dict.fromkeys(out))
 
     def as_dict(self) -> dict[str, Any]:
@@ -255,30 +276,71 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
 
 
 def _int8(value: Any, path: str | Path, source: str) -> Int8Policy:
-    """The ``int8:`` section: agreements are fractions in [0, 1], the PSNR floor a finite number of dB."""
+    """The ``int8:`` section: agreements are fractions in [0, 1], the PSNR floors finite numbers of dB."""
     if value is None:
         return Int8Policy()
-    if not isinstance(value, Mapping) or not value or set(value) - set(BUILTIN_INT8):
+    known = sorted({*BUILTIN_INT8, "outputs"})
+    if not isinstance(value, Mapping) or not value or set(value) - set(known):
         raise ConfigError(
-            f"tolerance policy {path}: int8: expected a mapping with some of {sorted(BUILTIN_INT8)}, got {value!r}"
+            f"tolerance policy {path}: int8: expected a mapping with some of {known}, got {value!r}"
         )
     floors = dict(BUILTIN_INT8)
-    for key, v in value.items():
-        fraction = key != "min_psnr_db"
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ConfigError(f"tolerance policy {path}: int8.{key}: expected a number, got {v!r}")
-        if fraction and not 0 <= v <= 1:
+    named = sorted(str(k) for k in value if k != "outputs")
+    for key in named:
+        v = _finite(value[key], f"tolerance policy {path}: int8.{key}")
+        if key != "min_psnr_db" and not 0 <= v <= 1:
             raise ConfigError(
-                f"tolerance policy {path}: int8.{key}: expected a fraction in [0, 1], got {v!r}"
+                f"tolerance policy {path}: int8.{key}: expected a fraction in [0, 1], got {value[key]!r}"
             )
-        floors[str(key)] = float(v)
-    named = ", ".join(sorted(str(k) for k in value))
+        floors[key] = v
+    if not named:
+        floors_source = BUILTIN  # only per-output floors in the file: the general ones are all built in
+    elif len(named) < len(BUILTIN_INT8):
+        floors_source = f"{source} (int8: {', '.join(named)}; the rest built in)"
+    else:
+        floors_source = source
     return Int8Policy(
         floors["min_code_agreement"],
         floors["min_argmax_agreement"],
         floors["min_psnr_db"],
-        f"{source} (int8: {named}; the rest built in)" if len(value) < len(BUILTIN_INT8) else source,
+        floors_source,
+        _int8_outputs(value.get("outputs"), path, source),
     )
+
+
+def _int8_outputs(value: Any, path: str | Path, source: str) -> dict[str, tuple[float, str]]:
+    """``int8.outputs``: ``name: {min_psnr_db: number}``, each floor labelled with where it came from."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"tolerance policy {path}: int8.outputs: expected a mapping of name: {{min_psnr_db: number}}, "
+            f"got {value!r}"
+        )
+    out = {}
+    for name, entry in value.items():
+        where = f"int8.outputs.{name}"
+        if not isinstance(entry, Mapping) or not entry:
+            raise ConfigError(
+                f"tolerance policy {path}: {where}: expected {{min_psnr_db: number}}, got {entry!r}"
+            )
+        unknown = sorted(str(k) for k in set(entry) - {"min_psnr_db"})
+        if unknown:
+            raise ConfigError(
+                f"tolerance policy {path}: {where}: unknown keys {unknown} (known: min_psnr_db)"
+            )
+        floor = _finite(entry["min_psnr_db"], f"tolerance policy {path}: {where}.min_psnr_db")
+        out[str(name)] = (floor, f"{source} ({where})")
+    return out
+
+
+def _finite(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        hint = (
+            " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(value, str) and _is_float(value) else ""
+        )
+        raise ConfigError(f"{where}: expected a number, got {value!r}{hint}")
+    return float(value)
 
 
 def _is_float(text: str) -> bool:

@@ -445,9 +445,14 @@ def policy_summary(recorded: Any) -> str:
                 parts.append(f"{scope}{name} atol {cap.get('atol')} rtol {cap.get('rtol')}")
     int8 = recorded.get("int8")
     if isinstance(int8, Mapping):
+        own = int8.get("outputs")
+        per_output = ", ".join(
+            f"{name} >= {floor.get('min_psnr_db') if isinstance(floor, Mapping) else floor} dB"
+            for name, floor in (sorted(own.items()) if isinstance(own, Mapping) else [])
+        )
         parts.append(
             f"int8 codes >= {int8.get('min_code_agreement')}, argmax >= {int8.get('min_argmax_agreement')}, "
-            f"PSNR >= {int8.get('min_psnr_db')} dB"
+            f"PSNR >= {int8.get('min_psnr_db')} dB" + (f" ({per_output})" if per_output else "")
         )
     return "; ".join(parts)
 

@@ -162,3 +162,210 @@ def test_logits_are_judged_by_argmax_and_psnr() -> None:
         _spec("logits", "float32", "logits"), np.zeros_like(logits), logits, policy, "dev"
     )
     assert [f.split(" ", 3)[2] for f in failures] == ["argmax", "psnr", "top-1"], failures
+
+
+# -- per-output PSNR floors: int8.outputs.<name>.min_psnr_db --------------------------------------------
+
+
+def _int8_policy_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_outputs_own_psnr_floor_wins_and_names_its_source(tmp_path: Path) -> None:
+    path = _int8_policy_file(
+        tmp_path,
+        "int8:\n  min_psnr_db: 35\n  outputs:\n    logits: {min_psnr_db: 25}\n    confidence: {min_psnr_db: 40}\n",
+    )
+    int8 = TolerancePolicy.load(path).int8
+    assert int8.psnr_floor("logits") == (25.0, f"--tolerance-policy {path} (int8.outputs.logits)")
+    assert int8.psnr_floor("confidence") == (40.0, f"--tolerance-policy {path} (int8.outputs.confidence)")
+    general = f"--tolerance-policy {path} (int8: min_psnr_db; the rest built in)"
+    assert int8.psnr_floor("other") == (35.0, general) and int8.source == general
+    assert int8.as_dict()["outputs"] == {"confidence": {"min_psnr_db": 40.0}, "logits": {"min_psnr_db": 25.0}}
+
+
+def test_a_file_with_only_per_output_floors_keeps_the_built_in_general_ones(tmp_path: Path) -> None:
+    path = _int8_policy_file(tmp_path, "int8: {outputs: {logits: {min_psnr_db: 20}}}\n")
+    int8 = TolerancePolicy.load(path).int8
+    assert (int8.min_code_agreement, int8.min_argmax_agreement, int8.min_psnr_db, int8.source) == (
+        0.9,
+        0.95,
+        30.0,
+        "built-in policy",
+    )
+    assert int8.psnr_floor("logits") == (20.0, f"--tolerance-policy {path} (int8.outputs.logits)")
+    assert TolerancePolicy.load(_int8_policy_file(tmp_path, "int8: {outputs: {}}\n")).int8 == Int8Policy()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("int8: {outputs: 25}\n", "int8.outputs: expected a mapping of name: {min_psnr_db: number}, got 25"),
+        ("int8: {outputs: [logits]}\n", "int8.outputs: expected a mapping of name"),
+        ("int8: {outputs: {logits: 25}}\n", "int8.outputs.logits: expected {min_psnr_db: number}, got 25"),
+        ("int8: {outputs: {logits: {}}}\n", "int8.outputs.logits: expected {min_psnr_db: number}, got {}"),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: 25, atol: 1}}}\n",
+            "int8.outputs.logits: unknown keys ['atol'] (known: min_psnr_db)",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr: 25}}}\n",
+            "int8.outputs.logits: unknown keys ['min_psnr'] (known: min_psnr_db)",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: high}}}\n",
+            "int8.outputs.logits.min_psnr_db: expected a number, got 'high'",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: .inf}}}\n",
+            "int8.outputs.logits.min_psnr_db: expected a number, got inf",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: .nan}}}\n",
+            "int8.outputs.logits.min_psnr_db: expected a number, got nan",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: true}}}\n",
+            "int8.outputs.logits.min_psnr_db: expected a number, got True",
+        ),
+        (
+            "int8: {outputs: {logits: {min_psnr_db: 2e1}}}\n",
+            "int8.outputs.logits.min_psnr_db: expected a number, got '2e1' (YAML reads 1e-5 as text: write 1.0e-5)",
+        ),
+        ("int8: {output: {logits: {min_psnr_db: 25}}}\n", "int8: expected a mapping with some of"),
+    ],
+)
+def test_a_bad_per_output_floor_is_refused_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = _int8_policy_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        TolerancePolicy.load(path)
+    assert str(info.value).startswith(f"tolerance policy {path}: ")
+    assert message in str(info.value)
+
+
+def test_without_per_output_floors_the_record_and_its_digest_are_as_before(tmp_path: Path) -> None:
+    """A policy without ``int8.outputs`` records what it always recorded: digests in existing reports and
+    evidence still match."""
+    from conv2d_bundle.parity.tolerance import policy_digest
+
+    recorded_before = {
+        "source": "built-in policy",
+        "caps": {"float16": {"atol": 1e-3, "rtol": 1e-3}, "float32": {"atol": 1e-4, "rtol": 1e-5}},
+        "outputs": {},
+        "integers": "exact",
+        "int8": {
+            "min_code_agreement": 0.9,
+            "min_argmax_agreement": 0.95,
+            "min_psnr_db": 30.0,
+            "source": "built-in policy",
+        },
+    }
+    assert TolerancePolicy().as_dict() == recorded_before
+    assert TolerancePolicy().digest == policy_digest(recorded_before)
+    every = _int8_policy_file(
+        tmp_path, "int8: {min_code_agreement: 0.9, min_argmax_agreement: 0.95, min_psnr_db: 30}\n"
+    )
+    assert "outputs" not in TolerancePolicy.load(every).as_dict()["int8"]
+    assert TolerancePolicy.load(every).digest == policy_digest(recorded_before)
+    # a per-output floor is a figure: it changes the digest, wherever the file lives
+    own = "int8: {outputs: {logits: {min_psnr_db: 30}}}\n"
+    (tmp_path / "elsewhere").mkdir()
+    with_floor = TolerancePolicy.load(_int8_policy_file(tmp_path, own))
+    assert with_floor.digest != policy_digest(recorded_before)
+    assert with_floor.digest == TolerancePolicy.load(_int8_policy_file(tmp_path / "elsewhere", own)).digest
+
+
+def test_per_output_floors_read_back_from_a_record() -> None:
+    policy = TolerancePolicy(
+        int8=Int8Policy(min_psnr_db=35.0, outputs={"logits": (25.0, "p.yaml (int8.outputs.logits)")})
+    )
+    recorded = policy.as_dict()
+    assert recorded["int8"]["outputs"] == {"logits": {"min_psnr_db": 25.0}}
+    again = TolerancePolicy.from_dict(recorded)
+    assert again.int8.psnr_floor("logits") == (25.0, "recorded (int8.outputs.logits)")
+    assert again.int8.psnr_floor("confidence") == (35.0, "recorded")
+    assert again.digest == policy.digest and again.as_dict()["int8"] == {
+        **recorded["int8"],
+        "source": "recorded",
+    }
+    with pytest.raises(ConfigError) as info:
+        TolerancePolicy.from_dict(
+            {**recorded, "int8": {**recorded["int8"], "outputs": {"logits": {"min_psnr_db": "x"}}}}
+        )
+    assert (
+        str(info.value)
+        == "tolerance policy recorded: int8.outputs.logits.min_psnr_db: expected a number, got 'x'"
+    )
+
+
+def test_looser_than_names_a_lower_per_output_floor() -> None:
+    def int8(general: float = 30.0, **own: float) -> TolerancePolicy:
+        return TolerancePolicy(
+            int8=Int8Policy(
+                min_psnr_db=general, outputs={k: (v, f"f (int8.outputs.{k})") for k, v in own.items()}
+            )
+        )
+
+    gate = TolerancePolicy()
+    assert int8(logits=25.0).looser_than(gate) == ["int8.outputs.logits.min_psnr_db 25 < 30"]
+    assert int8(logits=35.0).looser_than(gate) == []  # a higher floor for one output is stricter
+    assert int8(logits=30.0).looser_than(gate) == []
+    # the gate's own floor for an output: this policy's general floor is what that output gets here
+    assert gate.looser_than(int8(confidence=40.0)) == ["int8.outputs.confidence.min_psnr_db 30 < 40"]
+    assert int8(confidence=40.0).looser_than(int8(confidence=40.0)) == []
+    assert int8(35.0, confidence=32.0).looser_than(int8(confidence=33.0)) == [
+        "int8.outputs.confidence.min_psnr_db 32 < 33"
+    ]
+    # a lower general floor is still named by itself; each output the gate holds higher, too
+    assert int8(20.0).looser_than(int8(confidence=40.0)) == [
+        "int8.min_psnr_db 20 < 30",
+        "int8.outputs.confidence.min_psnr_db 20 < 40",
+    ]
+
+
+def test_the_judge_holds_each_float_output_to_its_own_psnr_floor() -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(200, 10)).astype(np.float32) * 3
+    noisy = logits + rng.normal(size=logits.shape).astype(np.float32) * 0.1  # ~30 dB: argmax mostly kept
+    spec = _spec("logits", "float32", "logits")
+    general = Int8Policy(min_argmax_agreement=0.0)
+    figures, failures = judge_output(spec, noisy, logits, general, "dev")
+    assert failures == [] and 0 < figures["psnr_db"] < 100
+    assert figures["psnr_floor"] == {"min_psnr_db": 30.0, "source": "built-in policy"}
+
+    own = Int8Policy(min_argmax_agreement=0.0, outputs={"logits": (100.0, "p.yaml (int8.outputs.logits)")})
+    figures, failures = judge_output(spec, noisy, logits, own, "dev")
+    assert failures == [
+        f"dev: logits psnr db {figures['psnr_db']:.1f} dB < min_psnr_db 100 dB (p.yaml (int8.outputs.logits))"
+    ]
+    assert figures["psnr_floor"] == {"min_psnr_db": 100.0, "source": "p.yaml (int8.outputs.logits)"}
+    # another output of the same policy keeps the general floor
+    _, failures = judge_output(_spec("other", "float32", "logits"), noisy, logits, own, "dev")
+    assert failures == []
+
+    # a lower floor of its own lets an output through that the general floor stops
+    zeros = np.zeros_like(logits)
+    _, failures = judge_output(spec, zeros, logits, general, "dev")
+    assert any("< int8.min_psnr_db 30 dB (built-in policy)" in f for f in failures), failures
+    lenient = Int8Policy(
+        min_argmax_agreement=0.0, outputs={"logits": (-100.0, "p.yaml (int8.outputs.logits)")}
+    )
+    figures, failures = judge_output(spec, zeros, logits, lenient, "dev")
+    assert not any("psnr" in f for f in failures), failures
+    assert figures["psnr_floor"]["min_psnr_db"] == -100.0
+    # integer outputs have no PSNR floor
+    codes = np.arange(100)
+    figures, _ = judge_output(_spec("logits", "int64", "codes"), codes, codes, own, "dev")
+    assert "psnr_floor" not in figures
+
+
+def test_show_lists_the_per_output_floors() -> None:
+    from conv2d_bundle.verify.evidence import policy_summary
+
+    policy = TolerancePolicy(int8=Int8Policy(outputs={"logits": (25.0, "f"), "confidence": (40.0, "f")}))
+    assert policy_summary(policy.as_dict()).endswith(
+        "int8 codes >= 0.9, argmax >= 0.95, PSNR >= 30.0 dB (confidence >= 40.0 dB, logits >= 25.0 dB)"
+    )
+    assert policy_summary(TolerancePolicy().as_dict()).endswith("PSNR >= 30.0 dB")

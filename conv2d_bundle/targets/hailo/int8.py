@@ -138,7 +138,8 @@ def judge_output(
 ) -> tuple[dict[str, Any], list[str]]:
     """One output of a quantized runtime (``what``: the HEF on the device, the DFC's emulator) against its
     golden float values, under the verifier's int8 policy (:class:`conv2d_bundle.parity.tolerance.Int8Policy`):
-    codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR. An
+    codes by agreement, class probabilities by argmax agreement and PSNR, other float outputs by PSNR (against
+    the output's own floor if the policy gives it one, else the general one; ``psnr_floor`` says which). An
     agreement must also beat the best constant answer on the same golden values (the majority code or class):
     on a golden set where one code covers 95% of the values, 95% agreement is what a device returning zeros
     gets.
@@ -155,26 +156,39 @@ def judge_output(
     }
     if stats.shape != stats.expected_shape or stats.total == 0:
         return figures, [f"{what}: {stats.describe()}"]
-    floors: list[tuple[str, float | None, float, str]] = []
+    # (figure, measured, floor, the floor's name, where the floor came from)
+    floors: list[tuple[str, float | None, float, str, str]] = []
     if integer:
         agreement = stats.agreement if stats.agreement_kind == "codes" else 1 - stats.mismatches / stats.total
-        floors.append(("code_agreement", agreement, policy.min_code_agreement, "min_code_agreement"))
+        floors.append(
+            ("code_agreement", agreement, policy.min_code_agreement, "int8.min_code_agreement", policy.source)
+        )
     else:
         if stats.agreement_kind == "top1":
             floors.append(
-                ("argmax_agreement", stats.agreement, policy.min_argmax_agreement, "min_argmax_agreement")
+                (
+                    "argmax_agreement",
+                    stats.agreement,
+                    policy.min_argmax_agreement,
+                    "int8.min_argmax_agreement",
+                    policy.source,
+                )
             )
-        floors.append(("psnr_db", stats.psnr_db, policy.min_psnr_db, "min_psnr_db"))
+        psnr_floor, psnr_source = policy.psnr_floor(spec.name)
+        # the output's own floor is named by its source ("... (int8.outputs.<name>)"), the general one by its key
+        psnr_name = "min_psnr_db" if spec.name in policy.outputs else "int8.min_psnr_db"
+        floors.append(("psnr_db", stats.psnr_db, psnr_floor, psnr_name, psnr_source))
         figures["snr_db"] = stats.as_dict()["snr_db"]
+        figures["psnr_floor"] = {"min_psnr_db": psnr_floor, "source": psnr_source}
     failures = []
-    for key, value, floor, name in floors:
+    for key, value, floor, name, source in floors:
         measured = float(value) if value is not None else float("nan")
         figures[key] = round(measured, 4) if np.isfinite(measured) else str(measured)
         if not measured >= floor:  # NaN is below every floor
             shown = f"{measured:.1f} dB" if key == "psnr_db" else f"{measured:.1%}"
             limit = f"{floor:g} dB" if key == "psnr_db" else f"{floor:.1%}"
             failures.append(
-                f"{what}: {spec.name} {key.replace('_', ' ')} {shown} < int8.{name} {limit} ({policy.source})"
+                f"{what}: {spec.name} {key.replace('_', ' ')} {shown} < {name} {limit} ({source})"
             )
     if stats.agreement is not None:
         figures["constant_agreement"] = stats.constant_agreement
