@@ -12,11 +12,11 @@ import os
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from conv2d_bundle.bundle.digest import is_exp_hash
 from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
-from conv2d_bundle.bundle.schema import check_label_map, check_metadata, read_json
+from conv2d_bundle.bundle.schema import check_label_map, check_metadata, parse_json, read_json
 from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
 
 METADATA_SCHEMA_VERSION = 1
@@ -154,21 +154,66 @@ def _gc_paused() -> Iterator[None]:
 
 
 def list_bundles(artifacts_dir: Path) -> list[Bundle]:
-    """Every valid bundle in ``artifacts_dir``, newest first (by created_at)."""
+    """Every valid bundle in ``artifacts_dir``, newest first (by created_at), each with its checked metadata."""
+    found: list[tuple[str, str, Bundle]] = []
+    with _gc_paused():
+        for bundle_dir, meta in _valid_metadata(artifacts_dir):
+            b = Bundle(bundle_dir)
+            b.__dict__["metadata"] = meta  # what the cached_property would read and check: read once
+            found.append((meta["created_at"], meta["exp_hash"], b))
+        found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+    return [b for _, _, b in found]
+
+
+class ListedBundle(NamedTuple):
+    """What ``conv2d pack list`` shows of a bundle (its order: ``created_at`` then ``exp_hash``)."""
+
+    created_at: str
+    exp_hash: str
+    exp_name: str
+    bundle_dir: str
+
+
+def list_summaries(artifacts_dir: Path) -> list[ListedBundle]:
+    """The bundles :func:`list_bundles` finds (each metadata.json read and checked the same way), newest first,
+    keeping only what ``list`` shows: 10,000 parsed metadata dicts kept alive cost more (the cyclic GC walks
+    them) than reading them."""
+    found = [
+        ListedBundle(meta["created_at"], meta["exp_hash"], str(meta.get("exp_name", "")), bundle_dir)
+        for bundle_dir, meta in _valid_metadata(artifacts_dir)
+    ]
+    found.sort(reverse=True)  # exp_hash is unique: exp_name never decides
+    return found
+
+
+def _valid_metadata(artifacts_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(absolute bundle directory, checked metadata) for every bundle directory in ``artifacts_dir`` whose
+    metadata.json is valid and names its directory's hash; paths as strings (a ``Path`` per file cost as much
+    as the JSON decoding with 10,000 bundles)."""
     if not artifacts_dir.is_dir():
-        return []
-    found = []
-    with _gc_paused(), os.scandir(artifacts_dir) as it:
+        return
+    with os.scandir(artifacts_dir.absolute()) as it:
         for entry in it:
             if not is_exp_hash(entry.name) or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 continue
-            b = Bundle(entry.path)
             try:
-                if b.metadata.get("exp_hash") == entry.name:
-                    found.append(b)
+                meta = _read_metadata(os.path.join(entry.path, "metadata.json"))
             except BundleIntegrityError:
                 continue
-    return sorted(found, key=lambda b: (b.created_at, b.exp_hash), reverse=True)
+            if meta.get("exp_hash") == entry.name:
+                yield entry.path, meta
+
+
+def _read_metadata(path: str) -> dict[str, Any]:
+    """:attr:`Bundle.metadata` of a path given as a string: read, parsed and checked the same way."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError as exc:
+        raise BundleIntegrityError("metadata.json is missing") from exc
+    except OSError as exc:
+        raise BundleIntegrityError(f"metadata.json: cannot read ({exc.strerror})") from exc
+    return check_metadata(parse_json(raw, "metadata.json"))
 
 
 def get_bundle(artifacts_dir: Path, ref: str) -> Bundle:

@@ -147,9 +147,32 @@ def _summarise(bundle: Any, caught: list[Any], changes: list[ContentChange], as_
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     """List bundles, newest first."""
+    artifacts_dir = existing_artifacts_dir(output_dir)
+    if as_json or verbose_list:
+        _list_in_full(artifacts_dir, output_dir, as_json)
+        return
+    from conv2d_bundle.bundle.store import list_summaries
+
+    listed = list_summaries(artifacts_dir)  # hash and name: what is shown is all that is kept
+    if not listed:
+        click.echo(f"No bundles in {output_dir}")
+        return
+    from conv2d_bundle.cli.progress import print_table, stdout_is_terminal
+
+    if stdout_is_terminal():
+        rows = [[b.exp_hash, b.exp_name] for b in listed]
+        print_table(["hash", "name"], rows, title=f"{len(listed)} bundle(s) in {output_dir}")
+        return
+    lines = [f"Found {len(listed)} bundle{'s' if len(listed) != 1 else ''} in {output_dir}:"]
+    lines += [f"  {b.exp_hash}  {b.exp_name}" for b in listed]
+    click.echo("\n".join(lines))  # one write: click.echo per line costs as much as reading the metadata
+
+
+def _list_in_full(artifacts_dir: Path, output_dir: Path, as_json: bool) -> None:
+    """``list --json`` and ``list --verbose``: formats (with their files' presence) and accuracy too."""
     from conv2d_bundle.bundle.store import list_bundles
 
-    bundles = list_bundles(existing_artifacts_dir(output_dir))
+    bundles = list_bundles(artifacts_dir)
     if as_json:
         rows = [
             {
@@ -171,28 +194,27 @@ def list_cmd(output_dir: Path, verbose_list: bool, as_json: bool) -> None:
     from conv2d_bundle.cli.progress import print_table, stdout_is_terminal
 
     if stdout_is_terminal():
-        columns = ["hash", "name"] + (["created", "formats", "accuracy", "path"] if verbose_list else [])
+        columns = ["hash", "name", "created", "formats", "accuracy", "path"]
         table_rows = [
-            [b.exp_hash, b.exp_name]
-            + (
-                [
-                    b.created_at,
-                    ", ".join(b.describe_formats()),
-                    b.metadata.get("model", {}).get("accuracy"),
-                    str(b.bundle_dir),
-                ]
-                if verbose_list
-                else []
-            )
+            [
+                b.exp_hash,
+                b.exp_name,
+                b.created_at,
+                ", ".join(b.describe_formats()),
+                b.metadata.get("model", {}).get("accuracy"),
+                str(b.bundle_dir),
+            ]
             for b in bundles
         ]
         print_table(columns, table_rows, title=f"{len(bundles)} bundle(s) in {output_dir}")
         return
-    click.echo(f"Found {len(bundles)} bundle{'s' if len(bundles) != 1 else ''} in {output_dir}:")
+    lines = [f"Found {len(bundles)} bundle{'s' if len(bundles) != 1 else ''} in {output_dir}:"]
     for b in bundles:
-        click.echo(f"  {b.exp_hash}  {b.exp_name}")
-        if verbose_list:
-            click.echo(f"    Created: {b.created_at}")
-            click.echo(f"    Path: {b.bundle_dir}")
-            click.echo(f"    Formats: {', '.join(b.describe_formats()) or '-'}")
-            click.echo(f"    Accuracy: {b.metadata.get('model', {}).get('accuracy', 'N/A')}")
+        lines += [
+            f"  {b.exp_hash}  {b.exp_name}",
+            f"    Created: {b.created_at}",
+            f"    Path: {b.bundle_dir}",
+            f"    Formats: {', '.join(b.describe_formats()) or '-'}",
+            f"    Accuracy: {b.metadata.get('model', {}).get('accuracy', 'N/A')}",
+        ]
+    click.echo("\n".join(lines))

@@ -8,18 +8,22 @@ with rich on a terminal and as aligned plain text otherwise; ``--json`` output n
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
+if TYPE_CHECKING:  # rich costs ~40 ms to import: only what draws on a terminal or a table needs it
+    from rich.console import Console
+    from rich.status import Status
 
 
 def _console(stream: IO[str], force_terminal: bool | None) -> Console:
+    from rich.console import Console
+
     return Console(file=stream, force_terminal=force_terminal, highlight=False, soft_wrap=True)
 
 
@@ -35,21 +39,28 @@ class StepDisplay:
         force_terminal: bool | None = None,
     ):
         """``only_on_terminal``: show progress only where a person watches (stdout being for a program)."""
-        self.console = _console(stream if stream is not None else sys.stderr, force_terminal)
+        self._stream = stream if stream is not None else sys.stderr
+        self._force_terminal = force_terminal
         self.enabled = enabled and (self.is_terminal or not only_on_terminal)
         self._status: Status | None = None
         self._current: str | None = None
         self._started = 0.0
 
-    @property
+    @functools.cached_property
     def is_terminal(self) -> bool:
-        return self.console.is_terminal
+        return _is_terminal(self._stream, self._force_terminal)
+
+    @functools.cached_property
+    def console(self) -> Console:
+        """rich's console on the stream: built (and rich imported) only to draw on a terminal."""
+        return _console(self._stream, self._force_terminal)
 
     def __call__(self, message: str) -> None:
         if not self.enabled:
             return
-        if not self.is_terminal:
-            self.console.print(f"  {message} ...", markup=False, highlight=False)
+        if not self.is_terminal:  # one plain line, as written: no rich needed (nor its markup or emoji codes)
+            self._stream.write(f"  {message} ...\n")
+            self._stream.flush()
             return
         self._finish_current()
         self._current, self._started = message, time.monotonic()
@@ -94,22 +105,41 @@ def print_table(
     force_terminal: bool | None = None,
 ) -> None:
     """A table on stdout: rich on a terminal, aligned plain text (a header line, then rows) otherwise."""
-    console = _console(stream if stream is not None else sys.stdout, force_terminal)
+    out = stream if stream is not None else sys.stdout
     cells = [[_cell(v) for v in row] for row in rows]
-    if console.is_terminal:
+    if _is_terminal(out, force_terminal):
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left")
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in cells:
             table.add_row(*row)
-        console.print(table, markup=False)
+        _console(out, force_terminal).print(table, markup=False)
         return
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     lines = [title] if title else []
     lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    console.file.write("\n".join(lines) + "\n")
+    out.write("\n".join(lines) + "\n")
 
 
 def stdout_is_terminal() -> bool:
-    return _console(sys.stdout, None).is_terminal
+    return _is_terminal(sys.stdout, None)
+
+
+def _is_terminal(stream: IO[str], force_terminal: bool | None) -> bool:
+    """rich's answer (``Console.is_terminal``), without importing rich (~40 ms) where it can only say no: rich
+    calls a stream a terminal only when it is a tty, or ``TTY_COMPATIBLE=1`` or ``FORCE_COLOR`` say so."""
+    if force_terminal is not None:
+        return force_terminal
+    if not _isatty(stream) and os.environ.get("TTY_COMPATIBLE") != "1" and "FORCE_COLOR" not in os.environ:
+        return False
+    return _console(stream, None).is_terminal
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed: rich says "not a terminal" for both
+        return False

@@ -371,6 +371,34 @@ def test_lookup_by_prefix(tmp_path: Path) -> None:
     assert code == 0 and [r["exp_hash"] for r in json.loads(out)] == ["abcd22222222", "abcd11111111"]
 
 
+def test_list_shows_the_bundles_list_bundles_finds_in_its_order(tmp_path: Path) -> None:
+    """``list`` keeps only hash and name of each bundle (list_summaries), yet skips what list_bundles skips."""
+    from conv2d_bundle.bundle.store import list_summaries
+
+    metas = {
+        "abcd11111111": {"exp_name": "one", "created_at": "2026-01-02"},
+        "abcd22222222": {"exp_name": "two", "created_at": "2026-01-03"},
+        "abcd33333333": {"exp_name": "same time", "created_at": "2026-01-02"},
+        "abcd44444444": {"created_at": 5},  # wrong type: not a bundle
+        "abcd55555555": {"exp_hash": "abcd11111111", "created_at": "2026-01-09"},  # names another hash
+    }
+    for h, meta in metas.items():
+        (tmp_path / h).mkdir()
+        (tmp_path / h / "metadata.json").write_text(json.dumps({"exp_hash": h, "formats": {}, **meta}))
+    (tmp_path / "abcd66666666").mkdir()  # no metadata.json
+    full = [(b.exp_hash, b.exp_name, str(b.bundle_dir)) for b in list_bundles(tmp_path)]
+    assert [h for h, _, _ in full] == ["abcd22222222", "abcd33333333", "abcd11111111"]
+    assert [(s.exp_hash, s.exp_name, s.bundle_dir) for s in list_summaries(tmp_path)] == full
+    code, out, _ = invoke("pack", "list", "--output-dir", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == [
+        f"Found 3 bundles in {tmp_path}:",
+        "  abcd22222222  two",
+        "  abcd33333333  same time",
+        "  abcd11111111  one",
+    ]
+
+
 def test_list_verbose_and_env_artifacts(tmp_path: Path, example_bundle: Path) -> None:
     env = {**os.environ, "CONV2D_ARTIFACTS": str(example_bundle.parent)}
     p = conv2d("pack", "list", "--verbose", env=env)
