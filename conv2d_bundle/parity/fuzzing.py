@@ -23,6 +23,8 @@ import numpy as np
 
 Run = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 KINDS = ("normal", "zeros", "large", "denormal", "mixed")
+#: the batch of the one fixed example per kind that runs before the drawn ones (rows 0, 8 and 15 compared alone)
+KIND_BATCH = 16
 COUNTEREXAMPLES_DIR = "validation/counterexamples"
 COUNTEREXAMPLES_SCHEMA_VERSION = 1
 
@@ -124,9 +126,10 @@ def check_valid_inputs(
     max_batch: int,
     saved: Counterexamples | None = None,
 ) -> list[int]:
-    """Replay the ``saved`` counterexamples, then run the property over ``examples`` drawn batches; the batch
-    sizes tried. AssertionError: the first counterexample (hypothesis shrinks it; a new one is saved), as one
-    line naming the output."""
+    """Replay the ``saved`` counterexamples, run the property once per input kind (a fixed batch of
+    ``min(KIND_BATCH, max_batch)``: every kind is exercised whatever hypothesis draws), then over ``examples``
+    drawn batches; the batch sizes tried. AssertionError: the first counterexample (a drawn one shrunk by
+    hypothesis; a new one is saved), as one line naming the output."""
     from hypothesis import given
     from hypothesis import strategies as st
 
@@ -163,6 +166,8 @@ def check_valid_inputs(
         except TypeError:  # a case saved by another version of this check: its arguments no longer fit
             continue
     try:
+        for seed, kind in enumerate(KINDS):
+            prop.hypothesis.inner_test(batch=min(KIND_BATCH, max_batch), seed=seed, kind=kind)
         prop()
     except Exception as exc:  # an assertion, or the runtime refusing a valid batch: both a failing input
         message = (

@@ -258,7 +258,21 @@ def fuzz_fails(*args: Any) -> str:
 def test_fuzz_valid_inputs_passes_on_the_export(session: Any, model_spec: Any) -> None:
     details: dict[str, Any] = {}
     fuzz_valid(session, model_spec, 6, details)
-    assert details["examples"] == 6 and 1 <= details["max_batch"] <= 256
+    # one fixed example per input kind, then the 6 drawn
+    assert details["examples"] == len(fuzzing.KINDS) + 6 and 1 <= details["max_batch"] <= 256
+
+
+def test_fuzz_valid_inputs_runs_every_input_kind_whatever_it_draws(
+    session: Any, model_spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kinds: list[str] = []
+    real = fuzzing.window_batch
+    monkeypatch.setattr(
+        fuzzing, "window_batch", lambda b, s, k, shape: kinds.append(k) or real(b, s, k, shape)
+    )
+    fuzz_valid(session, model_spec, 1)
+    assert sorted(set(kinds)) == sorted(fuzzing.KINDS)
+    assert kinds[: len(fuzzing.KINDS)] == list(fuzzing.KINDS)  # before anything drawn
 
 
 class Saved(NoneSaved):
@@ -274,8 +288,9 @@ class Saved(NoneSaved):
 def test_fuzz_valid_inputs_records_what_it_replayed_and_what_it_ran(session: Any, model_spec: Any) -> None:
     details: dict[str, Any] = {}
     fuzz_valid(session, model_spec, 3, details, Saved())
-    # the replayed batches are examples too: 2 replayed + 3 drawn, the largest the replayed 256
-    assert details == {"counterexamples_replayed": 2, "examples": 5, "max_batch": 256}
+    # the replayed batches are examples too: 2 replayed + one per input kind + 3 drawn, the largest the replayed 256
+    examples = 2 + len(fuzzing.KINDS) + 3
+    assert details == {"counterexamples_replayed": 2, "examples": examples, "max_batch": 256}
 
 
 def test_fuzz_valid_inputs_that_ran_nothing_fails(
