@@ -19,6 +19,7 @@ from bench.latency_rows import rows_latency
 from bench.parallel_rows import rows_parallel
 from bench.registry_rows import rows_registry
 from bench.storage_rows import rows_hash, rows_list
+from bench.suite_rows import rows_suite
 from bench.verify_rows import rows_fuzz, rows_imports, rows_parity, rows_polygraphy
 from bench.workspace import Workspace
 
@@ -40,7 +41,10 @@ ROWS: dict[str, RowGroup] = {
     "executorch_export": lambda ws, n, q: rows_executorch(ws, 300 if q else 2000, "executorch_export"),
     "registry": rows_registry,
     "interpreter": lambda ws, n, q: rows_interpreter(ws, n),
+    "suite": lambda ws, n, q: rows_suite(n),
 }
+#: rows run only when ``--only`` names them (the test suite takes ~10 minutes)
+OPT_IN = frozenset({"suite"})
 
 
 def machine() -> str:
@@ -80,10 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller fixtures")
     parser.add_argument("--json", dest="json_path", help="write the rows and the machine here")
-    parser.add_argument("--only", help=f"comma-separated row keys: {','.join(ROWS)}")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated row keys: {','.join(ROWS)} (default: all but {','.join(sorted(OPT_IN))})",
+    )
     parser.add_argument("--repeats", type=int, help="timed runs per figure (default 5, 3 with --quick)")
     args = parser.parse_args(argv)
-    wanted = {k.strip() for k in args.only.split(",")} if args.only else set(ROWS)
+    wanted = {k.strip() for k in args.only.split(",")} if args.only else set(ROWS) - OPT_IN
     unknown = sorted(wanted - set(ROWS))
     keys = [k for k in ROWS if k in wanted]
     if unknown:

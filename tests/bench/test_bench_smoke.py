@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,28 @@ def test_bench_rejects_unknown_row() -> None:
     )
     assert proc.returncode == 2
     assert "unknown row" in proc.stderr
+
+
+def test_bench_suite_row_runs_only_when_named(tmp_path: Path) -> None:
+    """``--only suite`` times a pytest run (here a collect-only one, through the override); by default it is
+    not in the table."""
+    from bench.__main__ import OPT_IN, ROWS
+
+    assert "suite" in ROWS and "suite" in OPT_IN
+    out = tmp_path / "results.json"
+    env = {
+        **os.environ,
+        "BENCH_SUITE_ARGS": "--collect-only -q -p no:cacheprovider tests/bench/test_bench_smoke.py",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "suite", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["key"] == "suite" and row["met"] is None and "exit 0" in row["note"]
