@@ -1,7 +1,9 @@
 """Sharing bundles through an OCI registry: push, pull, and validation evidence attached as referrers.
 
 - :mod:`.reference`: ``oci://HOST[:PORT]/REPO[:TAG][@sha256:DIGEST]`` references.
-- :mod:`.client`: a small OCI distribution client over httpx (blobs, manifests, auth, TLS).
+- :mod:`.client`: a small OCI distribution client over httpx (manifests, uploads, auth, TLS); blob downloads over
+  http.client, into reused buffers.
+- :mod:`.connections`: the keep-alive connections those downloads use (proxies included).
 - :mod:`.artifact`: a bundle as one OCI artifact (the layout) and its push and verified pull.
 - :mod:`.cache`: the content-addressed pull cache that ``verify oci://`` and ``pytest --bundle oci://`` use.
 - :mod:`.evidence`: validation reports as signed (DSSE / in-toto) referrers of a bundle's manifest.

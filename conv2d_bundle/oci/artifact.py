@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,29 +285,22 @@ def _safe_relpath(rel: str) -> bool:
 
 
 def _download(client: RegistryClient, rel: str, digest: str, size: int, dest: Path, executable: bool) -> None:
+    """Receive one blob into ``dest`` (a new file), hashing each block as it is written: one pass over the
+    bytes, no re-read. RegistryError when the bytes are not the ones the layer's digest and size name."""
     dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    os.fchmod(fd, 0o755 if executable else 0o644)
-    h, n = hashlib.sha256(), 0
+    h = hashlib.sha256()
 
-    def consume(block: bytes) -> None:
+    def consume(block: memoryview) -> None:
         h.update(block)
-        out.write(block)
+        while block:
+            block = block[os.write(fd, block) :]
 
-    # hashing and writing block k (both release the GIL) overlap with receiving block k+1
-    with os.fdopen(fd, "wb") as out, ThreadPoolExecutor(max_workers=1) as worker:
-        pending: Future[None] | None = None
-        for block in client.fetch_blob_blocks(digest):
-            n += len(block)
-            if n > size:
-                raise RegistryError(
-                    f"{rel}: the registry served more than the {size} bytes the manifest says"
-                )
-            if pending is not None:
-                pending.result()
-            pending = worker.submit(consume, block)
-        if pending is not None:
-            pending.result()
+    try:
+        os.fchmod(fd, 0o755 if executable else 0o644)
+        n = client.download_blob(digest, size, consume, name=rel)
+    finally:
+        os.close(fd)
     actual = "sha256:" + h.hexdigest()
     if actual != digest or n != size:
         raise RegistryError(
