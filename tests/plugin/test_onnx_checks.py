@@ -295,6 +295,66 @@ def test_parity_failure_names_the_first_divergent_tap(
         assert "psnr_db" in check["details"] and check["details"]["agreement_kind"] in ("top1", "codes")
 
 
+def _dead_export(b: Path) -> None:
+    """model.onnx replaced by a graph that ignores its input: the majority code (500, 95% of the golden windows)
+    and one fixed probability row, with the real model's input and output names, types and shapes."""
+    zero_f, zero_i = (
+        numpy_helper.from_array(np.float32(0), "zero_f"),
+        numpy_helper.from_array(np.int64(0), "zi"),
+    )
+    code = numpy_helper.from_array(np.int64(500), "code")
+    row = numpy_helper.from_array(np.array([[0.7, 0.1, 0.1, 0.1]], np.float32), "row")
+    nodes = [
+        helper.make_node("ReduceMean", ["imu_input"], ["per_window"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["per_window", "zero_f"], ["zeros"]),
+        helper.make_node("Cast", ["zeros"], ["zeros_i"], to=onnx.TensorProto.INT64),
+        helper.make_node("Add", ["zeros_i", "code"], ["behavioral_codes"]),
+        helper.make_node("Unsqueeze", ["zeros", "axis1"], ["zeros_col"]),
+        helper.make_node("Add", ["zeros_col", "row"], ["confidence"]),
+    ]
+    axis1 = numpy_helper.from_array(np.array([1], np.int64), "axis1")
+    real = onnx.load(b / "models/model.onnx")
+    graph = helper.make_graph(
+        nodes, "dead", list(real.graph.input), list(real.graph.output), [zero_f, zero_i, code, row, axis1]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = real.ir_version
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, b / "models/model.onnx")
+    reseal(b)
+
+
+def test_a_dead_export_answering_the_majority_fails_every_parity_item(
+    bundle_copy: Path, run_checks: Any
+) -> None:
+    """An export that answers the golden set's majority code on every window agrees with 95% of its codes: it
+    fails, and the failure says it is no better than that constant answer."""
+    _dead_export(bundle_copy)
+    rc, report, out = run_checks(bundle_copy, "onnx", "-k", "test_parity")
+    assert rc == 1 and report is not None, out[-2000:]
+    items = [c for c in report["checks"] if c["id"].startswith("test_targets.py::test_parity[onnx-")]
+    outcomes = {c["id"].split("[onnx-")[1].rstrip("]"): c["outcome"] for c in items}
+    # the example's first 7 golden windows all have the majority code (its random golden windows reach 2 codes:
+    # the reason for export.reference.inputs): those items cannot tell; every item over all 64 windows fails
+    assert outcomes == {
+        **{f"behavioral_codes-{n}": "passed" for n in (1, 7)},
+        "behavioral_codes-64": "failed",
+        **{f"confidence-{n}": "failed" for n in (1, 7, 64)},
+    }, _brief(items)
+    codes = next(c for c in items if c["id"] == "test_targets.py::test_parity[onnx-behavioral_codes-64]")
+    details = codes["details"]
+    assert details["agreement"] == details["constant_agreement"] and details["constant_answer"] == 500, (
+        details
+    )
+    assert "code agreement 95.3% is no better than answering the constant code 500 (95.3%" in codes["message"]
+    # the taps are not in the dead graph: the divergence is not located, and the message says so plainly
+    assert "no tap of the source model maps to a tensor of this export" in codes["message"], codes["message"]
+
+
+def _brief(items: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(c["id"], c["outcome"], c["message"][:160]) for c in items]
+
+
 def test_taps_recorded_at_create(example_bundle: Path) -> None:
     """reference/taps.json lists the built-in model's top-level children that forward calls, in order (not
     fsq: only its methods are used); each maps to an ONNX tensor holding its value."""

@@ -162,7 +162,11 @@ def locate(
 ) -> Divergence:
     """Run ``model`` on ``inputs`` with the mapped tap tensors exposed; compare each with its golden value
     (the same rows) within ``tolerance`` (atol, rtol; integer taps exactly)."""
-    mapped = [t for t in order if mapping.get(t) and t in values]
+    graph = model.graph
+    present = {o for node in graph.node for o in node.output} | {t.name for t in graph.input}
+    present |= {t.name for t in graph.initializer}
+    # a tensor the mapping names but this graph lacks (the export was replaced) is a tap left unmapped
+    mapped = [t for t in order if mapping.get(t) in present and t in values]
     tensors = [str(mapping[t]) for t in mapped]
     got = run_exposed(model, tensors, input_name, inputs)
     atol, rtol = tolerance
