@@ -60,6 +60,21 @@ def example_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     return ArtifactBundler(out).create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, exp_name="dogs_v1").bundle_dir
 
 
+@pytest.fixture(scope="session")
+def all_formats_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example bundle with all four formats (ExecuTorch too, which ``example_bundle`` leaves out: it is
+    built only when asked for): built once per run, shared by the xdist workers, read-only use. The ExecuTorch
+    checks and the model zoo's built-in entry take it."""
+    from conv2d_bundle.lifecycle.create import ArtifactBundler
+
+    out = shared_artifacts(request, tmp_path_factory, "all-formats-artifacts")
+    return (
+        ArtifactBundler(out)
+        .create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx,coreml,hailo,executorch")
+        .bundle_dir
+    )
+
+
 @pytest.fixture
 def bundle_copy(example_bundle: Path, tmp_path: Path) -> Path:
     """A private copy of the example bundle (same hash-named directory), without validation reports."""

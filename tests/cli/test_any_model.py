@@ -8,7 +8,6 @@ show, verifying a format the bundle lacks failed once per check, and `verify` re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import namedtuple
 from pathlib import Path
@@ -144,30 +143,6 @@ def test_verify_a_format_the_bundle_lacks_fails_once(tmp_path: Path) -> None:
     ]
     assert "needs macOS" not in p.stdout  # there is no model at all: nothing is said about running it
     assert "running the checks of --target onnx,ios" in p.stderr
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("executorch") is None,
-    reason="executorch not installed (conv2d-bundle[executorch])",
-)
-def test_executorch_bundles_and_verifies_a_dict_output_model(tmp_path: Path) -> None:
-    bundle = _create(tmp_path, DictNet, "onnx,executorch")
-    info = bundle.metadata["formats"]["executorch"]
-    # the program takes up to 64 windows; its bundled cases are capped by the 16 golden rows
-    assert info["max_batch"] == 64 and info["bundled_cases"] == [1, 7, 16]
-    p = conv2d("pack", "verify", str(bundle.bundle_dir), "--target", "executorch", "--profile", "quick")
-    report = json.loads((bundle.bundle_dir / "validation/executorch_validation.json").read_text())
-    from conv2d_bundle.verify.verdict import verdict_of
-
-    said = f"{bundle.exp_hash} --target executorch: {verdict_of(report).describe()}\n"
-    assert p.returncode == 0 and verdict_of(report).passed and said in p.stdout, p.stdout + p.stderr
-    ran = set(report["checks_run"])
-    assert {
-        f"test_targets.py::test_parity[executorch-{o}-{n}]"
-        for o in ("logits", "embedding")
-        for n in (1, 7, 16)
-    } <= ran
-    assert report["skipped"] == []
 
 
 def test_a_users_model_gets_taps_and_its_perturbed_layer_is_named(tmp_path: Path) -> None:

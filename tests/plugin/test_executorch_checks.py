@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, check_outcome, reseal, shared_artifacts
+from tests.conftest import EXAMPLE_CONFIG, EXAMPLE_MODEL, ROOT, check_outcome, reseal
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("executorch") is None,
@@ -35,18 +35,10 @@ sys.meta_path.insert(0, NoTorch())
 """
 
 
-@pytest.fixture(scope="module")
-def et_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example with ONNX and ExecuTorch, built once per run even when xdist splits this module between
-    its workers (read-only use: tests take ``et_copy``)."""
-    from conv2d_bundle.lifecycle.create import ArtifactBundler
-
-    out = shared_artifacts(request, tmp_path_factory, "et-artifacts")
-    return (
-        ArtifactBundler(out)
-        .create_bundle(EXAMPLE_CONFIG, EXAMPLE_MODEL, formats="onnx,executorch")
-        .bundle_dir
-    )
+@pytest.fixture
+def et_bundle(all_formats_bundle: Path) -> Path:
+    """The example with every format, ExecuTorch among them (read-only use: tests take ``et_copy``)."""
+    return all_formats_bundle
 
 
 @pytest.fixture
@@ -100,6 +92,35 @@ def test_program_from_other_weights_fails_parity_naming_the_output(et_copy: Path
     assert (
         outcome == "passed"
     )  # the cases are reference/'s, the embedded program is this .pte: the parity catches it
+
+
+def test_a_dead_program_answering_the_majority_fails_naming_the_constant(
+    et_copy: Path, run_checks: Any
+) -> None:
+    """A program that ignores its input and answers the golden set's majority code (95% of the windows) and one
+    fixed probability row: the parity over all the windows fails, naming the constant answer it is no better than."""
+    import torch
+
+    from conv2d_bundle.config import load_config
+    from conv2d_bundle.targets.executorch.export import export_program
+
+    class Dead(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            zeros = x.mean(dim=(1, 2, 3)) * 0
+            row = torch.tensor([0.7, 0.1, 0.1, 0.1])
+            return zeros.to(torch.int64) + 500, zeros[:, None] + row
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    (et_copy / "models/model.pte").write_bytes(export_program(Dead(), cfg.model.input_shape, 64).buffer)
+    reseal(et_copy)
+    rc, report, out = run_checks(et_copy, "executorch", "-k", "test_parity")
+    assert rc == 1 and report is not None, out[-2000:]
+    outcome, message = check_outcome(report, "test_targets.py::test_parity[executorch-behavioral_codes-64]")
+    assert outcome == "failed", message
+    assert "code agreement 95.3% is no better than answering the constant code 500" in message, message
+    for n in (1, 7, 64):
+        outcome, message = check_outcome(report, f"test_targets.py::test_parity[executorch-confidence-{n}]")
+        assert outcome == "failed" and "top-1 agreement" in message, message
 
 
 def test_bundled_cases_that_are_not_the_reference_fail(et_copy: Path, run_checks: Any) -> None:
