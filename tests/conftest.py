@@ -124,7 +124,8 @@ def create_args(out: Path, *extra: str, formats: str = "onnx") -> list[str]:
 
 @pytest.fixture
 def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
-    """``pytest checks --bundle B --target T`` in a subprocess: (exit code, <target>_validation.json, output)."""
+    """``pytest checks --bundle B --target T --check-profile quick``: (exit code, <target>_validation.json, output);
+    in this process unless ``env`` is given (a test hiding a module from the checks needs its own process)."""
 
     def run(
         bundle: Path,
@@ -134,6 +135,8 @@ def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
         timeout: float = 300,
     ) -> tuple[int, dict[str, Any] | None, str]:
         shutil.rmtree(bundle / "validation", ignore_errors=True)
+        if env is None and not os.environ.get("CONV2D_CHECKS_SUBPROCESS"):
+            return _run_checks_in_process(bundle, target, extra)
         p = checks_subprocess(
             "--bundle",
             str(bundle),
@@ -150,6 +153,22 @@ def run_checks() -> Callable[..., tuple[int, dict[str, Any] | None, str]]:
         return p.returncode, report, p.stdout + p.stderr
 
     return run
+
+
+def _run_checks_in_process(
+    bundle: Path, target: str, extra: tuple[str, ...]
+) -> tuple[int, dict[str, Any] | None, str]:
+    """``run_checks`` without a subprocess: the verifier's own in-process runner (``BundleValidator``'s and
+    create's), on the checks as installed, without this repository's pytest.ini. The worker has onnxruntime
+    and coremltools imported already; a process per run paid them again (~2-7 s each, ~45 runs a suite).
+    The checks' behaviour is what these tests are about; ``pytest checks`` as a user types it keeps its own tests
+    (``checks_subprocess``), and ``CONV2D_CHECKS_SUBPROCESS=1`` runs every ``run_checks`` that way."""
+    from conv2d_bundle.verify.runner import run_pytest
+
+    run = run_pytest(bundle, target, profile="quick", extra=extra)
+    report_path = bundle / "validation" / f"{target}_validation.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    return run.exit_code, report, run.output
 
 
 def conv2d(
