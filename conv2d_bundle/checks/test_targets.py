@@ -96,10 +96,7 @@ def test_parity(
         where = _divergence(
             target_name, bundle, reference_inputs[:batch_size], tolerance_policy, check_details
         )
-        # an export no better than answering the majority code/class is named so (a dead export's 95% is no 95%)
-        constant = stats.no_better_than_constant()
-        said = f"; {constant.removeprefix(f'{output_name}: ')}" if constant else ""
-        pytest.fail(f"{target_name} parity, batch {batch_size}: {stats.describe()}{said}{where}")
+        pytest.fail(f"{target_name} parity, batch {batch_size}: {stats.failure()}{where}")
 
 
 def _divergence(target_name: str, bundle: Any, inputs: Any, policy: Any, details: dict) -> str:

@@ -65,6 +65,12 @@ class ParityStats:
             f"{'windows' if what == 'class' else 'values'})"
         )
 
+    def failure(self) -> str:
+        """What a failed comparison says: :meth:`describe`, and, where the agreement is no better than the best
+        constant answer, that too (a dead export's 95% code agreement on a set that is 95% one code is no 95%)."""
+        constant = self.no_better_than_constant()
+        return self.describe() + (f"; {constant.removeprefix(f'{self.output}: ')}" if constant else "")
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe: infinite or NaN figures become strings ("inf", "nan"), as JSON has no such numbers."""
         d = asdict(self)
@@ -232,7 +238,7 @@ def check_outputs(
         if tolerance.violation:
             failed.append(tolerance.violation)
         elif not stats.passed:
-            failed.append(stats.describe())
+            failed.append(stats.failure())
     if failed:
         raise ParityError(f"{what} does not match torch: " + "; ".join(failed))
     return figures

@@ -272,3 +272,8 @@ def test_logits_are_judged_as_classes() -> None:
         "logits: top-1 agreement 50.0% is no better than answering the constant class 0 (50.0% of the golden "
         "windows)"
     )
+    # a failure says both: the figures, then (without repeating the output's name) the constant it does not beat
+    assert dead.failure() == dead.describe() + (
+        "; top-1 agreement 50.0% is no better than answering the constant class 0 (50.0% of the golden windows)"
+    )
+    assert s.failure() == s.describe()  # an agreement that beats every constant adds nothing

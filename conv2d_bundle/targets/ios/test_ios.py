@@ -467,4 +467,4 @@ def test_coreml_program_parity(
         pytest.fail(problem)
     assert stats is not None  # no problem: the figures exist (for mypy)
     if not stats.passed:
-        pytest.fail(f"ios program parity (reference interpreter), batch {batch_size}: {stats.describe()}")
+        pytest.fail(f"ios program parity (reference interpreter), batch {batch_size}: {stats.failure()}")
