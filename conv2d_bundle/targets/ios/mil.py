@@ -838,16 +838,21 @@ def _channel(v: np.ndarray, rank: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (rank - 2))
 
 
+def _scale_shift(y: np.ndarray, a: _Args) -> np.ndarray:
+    """A normalisation's optional per-channel ``gamma`` scale, then ``beta`` shift (batch_norm, instance_norm)."""
+    gamma, beta = a.opt("gamma"), a.opt("beta")
+    if gamma is not None:
+        y = y * _channel(gamma, y.ndim)
+    if beta is not None:
+        y = y + _channel(beta, y.ndim)
+    return y
+
+
 def _batch_norm(a: _Args) -> Result:
     x = a.x
     mean, var = _channel(a.tensor("mean"), x.ndim), _channel(a.tensor("variance"), x.ndim)
     y = (x - mean) / np.sqrt(var + a.number("epsilon", 1e-5))
-    gamma, beta = a.opt("gamma"), a.opt("beta")
-    if gamma is not None:
-        y = y * _channel(gamma, x.ndim)
-    if beta is not None:
-        y = y + _channel(beta, x.ndim)
-    return y
+    return _scale_shift(y, a)
 
 
 def _instance_norm(a: _Args) -> Result:
@@ -856,12 +861,7 @@ def _instance_norm(a: _Args) -> Result:
     centered = x - x.mean(axis=axes, keepdims=True)
     var = np.mean(centered * centered, axis=axes, keepdims=True)
     y = centered / np.sqrt(var + a.number("epsilon", 1e-5))
-    gamma, beta = a.opt("gamma"), a.opt("beta")
-    if gamma is not None:
-        y = y * _channel(gamma, x.ndim)
-    if beta is not None:
-        y = y + _channel(beta, x.ndim)
-    return y
+    return _scale_shift(y, a)
 
 
 # ----------------------------------------------------------------------------------------------- reductions
