@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ _MAX_LAYERS = 10_000
 #: files below this size are pushed and pulled several at once (each costs round trips more than bytes)
 _PARALLEL_BELOW = 8 << 20
 _PARALLEL_UPLOADS = 4
+#: how often a manifest the registry refused for a blob it should have is sent again (after re-sending the blobs)
+_MANIFEST_RETRIES = 2
 
 log = logging.getLogger("conv2d_bundle.oci")
 PULLED = Arrival("the pulled bundle", "the artifact", "in the registry", RegistryError)
@@ -213,7 +216,23 @@ def push_bundle(client: RegistryClient, bundle_dir: Path, ref: OciRef) -> PushRe
     for layer in layers[max(len(small), 1) :]:  # large ones one at a time, so Ctrl-C stops promptly
         send(layer)
     client.push_blob(_sha256(artifact.config), len(artifact.config), artifact.config)
-    resp = client.put_manifest(ref.tag or artifact.digest, artifact.manifest)
+    for attempt in range(_MANIFEST_RETRIES + 1):
+        try:
+            resp = client.put_manifest(ref.tag or artifact.digest, artifact.manifest)
+            break
+        except RegistryError as exc:
+            # Another push of the same blobs into this repository can race ours: distribution 2.8's filesystem
+            # driver rewrites a blob's repository link in place, and a manifest checked meanwhile is refused with
+            # MANIFEST_BLOB_UNKNOWN (measured: two concurrent pushes of one bundle, one of them failed so, once in
+            # several runs). Send what is missing again (each blob is looked up first) and retry; any other
+            # refusal, or the same one after the retries, is the error.
+            if "MANIFEST_BLOB_UNKNOWN" not in str(exc) or attempt == _MANIFEST_RETRIES:
+                raise
+            log.info("registry %s: %s; sending the missing blobs again", ref.registry, exc)
+            time.sleep(0.2 * (attempt + 1))
+            for layer in layers:
+                send(layer)
+            client.push_blob(_sha256(artifact.config), len(artifact.config), artifact.config)
     served = resp.headers.get("Docker-Content-Digest")
     if served and served != artifact.digest:
         raise RegistryError(f"registry {ref.registry} stored the manifest as {served}, not {artifact.digest}")
