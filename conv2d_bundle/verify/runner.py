@@ -24,6 +24,7 @@ from conv2d_bundle.verify.verdict import Verdict, bound_verdict, verdict_of
 
 log = logging.getLogger(__name__)
 ADDOPTS_ENV = "PYTEST_ADDOPTS"
+AUTOLOAD_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
 @dataclass
@@ -123,24 +124,14 @@ def pytest_args(
         profile,
         "-p",
         "no:cacheprovider",
-        # load the plugin by its entry point even with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 (a no-op otherwise)
+        # the run loads no plugin by entry point (``run_pytest`` sets PYTEST_DISABLE_PLUGIN_AUTOLOAD): only ours,
+        # named here, and xdist when ``-n`` asks for it. Another installed plugin cannot change what the checks
+        # do, and none costs start-up: hypothesis's imported all of hypothesis (~0.5 s) for no check (``@given``
+        # inside a check body needs no plugin), hydra's hydra and omegaconf (~0.7 s of CPU, with the executorch
+        # extra), anyio's looked for async backends (0.1-0.4 s); pytest also stops rewriting the assertions of
+        # every plugin's distribution (hypothesis's modules were imported through its rewrite hook)
         "-p",
         "conv2d_bundle",
-        # plugins the checks never use: hypothesis's pytest plugin imports all of hypothesis (~0.5 s) even
-        # when no fuzz check runs (``@given`` inside a check body works without it); syrupy's loads its own stack
-        "-p",
-        "no:hypothesispytest",
-        "-p",
-        "no:syrupy",
-        # and two that executorch brings in (conv2d-bundle[executorch]): hydra's imports hydra and omegaconf
-        # (~0.7 s of CPU per run), kgb's its spy agency; no check uses their fixtures
-        "-p",
-        "no:hydra_pytest",
-        "-p",
-        "no:kgb",
-        # anyio's (httpx brings anyio): 4.x looks for its async backends at start-up, ~0.1-0.4 s; no check is async
-        "-p",
-        "no:anyio",
         "--rootdir",
         str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
         # no configuration file: not the working directory's (which may be the bundle's own), not a parent's
@@ -155,6 +146,8 @@ def pytest_args(
     ]
     if expect_hash:
         args += ["--conv2d-expect-hash", expect_hash]
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in extra):
+        args += ["-p", "xdist"]  # not autoloaded: named where workers are asked for
     return [*args, *extra]
 
 
@@ -174,7 +167,7 @@ def run_pytest(
     redirect = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
     # started from the package's directory, not the caller's (which may be the bundle: pytest would read its
     # conftest.py there); every path in ``args`` is absolute
-    with redirect, _without_env(ADDOPTS_ENV), contextlib.chdir(CHECKS_DIR.parent):
+    with redirect, _without_env(ADDOPTS_ENV), _env(AUTOLOAD_ENV, "1"), contextlib.chdir(CHECKS_DIR.parent):
         code = int(pytest.main(args, plugins=[sink]))
     log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
     return CheckRun(code, sink.reports, buf.getvalue())
@@ -191,6 +184,20 @@ def _without_env(name: str) -> Iterator[None]:
         yield
     finally:
         if saved is not None:
+            os.environ[name] = saved
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``name=value`` for the run (xdist's workers, started inside it, inherit it), then as it was."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
             os.environ[name] = saved
 
 
