@@ -19,6 +19,10 @@ def session(path: Path, label: str = "") -> Any:
         raise BundleIntegrityError(f"{label} is missing")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's intra-op threads spin while they wait for work by default: a verify burnt ~12% more CPU for
+    # the same wall time (2.9 vs 2.6 s user+sys, bench/README.md row 9), CPU a second verify on the other core
+    # needs; measured no slower for one verify alone. The latency check opens its own session, spinning.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: the export does not load
