@@ -128,17 +128,12 @@ def check_valid_inputs(
 ) -> list[int]:
     """Replay the ``saved`` counterexamples, run the property once per input kind (a fixed batch of
     ``min(KIND_BATCH, max_batch)``: every kind is exercised whatever hypothesis draws), then over ``examples``
-    drawn batches; the batch sizes tried. AssertionError: the first counterexample (a drawn one shrunk by
-    hypothesis; a new one is saved), as one line naming the output."""
-    from hypothesis import given
-    from hypothesis import strategies as st
-
+    drawn batches (none: hypothesis is not even imported); the batch sizes tried. AssertionError: the first
+    counterexample (a drawn one shrunk by hypothesis; a new one is saved), as one line naming the output."""
     shape = tuple(spec.input_shape[1:])
     seen: list[int] = []
     last: dict[str, Any] = {}
 
-    @fuzz_settings(examples)
-    @given(batch=st.integers(1, max_batch), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(KINDS))
     def prop(batch: int, seed: int, kind: str) -> None:
         last.clear()
         last.update(batch=batch, seed=seed, kind=kind)
@@ -158,7 +153,7 @@ def check_valid_inputs(
     for case in saved.load() if saved else []:  # regression cases first: a known failure fails at once
         example = case["example"]
         try:
-            prop.hypothesis.inner_test(**example)
+            prop(**example)
         except AssertionError as exc:
             raise AssertionError(
                 f"{_one_line(exc)} (saved counterexample {example} in {saved._shown()}, replayed)"  # type: ignore[union-attr]
@@ -167,8 +162,9 @@ def check_valid_inputs(
             continue
     try:
         for seed, kind in enumerate(KINDS):
-            prop.hypothesis.inner_test(batch=min(KIND_BATCH, max_batch), seed=seed, kind=kind)
-        prop()
+            prop(batch=min(KIND_BATCH, max_batch), seed=seed, kind=kind)
+        if examples > 0:
+            _drawn(prop, examples, max_batch)()
     except Exception as exc:  # an assertion, or the runtime refusing a valid batch: both a failing input
         message = (
             _one_line(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {_one_line(exc)}"
@@ -178,6 +174,18 @@ def check_valid_inputs(
         note = saved.save(last, message, window_batch(last["batch"], last["seed"], last["kind"], shape))
         raise AssertionError(f"{message} ({note})") from None
     return seen
+
+
+def _drawn(prop: Callable[..., None], examples: int, max_batch: int) -> Callable[[], None]:
+    """``prop`` over ``examples`` hypothesis-drawn (batch, seed, kind)."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    return fuzz_settings(examples)(
+        given(batch=st.integers(1, max_batch), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(KINDS))(
+            prop
+        )
+    )
 
 
 def _one_line(exc: BaseException) -> str:

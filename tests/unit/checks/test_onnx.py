@@ -387,6 +387,35 @@ def test_fuzz_valid_inputs_compares_the_middle_row_too(session: Any, model_spec:
     )
 
 
+@pytest.mark.parametrize("case", ["codes above", "codes depend on the batch"])
+def test_fuzz_valid_inputs_without_draws_runs_the_fixed_examples_only(
+    session: Any, model_spec: Any, case: str
+) -> None:
+    """The ``seal`` budget (0 drawn): every input kind once at batch 16, still judged; hypothesis not used."""
+    import hypothesis
+
+    details: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(hypothesis, "given", None)  # a drawn run would fail on this, not merely run
+        fuzz_valid(session, model_spec, 0, details)
+        assert details["examples"] == len(fuzzing.KINDS) and details["max_batch"] == fuzzing.KIND_BATCH
+        change, message = FUZZ_FAILURES[case]
+        assert re.fullmatch(message, fuzz_fails(Session(session, change), model_spec, 0))
+
+
+def test_fuzz_invalid_inputs_without_draws_tries_every_case_once(session: Any, model_spec: Any) -> None:
+    details: dict[str, Any] = {}
+    checks.test_fuzz_invalid_inputs(session, model_spec, 0, details)
+    assert details["examples"] == 11 and details["accepted_invalid"] == []
+    time_dynamic = Accepting(
+        session, lambda x: x.ndim == 4 and x.shape[1:3] == (9, 2) and x.dtype == np.float32
+    )
+    message = fails(checks.test_fuzz_invalid_inputs, time_dynamic, model_spec, 0, {})
+    assert message.startswith(
+        "model.onnx accepted invalid inputs instead of refusing them: ['time steps [1, 9, 2,"
+    )
+
+
 def test_fuzz_input_kinds() -> None:
     shape = (9, 2, 100)
     normal = fuzzing.window_batch(6, 1, "normal", shape)
