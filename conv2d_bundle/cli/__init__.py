@@ -9,6 +9,7 @@ Exit codes are decided in exactly one place, :class:`_Conv2dGroup.main`: 0 ok, 1
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -61,6 +62,11 @@ class _Conv2dGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="log progress")
 def main(debug: bool, verbose: bool) -> None:
     """conv2d-bundle: one deployment bundle per experiment, proven deployable by pytest checks."""
+    # numpy's OpenBLAS starts a thread per core at import, and they spin: 0.06 s of CPU per process on this
+    # 2-core machine, taken from onnxruntime's threads (bench/README.md, row 9). No command does BLAS work
+    # that gains from them (the ML Program interpreter measured the same). Before numpy is imported; a
+    # value the user set wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(level)
