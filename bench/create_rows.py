@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from bench import Row
-from bench.timing import PYTHON, BenchError, child_env, conv2d_cmd, fmt_s, side_by_side, wall
+from bench.timing import PYTHON, BenchError, child_env, conv2d_cmd, fmt_cpu, fmt_s, side_by_side, wall
 from bench.workspace import EXAMPLE_CONFIG, EXAMPLE_MODEL, Workspace
 
 ONNX_FLOOR = """\
@@ -63,18 +63,20 @@ def rows_create_onnx(ws: Workspace, repeats: int) -> list[Row]:
     floor = ws.script("floor_export.py", ONNX_FLOOR)
     target = ws.root / "floor.onnx"
     floor_cmd = [PYTHON, str(floor), str(EXAMPLE_CONFIG), str(EXAMPLE_MODEL), str(target)]
+    cpu: dict[str, float] = {}
     t = side_by_side(
         {
             "create": lambda: _create(ws, "onnx"),
             "floor": lambda: wall(floor_cmd, env=child_env(), cwd=ws.root),
         },
         repeats,
+        cpu=cpu,
     )
     ratio = t["create"] / t["floor"]
     return [
         Row(
             "create_onnx", "create --formats onnx (whole process)", "import torch + load + torch.onnx.export",
-            fmt_s(t["create"]), fmt_s(t["floor"]), ratio, "<= 1.5x", ratio <= 1.5,
+            fmt_s(t["create"]), fmt_s(t["floor"]), ratio, "<= 1.5x", ratio <= 1.5, fmt_cpu(cpu),
         )
     ]  # fmt: skip
 

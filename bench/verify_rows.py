@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import Row
-from bench.timing import BIN, PYTHON, BenchError, child_env, conv2d_cmd, fmt_s, side_by_side, wall
+from bench.timing import BIN, PYTHON, BenchError, child_env, conv2d_cmd, fmt_cpu, fmt_s, side_by_side, wall
 from bench.workspace import Workspace
 
 FLOOR_SCRIPT = """\
@@ -79,19 +79,21 @@ def rows_parity(ws: Workspace, repeats: int) -> list[Row]:
     bundle = ws.bundle
     floor = ws.script("floor_parity.py", FLOOR_SCRIPT)
     parity, how = parity_cmd(bundle)
+    cpu: dict[str, float] = {}
     t = side_by_side(
         {
             "verify": _timer(parity, ws.root, PARITY_OK),
             "floor": _timer([PYTHON, str(floor), str(bundle)], ws.root),
         },
         repeats,
+        cpu=cpu,
     )
     _parity_items_passed(bundle)
     ratio = t["verify"] / t["floor"]
     return [
         Row(
             "verify", "verify --target onnx, parity items only", "10-line onnxruntime floor script",
-            fmt_s(t["verify"]), fmt_s(t["floor"]), ratio, "<= 2x", ratio <= 2.0, f"measured as: {how}",
+            fmt_s(t["verify"]), fmt_s(t["floor"]), ratio, "<= 2x", ratio <= 2.0, f"measured as: {how}; {fmt_cpu(cpu)}",
         )
     ]  # fmt: skip
 
@@ -139,18 +141,20 @@ def rows_fuzz(ws: Workspace, repeats: int) -> list[Row]:
     """Row 3: the full ``--target onnx`` run (default fuzzing profile) vs the parity-only run."""
     bundle = ws.bundle
     parity, _ = parity_cmd(bundle)
+    cpu: dict[str, float] = {}
     t = side_by_side(
         {
             "parity": _timer(parity, ws.root, PARITY_OK),
             "full": _timer(full_cmd(bundle), ws.root),
         },  # full last: its report is read
         max(repeats - 2, 3),
+        cpu=cpu,
     )
     ratio = t["full"] / t["parity"]
     return [
         Row(
             "fuzz", "verify --target onnx, all checks (fuzzing, default profile)", "the parity-only run",
-            fmt_s(t["full"]), fmt_s(t["parity"]), ratio, "<= 3x", ratio <= 3.0, _check_costs(bundle),
+            fmt_s(t["full"]), fmt_s(t["parity"]), ratio, "<= 3x", ratio <= 3.0, f"{_check_costs(bundle)}; {fmt_cpu(cpu)}",
         )
     ]  # fmt: skip
 
