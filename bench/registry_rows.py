@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -52,6 +54,14 @@ class _Registry:
         self.stop()
         raise BenchError("docker-registry did not start")
 
+    def cpu(self) -> float:
+        """The registry process's CPU seconds (user + sys) so far, from /proc (0.0 where there is none)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -88,21 +98,28 @@ def rows_registry(ws: Workspace, repeats: int, quick: bool) -> list[Row]:
         )
 
     pulled = ws.root / "pulled"
+    served: dict[str, list[float]] = {"pull": [], "floor": []}  # the registry's CPU per pull
 
     def pull() -> float:
         shutil.rmtree(pulled, ignore_errors=True)
-        return wall(
+        before = reg.cpu()
+        t = wall(
             conv2d_cmd(
                 "pack", "pull", f"oci://127.0.0.1:{reg.port}/bench/push1:v1", "--output-dir", str(pulled)
             ),
             env=env,
         )
+        served["pull"].append(reg.cpu() - before)
+        return t
 
     def floor_pull() -> float:
         shutil.rmtree(pulled, ignore_errors=True)
-        return wall(
+        before = reg.cpu()
+        t = wall(
             [sys.executable, str(FLOOR), "pull", str(reg.port), "bench/floor1", str(bundle), str(pulled)]
         )
+        served["floor"].append(reg.cpu() - before)
+        return t
 
     try:
         cpu_push: dict[str, float] = {}
@@ -131,7 +148,8 @@ def rows_registry(ws: Workspace, repeats: int, quick: bool) -> list[Row]:
         Row(
             "registry", "pull of that bundle (verified)", "the same blobs, plain HTTP",
             fmt_s(t_pull["pull"]), fmt_s(t_pull["floor"]), pull_ratio, ">= 0.8x throughput", pull_ratio >= 0.8,
-            f"{note}; client {fmt_cpu(cpu_pull)}",
+            f"{note}; client {fmt_cpu(cpu_pull)}; the registry serving it: "
+            + ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in served.items() if v),
         ),
         Row(
             "registry", "second push of the unchanged bundle: bytes sent", "0 weight bytes",
