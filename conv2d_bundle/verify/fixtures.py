@@ -22,7 +22,7 @@ from conv2d_bundle.parity.tolerance import TolerancePolicy
 #: before sealing) draws none: the checks are deterministic there, and hypothesis is not imported; exploring
 #: batch sizes is verify's. The default is sized to bench row 3 (all the ONNX checks within 3x the parity-only
 #: run; each drawn batch holds up to 256 windows): more belongs to ``thorough``
-PROFILES = {"seal": 0, "quick": 5, "default": 8, "thorough": 500}
+PROFILES = {"seal": 0, "quick": 4, "default": 6, "thorough": 500}
 
 state_key = pytest.StashKey["BundleSession"]()
 details_key = pytest.StashKey[dict]()
