@@ -25,6 +25,7 @@ from conv2d_bundle.verify.verdict import Verdict, bound_verdict, verdict_of
 log = logging.getLogger(__name__)
 ADDOPTS_ENV = "PYTEST_ADDOPTS"
 AUTOLOAD_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+_INTERACTIVE_PLUGINS = ("debugging", "doctest", "pastebin", "setuponly", "setupplan", "stepwise")
 
 
 @dataclass
@@ -132,6 +133,10 @@ def pytest_args(
         # every plugin's distribution (hypothesis's modules were imported through its rewrite hook)
         "-p",
         "conv2d_bundle",
+        # and not pytest's own plugins for interactive runs: --pdb (which imports pdb and readline, ~15 ms),
+        # doctests, pastebin, --setup-only/--setup-plan, --stepwise (needs the cache, off above). unittest and
+        # legacypath stay: another package's target checks may be TestCase classes or ask for ``tmpdir``
+        *(arg for name in _INTERACTIVE_PLUGINS for arg in ("-p", f"no:{name}")),
         "--rootdir",
         str(CHECKS_DIR.parent),  # the package: the targets' check modules sit under it too
         # no configuration file: not the working directory's (which may be the bundle's own), not a parent's
