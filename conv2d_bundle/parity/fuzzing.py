@@ -90,11 +90,13 @@ class Counterexamples:
 
 
 def fuzz_settings(examples: int) -> Any:
-    """Reproducible hypothesis settings: no database, no deadline, derandomized."""
+    """Reproducible hypothesis settings: no database, no deadline, derandomized. ``examples`` 0 (the ``seal``
+    profile) means the checks here draw nothing; a check of another package that still asks hypothesis with it
+    gets one example (hypothesis refuses 0), not an error at create."""
     from hypothesis import HealthCheck, settings
 
     return settings(
-        max_examples=examples,
+        max_examples=max(examples, 1),
         deadline=None,
         derandomize=True,
         database=None,
@@ -160,11 +162,12 @@ def check_valid_inputs(
             ) from None
         except TypeError:  # a case saved by another version of this check: its arguments no longer fit
             continue
+    drawn = _drawn(prop, examples, max_batch) if examples > 0 else None  # hypothesis imported outside the try
     try:
         for seed, kind in enumerate(KINDS):
             prop(batch=min(KIND_BATCH, max_batch), seed=seed, kind=kind)
-        if examples > 0:
-            _drawn(prop, examples, max_batch)()
+        if drawn is not None:
+            drawn()
     except Exception as exc:  # an assertion, or the runtime refusing a valid batch: both a failing input
         message = (
             _one_line(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {_one_line(exc)}"

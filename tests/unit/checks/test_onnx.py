@@ -416,6 +416,28 @@ def test_fuzz_invalid_inputs_without_draws_tries_every_case_once(session: Any, m
     )
 
 
+def test_fuzz_valid_inputs_saves_the_shrunk_drawn_failure(session: Any, model_spec: Any) -> None:
+    """A fault the fixed examples cannot show (batches above 16 only): a drawn batch finds it, hypothesis shrinks
+    it, and the shrunk example, with its own input, is what is reported and saved."""
+    saved: list[tuple[dict[str, Any], str, tuple[int, ...]]] = []
+
+    class Saving(NoneSaved):
+        def save(self, example: Any, message: str, inputs: Any) -> str:
+            saved.append((dict(example), message, inputs.shape))
+            return "saved"
+
+    def above_16(name: str, value: np.ndarray, batch: int) -> np.ndarray:
+        return value + 800 if name == CODES and batch > fuzzing.KIND_BATCH else value
+
+    message = fails(fuzz_valid, Session(session, above_16), model_spec, 6, None, Saving())
+    assert re.fullmatch(
+        r"behavioral_codes: codes outside \[0, 800\) for normal input: \d+\.\.\d+ \(saved\)", message
+    )
+    ((example, said, shape),) = saved
+    assert example == {"batch": fuzzing.KIND_BATCH + 1, "seed": 0, "kind": "normal"}  # shrunk to the edge
+    assert shape == (fuzzing.KIND_BATCH + 1, *model_spec.input_shape[1:]) and message.startswith(said)
+
+
 def test_fuzz_input_kinds() -> None:
     shape = (9, 2, 100)
     normal = fuzzing.window_batch(6, 1, "normal", shape)
