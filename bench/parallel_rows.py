@@ -51,7 +51,7 @@ def rows_parallel(ws: Workspace, count: int) -> list[Row]:
     speedup = serial / parallel
     # two processes on 2 cores cannot finish faster than their CPU time over 2: a verify that already keeps
     # both cores busy part of the time (onnxruntime's intra-op threads) leaves less to gain
-    ceiling = 2 * serial / cpu
+    ceiling = min(2.0, 2 * serial / cpu) if cpu > 0 else 2.0
     return [
         Row(
             "parallel", f"verify {count} bundles ({' '.join(VERIFY_ARGS)}), 2 processes at a time",

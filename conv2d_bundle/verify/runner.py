@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from conv2d_bundle.verify.verdict import Verdict, bound_verdict, verdict_of
 log = logging.getLogger(__name__)
 ADDOPTS_ENV = "PYTEST_ADDOPTS"
 AUTOLOAD_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+_XDIST_ARG = re.compile(r"-n(\d+|auto|logical)|--numprocesses(=.*)?|--dist(=.*)?")
 _INTERACTIVE_PLUGINS = ("debugging", "doctest", "pastebin", "setuponly", "setupplan", "stepwise")
 
 
@@ -126,11 +128,11 @@ def pytest_args(
         "-p",
         "no:cacheprovider",
         # the run loads no plugin by entry point (``run_pytest`` sets PYTEST_DISABLE_PLUGIN_AUTOLOAD): only ours,
-        # named here, and xdist when ``-n`` asks for it. Another installed plugin cannot change what the checks
-        # do, and none costs start-up: hypothesis's imported all of hypothesis (~0.5 s) for no check (``@given``
-        # inside a check body needs no plugin), hydra's hydra and omegaconf (~0.7 s of CPU, with the executorch
-        # extra), anyio's looked for async backends (0.1-0.4 s); pytest also stops rewriting the assertions of
-        # every plugin's distribution (hypothesis's modules were imported through its rewrite hook)
+        # named here, and xdist when ``-n`` asks for it. A plugin installed in the environment cannot change
+        # what the checks do (PYTEST_PLUGINS, an explicit opt-in, is still honoured), and none costs start-up:
+        # hypothesis's imported all of hypothesis (~0.5 s) for no check (``@given`` inside a check body needs no
+        # plugin), hydra's hydra and omegaconf (~0.7 s of CPU, with the executorch extra), anyio's looked for
+        # async backends (0.1-0.4 s); pytest also stops rewriting the assertions of every plugin's distribution
         "-p",
         "conv2d_bundle",
         # and not pytest's own plugins for interactive runs: --pdb (which imports pdb and readline, ~15 ms),
@@ -151,7 +153,7 @@ def pytest_args(
     ]
     if expect_hash:
         args += ["--conv2d-expect-hash", expect_hash]
-    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in extra):
+    if any(a == "-n" or _XDIST_ARG.fullmatch(a) for a in extra):
         args += ["-p", "xdist"]  # not autoloaded: named where workers are asked for
     return [*args, *extra]
 
