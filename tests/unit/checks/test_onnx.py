@@ -461,6 +461,16 @@ def test_fuzz_invalid_inputs_passes_when_the_export_refuses_them(session: Any, m
     assert details["examples"] >= 11 + 11  # each of the 11 kinds once, then at least as many drawn
 
 
+def test_fuzz_invalid_inputs_draws_half_the_budget_and_at_least_every_case(
+    session: Any, model_spec: Any
+) -> None:
+    """After every case once: max(budget // 2, cases) drawn (11 cases for the example: 7 shapes, 4 dtypes)."""
+    for examples, drawn in ((1, 11), (30, 15)):
+        details: dict[str, Any] = {}
+        checks.test_fuzz_invalid_inputs(session, model_spec, examples, details)
+        assert details["examples"] == 11 + drawn, examples
+
+
 class Accepting:
     """A session that answers inputs whose ``accept(x)`` holds instead of refusing them."""
 
