@@ -265,14 +265,16 @@ def test_fuzz_valid_inputs_passes_on_the_export(session: Any, model_spec: Any) -
 def test_fuzz_valid_inputs_runs_every_input_kind_whatever_it_draws(
     session: Any, model_spec: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kinds: list[str] = []
+    runs: list[tuple[str, int]] = []
     real = fuzzing.window_batch
     monkeypatch.setattr(
-        fuzzing, "window_batch", lambda b, s, k, shape: kinds.append(k) or real(b, s, k, shape)
+        fuzzing, "window_batch", lambda b, s, k, shape: runs.append((k, b)) or real(b, s, k, shape)
     )
     fuzz_valid(session, model_spec, 1)
-    assert sorted(set(kinds)) == sorted(fuzzing.KINDS)
-    assert kinds[: len(fuzzing.KINDS)] == list(fuzzing.KINDS)  # before anything drawn
+    assert sorted({k for k, _ in runs}) == sorted(fuzzing.KINDS)
+    # before anything drawn, each kind at its own batch size: 2, 3, 5, 12, 16 besides parity's 1, 7, 64
+    assert runs[: len(fuzzing.KINDS)] == [(k, fuzzing.KIND_BATCHES[k]) for k in fuzzing.KINDS]
+    assert sorted(fuzzing.KIND_BATCHES.values()) == [2, 3, 5, 12, 16] and fuzzing.KIND_BATCH == 16
 
 
 class Saved(NoneSaved):
@@ -391,7 +393,8 @@ def test_fuzz_valid_inputs_compares_the_middle_row_too(session: Any, model_spec:
 def test_fuzz_valid_inputs_without_draws_runs_the_fixed_examples_only(
     session: Any, model_spec: Any, case: str
 ) -> None:
-    """The ``seal`` budget (0 drawn): every input kind once at batch 16, still judged; hypothesis not used."""
+    """The ``seal`` budget (0 drawn): every input kind once, each at its own batch size, still judged; hypothesis
+    not used."""
     import hypothesis
 
     details: dict[str, Any] = {}
