@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from conv2d_bundle.bundle.digest import is_exp_hash
 from conv2d_bundle.bundle.manifest import MANIFEST_NAME, BundleManifest
-from conv2d_bundle.bundle.schema import check_label_map, check_metadata, parse_json, read_json
+from conv2d_bundle.bundle.schema import check_label_map, check_metadata, read_json
 from conv2d_bundle.errors import AmbiguousBundleError, BundleIntegrityError, BundleNotFoundError
 
 METADATA_SCHEMA_VERSION = 1
@@ -197,23 +197,13 @@ def _valid_metadata(artifacts_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]
             if not is_exp_hash(entry.name) or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 continue
             try:
-                meta = _read_metadata(os.path.join(entry.path, "metadata.json"))
+                meta = check_metadata(
+                    read_json(os.path.join(entry.path, "metadata.json"), what="metadata.json")
+                )
             except BundleIntegrityError:
                 continue
             if meta.get("exp_hash") == entry.name:
                 yield entry.path, meta
-
-
-def _read_metadata(path: str) -> dict[str, Any]:
-    """:attr:`Bundle.metadata` of a path given as a string: read, parsed and checked the same way."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError as exc:
-        raise BundleIntegrityError("metadata.json is missing") from exc
-    except OSError as exc:
-        raise BundleIntegrityError(f"metadata.json: cannot read ({exc.strerror})") from exc
-    return check_metadata(parse_json(raw, "metadata.json"))
 
 
 def get_bundle(artifacts_dir: Path, ref: str) -> Bundle:

@@ -29,8 +29,8 @@ Built-in int8 floors (:class:`Int8Policy`), for outputs of a quantized runtime a
 codes agree on at least 90% of the golden windows, the class argmax on at least 95%, and float outputs reach a
 PSNR of 30 dB, Qualcomm AI Hub's "typically good" mark for device vs torch outputs (PSNR as in
 :func:`conv2d_bundle.parity.figures.compare`). ``int8.outputs`` gives one output its own PSNR floor, higher or
-lower; a policy file's lower floor is reported by :meth:`TolerancePolicy.looser_than` like any other figure. The codes floor is well above what whole-graph int8 keeps (~35%) and just
-above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
+lower; a policy file's lower floor is reported by :meth:`TolerancePolicy.looser_than` like any other figure.
+The codes floor is well above what whole-graph int8 keeps (~35%) and just above what onnxruntime's int8 keeps with the FSQ tail in fp32 (87-89%, measured on the example model): the kit
 keeps the latent at 16 bits, so a faithful device keeps more (the kit's own estimate for the example: 98.4%). A bundle's ``export.hailo.min_*`` values only warn at create time; they never gate here.
 
 (YAML reads ``1e-5`` without a dot as text, not a number: write ``1.0e-5``, as config.yaml does.)

@@ -174,38 +174,35 @@ def run_pytest(
     redirect = contextlib.nullcontext() if echo else contextlib.redirect_stdout(buf)
     # started from the package's directory, not the caller's (which may be the bundle: pytest would read its
     # conftest.py there); every path in ``args`` is absolute
-    with redirect, _without_env(ADDOPTS_ENV), _env(AUTOLOAD_ENV, "1"), contextlib.chdir(CHECKS_DIR.parent):
+    if os.environ.get(ADDOPTS_ENV):
+        log.info("%s=%r is not applied to the bundle checks", ADDOPTS_ENV, os.environ[ADDOPTS_ENV])
+    # the verifier's own options only: PYTEST_ADDOPTS (``-o python_functions=...``, ``-p no:...``) is set aside,
+    # and no plugin is loaded by entry point (``pytest_args``)
+    environment = {ADDOPTS_ENV: None, AUTOLOAD_ENV: "1"}
+    with redirect, _env(environment), contextlib.chdir(CHECKS_DIR.parent):
         code = int(pytest.main(args, plugins=[sink]))
     log.debug("pytest %s -> %s\n%s", " ".join(args), code, buf.getvalue())
     return CheckRun(code, sink.reports, buf.getvalue())
 
 
 @contextlib.contextmanager
-def _without_env(name: str) -> Iterator[None]:
-    """The verifier's own options only: ``PYTEST_ADDOPTS`` (``-o python_functions=...``, ``-p no:...``) is
-    set aside for the run and put back after (xdist workers start inside the run, without it)."""
-    saved = os.environ.pop(name, None)
-    if saved is not None:
-        log.info("%s=%r is not applied to the bundle checks", name, saved)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    """``name=value`` for the run (xdist's workers, started inside it, inherit it), then as it was."""
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
+def _env(settings: dict[str, str | None]) -> Iterator[None]:
+    """The environment the run sees: each name set to its value, or unset for None; put back as it was after.
+    xdist's workers start inside the run and inherit it."""
+    saved = {name: os.environ.get(name) for name in settings}
+    for name, value in settings.items():
+        if value is None:
             os.environ.pop(name, None)
         else:
-            os.environ[name] = saved
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _ReportSink:

@@ -11,16 +11,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_quick_hash_row(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "hash", "--repeats", "1", "--json", str(out)],
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=env,
         timeout=300,
         check=False,
     )
+
+
+def test_bench_quick_hash_row(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = bench("--quick", "--only", "hash", "--repeats", "1", "--json", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "MANIFEST hashing" in proc.stdout
     result = json.loads(out.read_text())
@@ -30,13 +36,7 @@ def test_bench_quick_hash_row(tmp_path: Path) -> None:
 
 
 def test_bench_rejects_unknown_row() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "nope"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    proc = bench("--only", "nope")
     assert proc.returncode == 2
     assert "unknown row" in proc.stderr
 
@@ -52,15 +52,7 @@ def test_bench_suite_row_runs_only_when_named(tmp_path: Path) -> None:
         **os.environ,
         "BENCH_SUITE_ARGS": "--collect-only -q -p no:cacheprovider tests/bench/test_bench_smoke.py",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "suite", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    proc = bench("--only", "suite", "--json", str(out), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [row] = json.loads(out.read_text())["rows"]
     assert row["key"] == "suite" and row["met"] is None and "exit 0" in row["note"]
